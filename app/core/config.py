@@ -1,0 +1,48 @@
+"""Service settings, read once from the environment (prefix ``AGENTRUN_``) and a ``.env`` file."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTRUN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/agentrun"
+    database_pool_size: int = 10
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "agentrun:queue"
+    media_root: Path = Path("media")
+
+    default_model: str = "openai:gpt-4o-mini"
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AGENTRUN_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("AGENTRUN_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENTRUN_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    )
+
+    worker_concurrency: int = 500
+    worker_poll_delay_seconds: float = 0.01
+    execution_timeout_seconds: float = 600.0
+
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_upload_files: int = 10
+
+    page_size: int = 25
+    log_level: str = "INFO"
+    cors_origins: list[str] = []
+    root_path: str = ""
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,58 @@
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, utcnow
+
+
+class ExecutionStatus(enum.StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+TERMINAL_STATUSES = frozenset({ExecutionStatus.FINISHED, ExecutionStatus.FAILED})
+
+_STATUS_VALUES = ", ".join(f"'{status.value}'" for status in ExecutionStatus)
+
+
+class AgenticExecution(Base):
+    __tablename__ = "agentic_executions"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),
+        # The list is ordered newest first and filtered by these columns: one index each.
+        Index("ix_agentic_executions_started", "started_at", "id"),
+        Index("ix_agentic_executions_user_started", "user_id", "started_at", "id"),
+        Index("ix_agentic_executions_agent_started", "agent_id", "started_at", "id"),
+        Index("ix_agentic_executions_status_started", "status", "started_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    execution_key: Mapped[str] = mapped_column(String(100))
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=ExecutionStatus.PENDING.value)
+    input: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    result: Mapped[Any | None] = mapped_column(JSONB)
+    failure_code: Mapped[str | None] = mapped_column(String(100))
+    failure_explanation: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(default=0)
+    # model requests and tokens of the run: {"requests": n, "input_tokens": n, "output_tokens": n}
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

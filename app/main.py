@@ -1,0 +1,70 @@
+"""The ASGI application: ``uvicorn app.main:app``."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from app.agents.router import router as agents_router
+from app.auth.router import router as auth_router
+from app.catalog.router import router as catalog_router
+from app.conversations.router import media_router
+from app.conversations.router import router as conversations_router
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.errors import install_error_handlers
+from app.definitions.router import router as definitions_router
+from app.executions.queue import create_queue
+from app.executions.router import router as executions_router
+
+DESCRIPTION = """
+Submit *agentic executions* — autonomous LLM agent jobs with a typed input — and collect a
+structured result or a precise failure.
+
+Every endpoint under `/api/` needs `Authorization: Token <key>`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.queue = await create_queue(settings)
+        try:
+            yield
+        finally:
+            await app.state.queue.aclose()
+            await engine.dispose()
+
+    app = FastAPIOffline(
+        title="agentrun",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        root_path=settings.root_path,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (
+        definitions_router,
+        executions_router,
+        conversations_router,
+        agents_router,
+        catalog_router,
+        auth_router,
+    ):
+        app.include_router(router, prefix="/api")
+    app.include_router(media_router)
+
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,22 @@
+"""Every table, imported in one place so that Alembic and the tests see the whole schema."""
+
+from app.agents.models import Agent
+from app.auth.models import ApiToken, User
+from app.catalog.models import Dataset, DatasetMember, Product
+from app.conversations.models import Conversation, ConversationFile, Message
+from app.core.db import Base
+from app.executions.models import AgenticExecution
+
+__all__ = [
+    "Agent",
+    "AgenticExecution",
+    "ApiToken",
+    "Base",
+    "Conversation",
+    "ConversationFile",
+    "Dataset",
+    "DatasetMember",
+    "Message",
+    "Product",
+    "User",
+]
