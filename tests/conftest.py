@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -84,12 +85,14 @@ async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
 
 
 @pytest.fixture(autouse=True)
-async def clean_state(engine: AsyncEngine, queue: ArqRedis) -> None:
-    """Every test starts from empty tables (ids from 1) and an empty Redis database."""
+async def clean_state(engine: AsyncEngine, queue: ArqRedis, settings: Settings) -> None:
+    """Every test starts from empty tables (ids from 1), Redis database and media root."""
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     async with engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     await queue.flushdb()
+    shutil.rmtree(settings.media_root, ignore_errors=True)
+    settings.media_root.mkdir(parents=True)
 
 
 @pytest.fixture(scope="session")

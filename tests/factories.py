@@ -9,7 +9,7 @@ from app.agents.models import Agent
 from app.auth.models import User
 from app.auth.service import create_token, create_user
 from app.catalog.models import Dataset, DatasetMember, Product
-from app.conversations.models import Conversation
+from app.conversations.models import Conversation, Message
 from app.core.config import Settings
 from app.executions.models import AgenticExecution
 from app.executions.queue import job_id_for
@@ -71,6 +71,10 @@ class Factory:
     async def product(self, dataset: Dataset, sku: str, **fields: Any) -> Product:
         product = Product(dataset_id=dataset.id, sku=sku, **fields)
         return await self._save(product)  # type: ignore[no-any-return]
+
+    async def message(self, conversation_id: int, role: str, content: str) -> Message:
+        message = Message(conversation_id=conversation_id, role=role, content=content)
+        return await self._save(message)  # type: ignore[no-any-return]
 
     async def execution(
         self, agent: Agent, owner: Account, *, execution_key: str | None = None, **fields: Any

@@ -21,9 +21,7 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 async def create_queue(settings: Settings) -> ArqRedis:
-    return await create_pool(
-        redis_settings(settings), default_queue_name=settings.queue_name
-    )
+    return await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
 
 
 async def enqueue_execution(queue: ArqRedis, execution_id: int) -> bool:

@@ -1,3 +1,221 @@
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Request, status
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from app.agents.service import get_visible_agent
+from app.auth.dependencies import CurrentUser
+from app.conversations.models import ConversationFile
+from app.conversations.router import file_out
+from app.conversations.service import files_by_conversation
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep
+from app.core.errors import Invalid, NotFound, UnsupportedMediaType, field_errors
+from app.executions import service
+from app.executions.models import AgenticExecution, ExecutionStatus
+from app.executions.schemas import (
+    ExecutionOut,
+    ExecutionPage,
+    StartExecutionForm,
+    StartExecutionRequest,
+)
+
+router = APIRouter(tags=["agentic executions"])
+
+
+def execution_out(
+    execution: AgenticExecution, files: list[ConversationFile], root_path: str
+) -> ExecutionOut:
+    return ExecutionOut(
+        id=execution.id,
+        agent=execution.agent_id,
+        execution_key=execution.execution_key,
+        conversation=execution.conversation_id,
+        status=ExecutionStatus(execution.status),
+        input=execution.input,
+        result=execution.result,
+        failure_code=execution.failure_code,
+        failure_explanation=execution.failure_explanation,
+        celery_task_id=execution.job_id,
+        started_at=execution.started_at,
+        finished_at=execution.finished_at,
+        duration_seconds=execution.duration_seconds,
+        files=[file_out(file, root_path) for file in files],
+    )
+
+
+async def _json_body(request: Request) -> StartExecutionRequest:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise Invalid("JSON parse error: the body is not valid JSON.") from None
+    try:
+        return StartExecutionRequest.model_validate(body)
+    except ValidationError as exc:
+        raise Invalid(field_errors(exc.errors())) from None
+
+
+def _form_files(form: FormData) -> list[UploadFile]:
+    # `files[]` is the documented name; the reference server and its web client use `files`.
+    values = [*form.getlist("files[]"), *form.getlist("files")]
+    if any(not isinstance(value, UploadFile) for value in values):
+        raise Invalid({"files": ["Expected file uploads, got a plain form field."]})
+    return [value for value in values if isinstance(value, UploadFile)]
+
+
+START_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": StartExecutionRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": StartExecutionForm.model_json_schema(by_alias=True),
+                "encoding": {"files[]": {"contentType": "application/octet-stream"}},
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/agents/{agent_id}/agentic-executions/",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Start an execution",
+    description=(
+        "Validates `input` against the execution type's schema, stores the execution and "
+        "queues it. Send JSON, or `multipart/form-data` with `input` as a JSON-encoded string "
+        "and files as `files[]` (agents with file upload only; types are checked by content)."
+    ),
+    openapi_extra=START_OPENAPI,
+    responses={
+        400: {
+            "description": "Unknown `execution_key`, invalid `input` (fields named), files "
+            "sent to an agent without file upload, or an unsupported file type.",
+            "content": {
+                "application/json": {"example": {"input": {"skus": "Input should be a valid list"}}}
+            },
+        },
+        404: {"description": "No such agent, or not visible to you."},
+        413: {"description": "A file is larger than the upload limit."},
+        415: {"description": "Neither JSON nor multipart/form-data."},
+    },
+)
+async def start_execution(
+    agent_id: int,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    queue: QueueDep,
+    settings: SettingsDep,
+) -> ExecutionOut:
+    agent = await get_visible_agent(session, user, agent_id)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        async with request.form(max_files=settings.max_upload_files * 2) as form:
+            key = form.get("execution_key")
+            if not isinstance(key, str) or not key:
+                raise Invalid({"execution_key": "Field required"})
+            raw_input = form.get("input")
+            validated_input = service.validate_input(
+                agent,
+                key,
+                service.parse_form_input(raw_input if isinstance(raw_input, str) else None),
+            )
+            uploads = await service.read_uploads(agent, _form_files(form), settings)
+    elif content_type == "application/json" or content_type.endswith("+json"):
+        body = await _json_body(request)
+        key = body.execution_key
+        validated_input = service.validate_input(agent, key, body.input)
+        uploads = []
+    else:
+        raise UnsupportedMediaType(
+            f"Unsupported media type {content_type or '(none)'!r}: send application/json or "
+            "multipart/form-data."
+        )
+    execution = await service.start_execution(
+        session,
+        queue,
+        settings,
+        user=user,
+        agent=agent,
+        execution_key=key,
+        validated_input=validated_input,
+        uploads=uploads,
+    )
+    files = await files_by_conversation(session, [execution.conversation_id])
+    return execution_out(execution, files[execution.conversation_id], settings.root_path)
+
+
+@router.get(
+    "/agentic-executions/{execution_id}/",
+    summary="Get an execution",
+    description="Poll this until `status` is `finished` (read `result`) or `failed` "
+    "(read `failure_code` and `failure_explanation`).",
+    responses={404: {"description": "No such execution, or not yours."}},
+)
+async def read_execution(
+    execution_id: int, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> ExecutionOut:
+    execution = await service.get_visible_execution(session, user, execution_id)
+    files = await files_by_conversation(session, [execution.conversation_id])
+    return execution_out(execution, files[execution.conversation_id], settings.root_path)
+
+
+def _page_number(raw: str | None) -> int:
+    if raw is None:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise NotFound("Invalid page.")
+    return int(raw)
+
+
+@router.get(
+    "/agentic-executions/",
+    summary="List executions",
+    description="Your executions (all of them for admins), newest first, 25 a page.",
+    responses={
+        400: {"description": "A filter has an invalid value (named in the body)."},
+        404: {
+            "description": "Invalid page.",
+            "content": {"application/json": {"example": {"detail": "Invalid page."}}},
+        },
+    },
+)
+async def list_executions(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    agent_id: Annotated[int | None, Query(description="Only this agent's executions.")] = None,
+    status: Annotated[
+        ExecutionStatus | None, Query(description="Only executions in this status.")
+    ] = None,
+    dataset_id: Annotated[
+        int | None, Query(description="Only executions of agents on this dataset.")
+    ] = None,
+    page: Annotated[str | None, Query(description="Page number, from 1.", examples=["1"])] = None,
+) -> ExecutionPage:
+    number = _page_number(page)
+    filters = service.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
+    count = await service.count_executions(session, user, filters)
+    size = settings.page_size
+    if number > 1 and (number - 1) * size >= count:
+        raise NotFound("Invalid page.")
+    executions = await service.list_executions(
+        session, user, filters, offset=(number - 1) * size, limit=size
+    )
+    files = await files_by_conversation(session, [e.conversation_id for e in executions])
+    return ExecutionPage(
+        count=count,
+        next=str(request.url.include_query_params(page=number + 1))
+        if number * size < count
+        else None,
+        previous=None
+        if number == 1
+        else str(request.url.include_query_params(page=number - 1))
+        if number > 2
+        else str(request.url.remove_query_params("page")),
+        results=[
+            execution_out(e, files[e.conversation_id], settings.root_path) for e in executions
+        ],
+    )

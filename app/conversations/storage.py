@@ -1,0 +1,68 @@
+"""Uploaded files on disk, under the media root at ``conversations/{id}/{safe name}``."""
+
+import contextlib
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_NAME_LENGTH = 150
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A checked upload, held in memory until its conversation exists."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def safe_filename(filename: str) -> str:
+    """A name that cannot leave its folder or surprise a shell: ``../x y.pdf`` → ``x_y.pdf``."""
+    name = PurePath(filename.replace("\\", "/")).name
+    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    name = _UNSAFE.sub("_", name).strip("._") or "file"
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    stem = stem[: MAX_NAME_LENGTH - len(suffix) - 1] or "file"
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def _unused_name(folder: Path, name: str) -> str:
+    # Two uploads of the same name in one conversation must not overwrite each other.
+    candidate, counter = name, 1
+    stem, dot, suffix = name.rpartition(".")
+    while (folder / candidate).exists():
+        candidate = f"{stem}_{counter}.{suffix}" if dot else f"{name}_{counter}"
+        counter += 1
+    return candidate
+
+
+def write_upload(media_root: Path, conversation_id: int, upload: Upload) -> str:
+    """Write the file and return its storage key (its path below the media root)."""
+    folder = media_root / "conversations" / str(conversation_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = _unused_name(folder, safe_filename(upload.filename))
+    # Exclusive create: a concurrent writer of the same name fails instead of overwriting.
+    with open(folder / name, "xb") as file:
+        file.write(upload.data)
+    return f"conversations/{conversation_id}/{name}"
+
+
+def remove_stored(media_root: Path, storage_keys: list[str]) -> None:
+    for key in storage_keys:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(media_root / key)
+
+
+def media_path(media_root: Path, storage_key: str) -> Path:
+    return media_root / storage_key

@@ -1,0 +1,77 @@
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.conversations.schemas import FileOut
+from app.core.schemas import Timestamp
+from app.executions.models import ExecutionStatus
+
+EXAMPLE_INPUT: dict[str, Any] = {
+    "additional_instructions": "Focus on products missing a description.",
+    "skus": ["SKU-001", "SKU-002"],
+}
+
+
+class StartExecutionRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"execution_key": "catalog-enrichment", "input": EXAMPLE_INPUT}]
+        },
+    )
+
+    execution_key: str = Field(
+        description="One of the keys the agent's execution definitions list."
+    )
+    input: Any = Field(
+        default_factory=dict,
+        description="Validated against the definition's `input_schema`.",
+    )
+
+
+class StartExecutionForm(BaseModel):
+    """The multipart form: `input` is a JSON-encoded string, files come as `files[]`."""
+
+    execution_key: str
+    input: str = Field(default="{}", description="JSON-encoded input object.")
+    files: list[bytes] = Field(
+        default=[],
+        alias="files[]",
+        json_schema_extra={"items": {"type": "string", "format": "binary"}},
+        description="Files for the agent to read (.txt .md .csv .json .pdf .png .jpg .jpeg .webp)."
+        " `files` is accepted as well.",
+    )
+
+
+class ExecutionOut(BaseModel):
+    id: int = Field(examples=[42])
+    agent: int = Field(examples=[7])
+    execution_key: str = Field(examples=["catalog-enrichment"])
+    conversation: int = Field(examples=[198])
+    status: ExecutionStatus
+    input: dict[str, Any] = Field(examples=[EXAMPLE_INPUT])
+    result: Any = Field(
+        description="The validated output when finished; null otherwise.",
+        examples=[{"SKU-001": "Product updated successfully"}],
+    )
+    failure_code: str | None = Field(
+        description="runtime_error, max_retries_exceeded, validation_failed, unknown, or a "
+        "code of the execution definition's own.",
+        examples=[None],
+    )
+    failure_explanation: str | None = Field(examples=[None])
+    celery_task_id: str | None = Field(
+        description="The job id on the queue (named so for compatibility).",
+        examples=["execution:42"],
+    )
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    duration_seconds: float | None = Field(examples=[16.554571])
+    files: list[FileOut]
+
+
+class ExecutionPage(BaseModel):
+    count: int = Field(description="Executions matching the filters.")
+    next: str | None = Field(description="URL of the next page, null on the last.")
+    previous: str | None = Field(description="URL of the previous page, null on the first.")
+    results: list[ExecutionOut]
