@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
 
     page_size: int = 25
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    # 0 disables the worker's Prometheus endpoint.
+    worker_metrics_port: int = 9100
     cors_origins: list[str] = []
     root_path: str = ""
 

@@ -1,0 +1,65 @@
+"""What an operator reads: request ids, JSON logs and Prometheus metrics."""
+
+import io
+import json
+from collections.abc import Iterator
+
+import pytest
+from httpx import AsyncClient
+
+from app.core.config import Settings
+from app.core.logging import configure_logging
+from tests.factories import Factory
+
+
+@pytest.fixture
+def log_lines(settings: Settings) -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    configure_logging(settings, stream=buffer)
+    yield buffer
+    configure_logging(settings)
+
+
+async def test_each_request_is_logged_as_json_with_its_request_id(
+    client: AsyncClient, factory: Factory, log_lines: io.StringIO
+) -> None:
+    alice = await factory.account()
+
+    response = await client.get("/api/agentic-executions/", headers=alice.headers)
+
+    request_id = response.headers["X-Request-ID"]
+    records = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    [entry] = [r for r in records if r["logger"] == "agentrun.request"]
+    assert entry["request_id"] == request_id
+    assert entry["path"] == "/api/agentic-executions/"
+    assert entry["status"] == 200
+    assert entry["level"] == "INFO"
+    assert entry["duration_ms"] >= 0
+
+
+async def test_a_callers_request_id_is_kept(client: AsyncClient) -> None:
+    given = "7d4a0f43-5bbd-4b1f-9c55-0d6f4bd2d6c1"
+
+    response = await client.get("/healthz", headers={"X-Request-ID": given})
+
+    assert response.headers["X-Request-ID"] == given
+
+
+async def test_metrics_count_open_executions_queue_depth_and_requests(
+    client: AsyncClient, factory: Factory
+) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice))
+    await client.post(
+        f"/api/agents/{agent.id}/agentic-executions/",
+        json={"execution_key": "catalog-enrichment"},
+        headers=alice.headers,
+    )
+    await factory.execution(agent, alice, status="in_progress")
+
+    text = (await client.get("/metrics")).text
+
+    assert 'agentrun_executions_open{status="pending"} 1.0' in text
+    assert 'agentrun_executions_open{status="in_progress"} 1.0' in text
+    assert "agentrun_queue_depth 1.0" in text
+    assert 'handler="/api/agents/{agent_id}/agentic-executions/"' in text
