@@ -18,6 +18,7 @@ from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.logging import RequestLogMiddleware, configure_logging
 from app.core.metrics import install_metrics
+from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.router import router as definitions_router
 from app.executions.queue import create_queue
 from app.executions.router import router as executions_router
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    app.add_middleware(ForwardedHeadersMiddleware, trusted_proxies=settings.trusted_proxies)
     for router in (
         definitions_router,
         executions_router,

@@ -1,4 +1,4 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from app.auth.dependencies import CurrentUser
@@ -31,7 +31,7 @@ def file_out(file: ConversationFile, root_path: str = "") -> FileOut:
     responses={404: {"description": "No such conversation, or not yours."}},
 )
 async def read_conversation(
-    conversation_id: int, session: SessionDep, user: CurrentUser, settings: SettingsDep
+    conversation_id: int, request: Request, session: SessionDep, user: CurrentUser
 ) -> ConversationOut:
     conversation = await service.get_visible_conversation(session, user, conversation_id)
     messages = await service.list_messages(session, conversation.id)
@@ -43,7 +43,7 @@ async def read_conversation(
         locked=conversation.locked,
         created_at=conversation.created_at,
         messages=[MessageOut.model_validate(m, from_attributes=True) for m in messages],
-        files=[file_out(f, settings.root_path) for f in files],
+        files=[file_out(f, request.scope.get("root_path", "")) for f in files],
     )
 
 

@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     # 0 disables the worker's Prometheus endpoint.
     worker_metrics_port: int = 9100
     cors_origins: list[str] = []
+    # Served below this path prefix by a gateway that strips it (e.g. "/agentrun").
     root_path: str = ""
+    # Addresses whose X-Forwarded-Proto/-Host/-For/-Prefix headers are believed; "*" for any.
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
 
 
 @lru_cache

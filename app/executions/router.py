@@ -143,7 +143,9 @@ async def start_execution(
         uploads=uploads,
     )
     files = await files_by_conversation(session, [execution.conversation_id])
-    return execution_out(execution, files[execution.conversation_id], settings.root_path)
+    return execution_out(
+        execution, files[execution.conversation_id], request.scope.get("root_path", "")
+    )
 
 
 @router.get(
@@ -154,11 +156,13 @@ async def start_execution(
     responses={404: {"description": "No such execution, or not yours."}},
 )
 async def read_execution(
-    execution_id: int, session: SessionDep, user: CurrentUser, settings: SettingsDep
+    execution_id: int, request: Request, session: SessionDep, user: CurrentUser
 ) -> ExecutionOut:
     execution = await service.get_visible_execution(session, user, execution_id)
     files = await files_by_conversation(session, [execution.conversation_id])
-    return execution_out(execution, files[execution.conversation_id], settings.root_path)
+    return execution_out(
+        execution, files[execution.conversation_id], request.scope.get("root_path", "")
+    )
 
 
 def _page_number(raw: str | None) -> int:
@@ -216,6 +220,7 @@ async def list_executions(
         if number > 2
         else str(request.url.remove_query_params("page")),
         results=[
-            execution_out(e, files[e.conversation_id], settings.root_path) for e in executions
+            execution_out(e, files[e.conversation_id], request.scope.get("root_path", ""))
+            for e in executions
         ],
     )
