@@ -1,0 +1,69 @@
+"""The API docs render in a real browser with no internet: every asset is served by us."""
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+
+
+@pytest.fixture
+async def live_url(app: FastAPI) -> AsyncIterator[str]:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+async def rendered_dom(url: str, tmp_path: object) -> str:
+    assert CHROMIUM is not None
+    process = await asyncio.create_subprocess_exec(
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    return stdout.decode()
+
+
+async def test_swagger_ui_renders_every_operation_offline(live_url: str, tmp_path: object) -> None:
+    dom = await rendered_dom(f"{live_url}/docs", tmp_path)
+
+    assert "Unable to render this definition" not in dom
+    for summary in (
+        "List the execution types an agent offers",
+        "Start an execution",
+        "Get an execution",
+        "List executions",
+    ):
+        assert summary in dom
+
+
+async def test_redoc_renders_offline(live_url: str, tmp_path: object) -> None:
+    dom = await rendered_dom(f"{live_url}/redoc", tmp_path)
+
+    assert "Start an execution" in dom
+    assert "Authorization" in dom
