@@ -1,3 +1,87 @@
-from fastapi import APIRouter
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, status
+
+from app.agents import service
+from app.agents.models import Agent
+from app.agents.schemas import AgentCreate, AgentOut, ModelSettings
+from app.auth.dependencies import AdminUser, CurrentUser
+from app.core.dependencies import SessionDep
+
+router = APIRouter(tags=["agents"])
+
+AGENT_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "No such agent, or not visible to you.",
+        "content": {"application/json": {"example": {"detail": "Agent not found."}}},
+    }
+}
+
+
+def agent_out(agent: Agent) -> AgentOut:
+    return AgentOut(
+        id=agent.id,
+        name=agent.name,
+        dataset=agent.dataset_id,
+        agent_type=agent.agent_type,
+        file_upload=agent.file_upload,
+        model=ModelSettings.model_validate(agent.model_settings),
+        created_at=agent.created_at,
+    )
+
+
+@router.post(
+    "/agents/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an agent",
+    description=(
+        "An agent is an agent type (which execution types it offers) working on a dataset, "
+        "with the LLM settings it runs with. Members of the dataset may use it."
+    ),
+    responses={
+        400: {
+            "description": "Invalid body (fields named), an unknown `agent_type` or a "
+            "`dataset_id` that does not exist.",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "agent_type": "Unknown agent type 'x'. Known: catalog-enrichment, "
+                        "structured-task."
+                    }
+                }
+            },
+        },
+        401: {"description": "Missing or invalid token."},
+        403: {"description": "Not an admin token."},
+    },
+)
+async def create_agent(body: AgentCreate, session: SessionDep, _: AdminUser) -> AgentOut:
+    agent = await service.create_agent(
+        session,
+        name=body.name,
+        dataset_id=body.dataset_id,
+        agent_type=body.agent_type,
+        file_upload=body.file_upload,
+        model_settings=body.model.model_dump(exclude_none=True) if body.model else None,
+    )
+    return agent_out(agent)
+
+
+@router.get(
+    "/agents/",
+    summary="List agents",
+    description="The agents on datasets you are a member of (all of them for admins), by id.",
+    responses={401: {"description": "Missing or invalid token."}},
+)
+async def list_agents(session: SessionDep, user: CurrentUser) -> list[AgentOut]:
+    return [agent_out(a) for a in await service.list_visible_agents(session, user)]
+
+
+@router.get(
+    "/agents/{agent_id}/",
+    summary="Get an agent",
+    description="One agent you may use.",
+    responses={401: {"description": "Missing or invalid token."}, **AGENT_NOT_FOUND},
+)
+async def read_agent(agent_id: int, session: SessionDep, user: CurrentUser) -> AgentOut:
+    return agent_out(await service.get_visible_agent(session, user, agent_id))

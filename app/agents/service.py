@@ -1,15 +1,19 @@
 """Agents, and who may reach them: members of the agent's dataset, and admins."""
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
 from app.auth.models import User
-from app.catalog.models import DatasetMember
-from app.core.errors import NotFound
+from app.catalog.models import Dataset, DatasetMember
+from app.core.errors import Invalid, NotFound
+from app.definitions.registry import agent_types
 
 
-def visible_agents(user: User) -> Select[tuple[Agent]]:
+def visible_agents(user: User) -> Select[Agent]:
     """Live agents ``user`` may use."""
     query = select(Agent).where(Agent.deleted.is_(False))
     if user.is_admin:
@@ -22,4 +26,37 @@ async def get_visible_agent(session: AsyncSession, user: User, agent_id: int) ->
     agent = await session.scalar(visible_agents(user).where(Agent.id == agent_id))
     if agent is None:
         raise NotFound("Agent not found.")
+    return agent
+
+
+async def list_visible_agents(session: AsyncSession, user: User) -> Sequence[Agent]:
+    return (await session.scalars(visible_agents(user).order_by(Agent.id))).all()
+
+
+async def create_agent(
+    session: AsyncSession,
+    *,
+    name: str,
+    dataset_id: int,
+    agent_type: str,
+    file_upload: bool = False,
+    model_settings: dict[str, Any] | None = None,
+) -> Agent:
+    """Create an agent of a registered type on an existing dataset."""
+    known = agent_types()
+    if agent_type not in known:
+        raise Invalid(
+            {"agent_type": f"Unknown agent type {agent_type!r}. Known: {', '.join(sorted(known))}."}
+        )
+    if await session.get(Dataset, dataset_id) is None:
+        raise Invalid({"dataset_id": "Dataset not found."})
+    agent = Agent(
+        name=name,
+        dataset_id=dataset_id,
+        agent_type=agent_type,
+        file_upload=file_upload,
+        model_settings=model_settings or {},
+    )
+    session.add(agent)
+    await session.commit()
     return agent

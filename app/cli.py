@@ -1,0 +1,153 @@
+"""The ``agentrun`` command: migrate the database, manage users and tokens, run the services."""
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import app
+from app.auth import service as auth
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.errors import DomainError
+
+ALEMBIC_INI = Path(app.__file__).resolve().parent.parent / "alembic.ini"
+USERNAME_MAX_LENGTH = 150
+
+
+class CommandError(Exception):
+    """A failure to report on stderr with exit code 1, without a traceback."""
+
+
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[str]]) -> str:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def _run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[str]]) -> str:
+    try:
+        return asyncio.run(_with_session(settings, work))
+    except DomainError as exc:
+        raise CommandError("; ".join(str(value) for value in exc.body.values())) from None
+    except (OSError, SQLAlchemyError) as exc:
+        # Unreachable server, missing database or schema: one line, not a traceback.
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandError(
+            f"database error: {reason} (is the database up, and migrated with `agentrun migrate`?)"
+        ) from None
+
+
+def migrate(args: argparse.Namespace, settings: Settings) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ALEMBIC_INI))
+    # ConfigParser treats % as interpolation; a password may contain one.
+    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+def create_user(args: argparse.Namespace, settings: Settings) -> None:
+    username = args.username.strip()
+    if not username or len(username) > USERNAME_MAX_LENGTH:
+        raise CommandError(f"A username has 1 to {USERNAME_MAX_LENGTH} characters.")
+
+    async def work(session: AsyncSession) -> str:
+        user = await auth.create_user(session, username, is_admin=args.admin)
+        return await auth.create_token(session, user, args.token_name)
+
+    token = _run_in_session(settings, work)
+    role = "admin" if args.admin else "user"
+    print(f"Created {role} {username!r}. Its API token (shown only now):", file=sys.stderr)
+    print(token)
+
+
+def create_token(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> str:
+        user = await auth.get_user_by_username(session, args.username)
+        return await auth.create_token(session, user, args.name)
+
+    token = _run_in_session(settings, work)
+    print(f"New token {args.name!r} for {args.username!r} (shown only now):", file=sys.stderr)
+    print(token)
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:app", host=args.host, port=args.port, log_level=settings.log_level.lower()
+    )
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> None:
+    # Imported here so that the other commands do not load the agent machinery.
+    from workers.settings import run_worker
+
+    run_worker(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentrun",
+        description="agentrun: agentic executions as a service. Settings come from AGENTRUN_* "
+        "environment variables and a .env file.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "migrate", help="upgrade the database schema to the latest revision"
+    ).set_defaults(handler=migrate)
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(
+        dest="users_command", required=True, metavar="ACTION"
+    )
+    create = users.add_parser(
+        "create", help="create a user and a token; prints the token on the last line"
+    )
+    create.add_argument("username")
+    create.add_argument("--admin", action="store_true", help="may manage datasets and agents")
+    create.add_argument("--token-name", default="default", help="name of the first token")
+    create.set_defaults(handler=create_user)
+
+    tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(
+        dest="tokens_command", required=True, metavar="ACTION"
+    )
+    new_token = tokens.add_parser(
+        "create", help="create a token for an existing user; prints it on the last line"
+    )
+    new_token.add_argument("username")
+    new_token.add_argument("--name", default="default", help="a label to tell tokens apart")
+    new_token.set_defaults(handler=create_token)
+
+    serve_parser = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.set_defaults(handler=serve)
+
+    commands.add_parser("worker", help="run the execution worker (arq)").set_defaults(
+        handler=worker
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace, Settings], None] = args.handler
+    try:
+        handler(args, get_settings())
+    except CommandError as exc:
+        print(f"agentrun: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

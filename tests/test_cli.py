@@ -1,0 +1,141 @@
+"""The ``agentrun`` command, run as a subprocess against the test database."""
+
+import asyncio
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from httpx import AsyncClient
+
+from app.core.config import Settings
+from tests.conftest import SERVER_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def agentrun(database_url: str, *args: str) -> Result:
+    env = {**os.environ, "AGENTRUN_DATABASE_URL": database_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return Result(process.returncode, stdout.decode(), stderr.decode())
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+async def test_users_create_prints_a_token_that_authenticates(
+    client: AsyncClient, settings: Settings
+) -> None:
+    result = await agentrun(settings.database_url, "users", "create", "carol", "--admin")
+
+    assert result.code == 0, result.stderr
+    token = last_line(result.stdout)
+    me = await client.get("/api/users/me/", headers={"Authorization": f"Token {token}"})
+    assert me.status_code == 200
+    assert me.json()["username"] == "carol"
+    assert me.json()["is_admin"] is True
+
+
+async def test_users_create_makes_a_regular_user_by_default(
+    client: AsyncClient, settings: Settings
+) -> None:
+    result = await agentrun(settings.database_url, "users", "create", "dave")
+
+    token = last_line(result.stdout)
+    me = await client.get("/api/users/me/", headers={"Authorization": f"Token {token}"})
+    assert me.json()["is_admin"] is False
+
+
+async def test_creating_an_existing_user_fails_with_exit_code_1(settings: Settings) -> None:
+    first = await agentrun(settings.database_url, "users", "create", "erin")
+    second = await agentrun(settings.database_url, "users", "create", "erin")
+
+    assert first.code == 0
+    assert second.code == 1
+    assert "already exists" in second.stderr
+    assert second.stdout == ""
+
+
+async def test_tokens_create_adds_a_working_token_beside_the_first(
+    client: AsyncClient, settings: Settings
+) -> None:
+    first = last_line((await agentrun(settings.database_url, "users", "create", "frank")).stdout)
+
+    result = await agentrun(settings.database_url, "tokens", "create", "frank", "--name", "ci")
+
+    assert result.code == 0, result.stderr
+    second = last_line(result.stdout)
+    assert second != first
+    for token in (first, second):
+        me = await client.get("/api/users/me/", headers={"Authorization": f"Token {token}"})
+        assert me.json()["username"] == "frank"
+
+
+async def test_tokens_create_for_an_unknown_user_fails_with_exit_code_1(
+    settings: Settings,
+) -> None:
+    result = await agentrun(settings.database_url, "tokens", "create", "nobody")
+
+    assert result.code == 1
+    assert "nobody" in result.stderr
+
+
+async def test_migrate_creates_the_schema_on_an_empty_database() -> None:
+    name = f"agentrun_cli_{uuid.uuid4().hex[:10]}"
+    server = await asyncpg.connect(SERVER_URL)
+    await server.execute(f'CREATE DATABASE "{name}"')
+    base = SERVER_URL.rsplit("/", 1)[0]
+    try:
+        url = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+        result = await agentrun(url, "migrate")
+
+        assert result.code == 0, result.stderr
+        database = await asyncpg.connect(f"{base}/{name}")
+        try:
+            tables = {
+                row["tablename"]
+                for row in await database.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                )
+            }
+            version = await database.fetchval("SELECT version_num FROM alembic_version")
+        finally:
+            await database.close()
+        assert {"users", "api_tokens", "datasets", "products", "agents"} <= tables
+        assert {"agentic_executions", "conversations", "messages"} <= tables
+        assert version
+        # A user can be created right away on the migrated database.
+        created = await agentrun(url, "users", "create", "first")
+        assert created.code == 0, created.stderr
+    finally:
+        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await server.close()
+
+
+async def test_help_lists_the_commands(settings: Settings) -> None:
+    result = await agentrun(settings.database_url, "--help")
+
+    assert result.code == 0
+    for command in ("migrate", "users", "tokens", "serve", "worker"):
+        assert command in result.stdout
