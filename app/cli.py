@@ -83,9 +83,20 @@ def create_token(args: argparse.Namespace, settings: Settings) -> None:
 def serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
+    # X-Forwarded-* are the app's business (AGENTRUN_TRUSTED_PROXIES), not uvicorn's.
     uvicorn.run(
-        "app.main:app", host=args.host, port=args.port, log_level=settings.log_level.lower()
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
     )
+
+
+def dev(args: argparse.Namespace, settings: Settings) -> None:
+    from app.dev_stack import run_dev_stack
+
+    asyncio.run(run_dev_stack(args.host, args.port))
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> None:
@@ -136,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("worker", help="run the execution worker (arq)").set_defaults(
         handler=worker
     )
+
+    dev_parser = commands.add_parser(
+        "dev", help="API and worker in one process, with local or embedded services and demo data"
+    )
+    dev_parser.add_argument("--host", default="127.0.0.1")
+    dev_parser.add_argument("--port", type=int, default=8000)
+    dev_parser.set_defaults(handler=dev)
     return parser
 
 

@@ -1,0 +1,59 @@
+# syntax=docker/dockerfile:1
+# One image for every role:
+#   API (default):  docker run -p 8000:8000 IMAGE
+#   worker:         docker run IMAGE arq workers.settings.WorkerSettings
+#   migrations:     docker run IMAGE alembic upgrade head
+# Configuration comes from AGENTRUN_* environment variables (app/core/config.py).
+
+ARG PYTHON_IMAGE=python:3.12-slim
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+
+# Dependencies first, read from pyproject.toml alone, so a code change reuses this layer.
+COPY pyproject.toml README.md ./
+RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+
+# The project itself, editable: the venv gets the distribution metadata (the
+# agentrun.execution_definitions entry points, the `agentrun` script) while the code stays
+# in /app, so any non-Python file beside it is found exactly as in a checkout.
+COPY app ./app
+COPY workers ./workers
+RUN pip install --no-deps -e .
+
+
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    AGENTRUN_MEDIA_ROOT=/data/media
+RUN groupadd --system --gid 10001 agentrun \
+    && useradd --system --uid 10001 --gid agentrun --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin agentrun \
+    && mkdir -p /data/media \
+    && chown agentrun:agentrun /data/media
+WORKDIR /app
+# Same paths as in the builder: the venv's scripts and the editable finder point at them.
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /app/app ./app
+COPY --from=builder /app/workers ./workers
+COPY alembic.ini ./
+COPY migrations ./migrations
+
+USER 10001:10001
+EXPOSE 8000
+# Only meaningful for the API; compose disables it for the worker and migrate services.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+# Which proxies' X-Forwarded-* headers count is the app's AGENTRUN_TRUSTED_PROXIES; uvicorn's
+# own FORWARDED_ALLOW_IPS stays at its default (loopback only).
+# X-Forwarded-* are handled by the app itself, for AGENTRUN_TRUSTED_PROXIES only: uvicorn's own
+# handling would rewrite the client address first.
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers", "--timeout-graceful-shutdown", "30"]
