@@ -14,6 +14,7 @@ from alembic.config import Config
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -26,7 +27,9 @@ from tests.factories import Factory
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
+# Databases a test run may take: 0 is the default of `make dev`, 14 the benchmark's.
+TEST_REDIS_DATABASES = range(1, 14)
 
 
 def alembic_config(database_url: str) -> Config:
@@ -54,10 +57,34 @@ async def database_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+async def redis_url() -> AsyncIterator[str]:
+    """A Redis database of this run's own: tests flush it, so concurrent runs must not share."""
+    if url := os.environ.get("TEST_REDIS_URL"):
+        yield url
+        return
+    claim = f"agentrun:test-run:{uuid.uuid4().hex}"
+    async with Redis.from_url(f"{REDIS_SERVER}/0") as registry:
+        for number in TEST_REDIS_DATABASES:
+            lock = f"agentrun:test-redis-db:{number}"
+            # Expires on its own should a run die without releasing it.
+            if await registry.set(lock, claim, nx=True, ex=3600):
+                break
+        else:
+            pytest.fail("every test Redis database is taken by another test run")
+        try:
+            yield f"{REDIS_SERVER}/{number}"
+        finally:
+            if await registry.get(lock) == claim.encode():
+                await registry.delete(lock)
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     return Settings(
         database_url=database_url,
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         queue_name=f"agentrun:test:{uuid.uuid4().hex[:10]}",
         media_root=tmp_path_factory.mktemp("media"),
         default_model="test",
