@@ -2,12 +2,22 @@
 
 A definition is registered under the entry-point group ``agentrun.execution_definitions``
 (see ``app.definitions.registry``); the API serves its ``Input`` schema and validates request
-bodies with it, the worker runs its agent loop.
+bodies with it, the worker runs its agent loop (``workers.loop``) with the prompt, tools,
+output type and validators declared here.
 """
 
+import json
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
+from pydantic_ai import StructuredDict, Tool
+from pydantic_ai.output import OutputSpec
+from pydantic_core import to_jsonable_python
+
+from app.definitions.files import FILE_TOOLS
+from app.definitions.run import ExecutionRun
+from app.definitions.validators import Validator
 
 BASE_FAILURE_CODES: dict[str, str] = {
     "runtime_error": "An unexpected error occurred during execution",
@@ -16,11 +26,30 @@ BASE_FAILURE_CODES: dict[str, str] = {
     ),
     "validation_failed": "A validator rejected the response without allowing a retry",
     "unknown": "Execution reported failure but returned no structured failure code",
+    "worker_lost": "The worker running the execution stopped before it finished, too often",
 }
+
+# The result when a definition declares no ``Output``: any JSON object.
+FREE_OBJECT: type[dict[str, Any]] = StructuredDict(
+    {"type": "object", "additionalProperties": True},
+    name="result",
+    description="The result of the task, as a JSON object.",
+)
+
+DEFAULT_INSTRUCTIONS = (
+    "You carry out one task for a user, autonomously: nobody will answer questions. "
+    "Use the tools to gather what you need, then give your result by calling the result "
+    "tool. If the task cannot be done with the information available, call stop_execution "
+    "with a one-sentence reason instead of guessing."
+)
 
 
 class ExecutionDefinition:
-    """Subclass and set the class attributes; instantiate once and register the instance."""
+    """Subclass and set the class attributes; instantiate once and register the instance.
+
+    Override the hooks (``prepare``, ``system_prompt``, ``user_prompt``, ``tools``,
+    ``output_type``, ``result_of``) where the defaults don't fit.
+    """
 
     key: ClassVar[str]
     agent_type: ClassVar[str]
@@ -29,9 +58,14 @@ class ExecutionDefinition:
     Input: ClassVar[type[BaseModel]]
     # None: the result is a free JSON object.
     Output: ClassVar[type[BaseModel] | None] = None
+    instructions: ClassVar[str] = DEFAULT_INSTRUCTIONS
+    # Run in order on every candidate output; see app.definitions.validators.
+    validators: ClassVar[tuple[Validator, ...]] = ()
     max_retries: ClassVar[int] = 3
     # None: the service-wide AGENTRUN_EXECUTION_TIMEOUT_SECONDS applies.
     timeout_seconds: ClassVar[float | None] = None
+    # A runaway loop ends as runtime_error (UsageLimitExceeded) past this many model requests.
+    max_model_requests: ClassVar[int] = 50
     # This definition's own failure codes, beside BASE_FAILURE_CODES.
     extra_failure_codes: ClassVar[dict[str, str]] = {}
 
@@ -41,3 +75,41 @@ class ExecutionDefinition:
 
     def input_schema(self) -> dict[str, Any]:
         return self.Input.model_json_schema()
+
+    async def prepare(self, run: ExecutionRun) -> Any:
+        """Per-run state, stored as ``run.state`` before the prompt is built.
+
+        May raise ``ExecutionFailed`` to end the run before any model call.
+        """
+        return None
+
+    def system_prompt(self, run: ExecutionRun) -> str:
+        return self.instructions
+
+    async def user_prompt(self, run: ExecutionRun) -> str:
+        """The task as the model first reads it: the validated input and the attached files."""
+        parts = [
+            "Input of this execution:",
+            json.dumps(run.input.model_dump(mode="json"), indent=2, ensure_ascii=False),
+        ]
+        if run.files:
+            parts.append(files_paragraph(run))
+        return "\n\n".join(parts)
+
+    def tools(self, run: ExecutionRun) -> Sequence[Tool[ExecutionRun]]:
+        """The tools the model may call (``stop_execution`` is always added by the worker)."""
+        return FILE_TOOLS if run.files else ()
+
+    def output_type(self, run: ExecutionRun) -> OutputSpec[Any]:
+        return self.Output if self.Output is not None else FREE_OBJECT
+
+    def result_of(self, run: ExecutionRun, output: Any) -> Any:
+        """The validated output as the JSON stored in the execution's ``result``."""
+        if isinstance(output, BaseModel):
+            return output.model_dump(mode="json")
+        return to_jsonable_python(output)
+
+
+def files_paragraph(run: ExecutionRun) -> str:
+    listing = "\n".join(f"- {f.filename} ({f.content_type}, {f.size} bytes)" for f in run.files)
+    return f"Files uploaded with this execution (read them with read_file):\n{listing}"

@@ -1,10 +1,39 @@
-"""``structured-task``: follow instructions and answer with JSON matching a given schema."""
+"""``structured-task``: follow instructions and answer with JSON matching a given schema.
 
+The schema is given to the model as the shape of its result tool and checked with
+``jsonschema`` on every answer; the errors go back to the model until it matches or the
+retries are exhausted. A schema that is not an object schema (an array, a string, …) is
+wrapped as ``{"result": <schema>}`` for the model and unwrapped in the stored result.
+"""
+
+import json
+from dataclasses import dataclass
 from typing import Any
 
+from jsonschema import SchemaError
+from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator as SchemaValidator
+from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_ai import StructuredDict
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.output import OutputSpec
+from pydantic_core import to_jsonable_python
 
-from app.definitions.base import ExecutionDefinition
+from app.definitions.base import FREE_OBJECT, ExecutionDefinition, files_paragraph
+from app.definitions.run import ExecutionRun
+from app.definitions.validators import OK, ExecutionFailed, Retry, Verdict
+
+MAX_REPORTED_ERRORS = 10
+WRAPPER_KEY = "result"
+
+INSTRUCTIONS = (
+    "You carry out the user's instructions autonomously: nobody will answer questions. "
+    "Use the tools if you need to read the uploaded files. Give your answer by calling the "
+    "result tool with a value that matches the required JSON schema exactly. If the "
+    "instructions cannot be carried out with the information available, call stop_execution "
+    "with a one-sentence reason instead of guessing."
+)
 
 
 class StructuredTaskAgenticExecutionInput(BaseModel):
@@ -18,9 +47,123 @@ class StructuredTaskAgenticExecutionInput(BaseModel):
     )
 
 
+@dataclass(frozen=True)
+class TaskState:
+    schema_validator: SchemaValidator | None
+    output_type: OutputSpec[Any]
+    # True when the model answers {"result": value} for a schema that is not an object.
+    wrapped: bool = False
+
+
+def _is_object_schema(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "object" or ("type" not in schema and "properties" in schema)
+
+
+def _wrapped(schema: dict[str, Any]) -> dict[str, Any]:
+    inner = {k: v for k, v in schema.items() if k not in ("$defs", "$schema")}
+    wrapper: dict[str, Any] = {
+        "type": "object",
+        "properties": {WRAPPER_KEY: inner},
+        "required": [WRAPPER_KEY],
+        "additionalProperties": False,
+    }
+    if "$defs" in schema:
+        # References point at "#/$defs/...": the definitions stay at the top.
+        wrapper["$defs"] = schema["$defs"]
+    return wrapper
+
+
+def task_state(schema: dict[str, Any] | None) -> TaskState:
+    if schema is None:
+        return TaskState(schema_validator=None, output_type=FREE_OBJECT)
+    checker = validator_for(schema)
+    try:
+        checker.check_schema(schema)
+    except SchemaError as exc:
+        raise ExecutionFailed(
+            f"output_schema is not a valid JSON schema: {exc.message}", "invalid_output_schema"
+        ) from None
+    wrapped = not _is_object_schema(schema)
+    try:
+        output_type: OutputSpec[Any] = StructuredDict(_wrapped(schema) if wrapped else schema)
+    except UserError:
+        # Recursive references: the model gets the schema in its prompt only; the validator
+        # still checks every answer against it.
+        output_type, wrapped = FREE_OBJECT, False
+    return TaskState(schema_validator=checker(schema), output_type=output_type, wrapped=wrapped)
+
+
+def input_of(run: ExecutionRun) -> StructuredTaskAgenticExecutionInput:
+    if not isinstance(run.input, StructuredTaskAgenticExecutionInput):
+        raise TypeError("structured-task runs take StructuredTaskAgenticExecutionInput")
+    return run.input
+
+
+def state_of(run: ExecutionRun) -> TaskState:
+    if not isinstance(run.state, TaskState):
+        raise TypeError("structured-task needs a TaskState")
+    return run.state
+
+
+def unwrapped(state: TaskState, output: Any) -> Any:
+    value = to_jsonable_python(output)
+    if state.wrapped and isinstance(value, dict):
+        return value.get(WRAPPER_KEY)
+    return value
+
+
+def _location(path: Any) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def matches_output_schema(run: ExecutionRun, output: Any) -> Verdict:
+    state = state_of(run)
+    if state.schema_validator is None:
+        return OK
+    value = unwrapped(state, output)
+    errors = sorted(state.schema_validator.iter_errors(value), key=lambda e: list(e.path))
+    if not errors:
+        return OK
+    shown = [f"- at {_location(e.path)}: {e.message}" for e in errors[:MAX_REPORTED_ERRORS]]
+    if len(errors) > MAX_REPORTED_ERRORS:
+        shown.append(f"- … and {len(errors) - MAX_REPORTED_ERRORS} more")
+    main = best_match(errors)
+    headline = main.message if main is not None else "it does not match"
+    return Retry(
+        f"The result does not match output_schema ({headline}). Errors:\n" + "\n".join(shown)
+    )
+
+
 class StructuredTask(ExecutionDefinition):
     key = "structured-task"
     agent_type = "structured-task"
     name = "Structured Task"
     description = "Carry out free-form instructions and return a JSON result of a given shape."
     Input = StructuredTaskAgenticExecutionInput
+    instructions = INSTRUCTIONS
+    validators = (matches_output_schema,)
+    extra_failure_codes = {"invalid_output_schema": "The output_schema given is not valid"}
+
+    async def prepare(self, run: ExecutionRun) -> TaskState:
+        return task_state(input_of(run).output_schema)
+
+    async def user_prompt(self, run: ExecutionRun) -> str:
+        given = input_of(run)
+        parts = [f"Instructions:\n{given.instructions}"]
+        schema = given.output_schema
+        if schema is not None:
+            shape = json.dumps(schema, indent=2, ensure_ascii=False)
+            parts.append(f"The result must validate against this JSON schema:\n{shape}")
+            if state_of(run).wrapped:
+                parts.append(f'Give it as the "{WRAPPER_KEY}" field of the result tool.')
+        else:
+            parts.append("The result is a JSON object of your choice.")
+        if run.files:
+            parts.append(files_paragraph(run))
+        return "\n\n".join(parts)
+
+    def output_type(self, run: ExecutionRun) -> OutputSpec[Any]:
+        return state_of(run).output_type
+
+    def result_of(self, run: ExecutionRun, output: Any) -> Any:
+        return unwrapped(state_of(run), output)

@@ -1,0 +1,33 @@
+"""Fixtures running the real worker code against the test database and Redis."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.core.config import Settings
+from tests.mock_openai import MockOpenAI
+from tests.worker.harness import Worker
+from workers.settings import job_timeout_seconds, shutdown, startup
+
+
+@pytest.fixture
+async def worker_ctx(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    ctx: dict[str, Any] = {
+        "settings": settings,
+        "job_timeout_seconds": job_timeout_seconds(settings),
+    }
+    await startup(ctx)
+    yield ctx
+    await shutdown(ctx)
+
+
+@pytest.fixture
+def worker(worker_ctx: dict[str, Any]) -> Worker:
+    return Worker(worker_ctx)
+
+
+@pytest.fixture
+async def mock_openai() -> AsyncIterator[MockOpenAI]:
+    async with MockOpenAI() as server:
+        yield server

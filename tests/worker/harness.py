@@ -1,0 +1,90 @@
+"""Scripted models, a handle on the worker's job, and reading back the outcome."""
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models import Model
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.conversations.models import Message
+from app.executions.models import AgenticExecution
+from workers.jobs import run_execution
+
+Step = ModelResponse | Callable[[list[ModelMessage], AgentInfo], ModelResponse]
+
+
+def call(tool_name: str, **args: Any) -> ModelResponse:
+    """A model turn calling one tool."""
+    return ModelResponse(parts=[ToolCallPart(tool_name, args)])
+
+
+def answer(result: Any) -> Step:
+    """A model turn giving ``result`` through the run's result tool."""
+
+    def step(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, result)])
+
+    return step
+
+
+class Script:
+    """A FunctionModel playing the given turns in order. The failure-summary request (no
+    result tool, text allowed) is answered with ``summary``, or fails if that is an exception."""
+
+    def __init__(self, *steps: Step, summary: str | Exception = "The summary.") -> None:
+        self.steps = list(steps)
+        self.summary = summary
+        self.requests: list[list[ModelMessage]] = []
+        self.summary_requests = 0
+
+    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if not info.output_tools:
+            self.summary_requests += 1
+            if isinstance(self.summary, Exception):
+                raise self.summary
+            return ModelResponse(parts=[TextPart(self.summary)])
+        self.requests.append(messages)
+        assert self.steps, "the model was asked more often than the script foresaw"
+        step = self.steps.pop(0)
+        return step if isinstance(step, ModelResponse) else step(messages, info)
+
+    @property
+    def model(self) -> FunctionModel:
+        return FunctionModel(self)
+
+
+class Worker:
+    """The worker's context (as arq's on_startup builds it) and a way to run one job."""
+
+    def __init__(self, ctx: dict[str, Any]) -> None:
+        self.ctx = ctx
+
+    async def run(self, execution_id: int, model: Model | Script | None = None) -> str:
+        if isinstance(model, Script):
+            model = model.model
+        self.ctx["model_override"] = model
+        return await run_execution(self.ctx, execution_id)
+
+
+async def reload(
+    sessionmaker: async_sessionmaker[AsyncSession], execution_id: int
+) -> AgenticExecution:
+    async with sessionmaker() as session:
+        execution = await session.get(AgenticExecution, execution_id)
+        assert execution is not None
+        return execution
+
+
+async def trace(
+    sessionmaker: async_sessionmaker[AsyncSession], conversation_id: int
+) -> list[Message]:
+    async with sessionmaker() as session:
+        query = select(Message).where(Message.conversation_id == conversation_id)
+        return list((await session.scalars(query.order_by(Message.id))).all())
+
+
+def roles(messages: list[Message]) -> list[str]:
+    return [m.role for m in messages]

@@ -1,0 +1,250 @@
+"""The real arq worker on the test Redis, and real HTTP to an OpenAI-compatible server."""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.worker import Worker as ArqWorker
+from pydantic_ai.models import Model
+from pydantic_ai.models.test import TestModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.executions.models import AgenticExecution
+from app.executions.queue import enqueue_execution, job_id_for
+from tests.factories import Factory
+from tests.mock_openai import ErrorReply, MockOpenAI, Reply, call, tool_names
+from tests.worker.harness import Worker, reload, roles, trace
+from workers.reconciler import reconcile_executions
+from workers.settings import worker_settings
+
+UPDATED = "Product updated successfully"
+
+
+@contextlib.asynccontextmanager
+async def arq_worker(settings: Settings, model: Model | None = None) -> AsyncIterator[ArqWorker]:
+    extra = {"model_override": model} if model is not None else {}
+    worker = ArqWorker(**worker_settings(settings, **extra), handle_signals=False)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        # arq's close() cancels jobs still wrapping up (storing their result in Redis).
+        for _ in range(200):
+            if all(t.done() for t in worker.tasks.values()):
+                break
+            await asyncio.sleep(0.01)
+        await worker.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+async def until_terminal(
+    sessionmaker: async_sessionmaker[AsyncSession], execution_id: int, within: float = 5
+) -> AgenticExecution:
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        execution = await reload(sessionmaker, execution_id)
+        if execution.status in ("finished", "failed"):
+            return execution
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"execution {execution_id} did not end within {within} s")
+
+
+async def task(factory: Factory, **model_settings: Any) -> AgenticExecution:
+    owner = await factory.account()
+    agent = await factory.agent(
+        await factory.dataset(owner), agent_type="structured-task", model_settings=model_settings
+    )
+    return await factory.execution(
+        agent, owner, input={"instructions": "Say hi.", "output_schema": None}
+    )
+
+
+async def test_worker_picks_up_an_enqueued_execution_within_tens_of_ms(
+    settings: Settings,
+    factory: Factory,
+    queue: ArqRedis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    execution = await task(factory)
+    async with arq_worker(settings, TestModel(call_tools=[], custom_output_args={"hi": 1})):
+        await asyncio.sleep(0.05)  # the worker is polling
+        enqueued = time.perf_counter()
+        assert await enqueue_execution(queue, execution.id)
+        while (await reload(sessionmaker, execution.id)).status == "pending":
+            await asyncio.sleep(0.002)
+        picked_up = time.perf_counter() - enqueued
+        done = await until_terminal(sessionmaker, execution.id)
+        ended = time.perf_counter() - enqueued
+
+    assert (done.status, done.result, done.attempts) == ("finished", {"hi": 1}, 1)
+    assert done.job_id == job_id_for(execution.id)
+    print(f"\nenqueue → in_progress {picked_up * 1000:.1f} ms, → finished {ended * 1000:.1f} ms")
+    # The worker polls every 10 ms; the bound leaves room for a loaded test machine.
+    assert picked_up < 0.25
+
+
+async def test_worker_started_later_runs_executions_whose_enqueue_was_lost(
+    settings: Settings, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # Never enqueued (Redis was down when it was created), older than the reconciler's grace.
+    execution = await task(factory)
+    async with sessionmaker() as session, session.begin():
+        row = await session.get(AgenticExecution, execution.id)
+        assert row is not None
+        row.started_at = utcnow() - timedelta(minutes=2)
+
+    async with arq_worker(settings, TestModel(call_tools=[])):
+        done = await until_terminal(sessionmaker, execution.id)
+
+    assert done.status == "finished"
+
+
+async def test_reconciler_enqueues_only_executions_stuck_without_a_job(
+    worker: Worker,
+    factory: Factory,
+    queue: ArqRedis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    ages = {
+        "fresh pending": ("pending", timedelta(seconds=5)),
+        "stale pending": ("pending", timedelta(minutes=2)),
+        "running": ("in_progress", timedelta(minutes=2)),
+        "orphaned running": ("in_progress", timedelta(hours=1)),
+        "finished": ("finished", timedelta(hours=1)),
+    }
+    executions = {name: await task(factory) for name in ages}
+    async with sessionmaker() as session, session.begin():
+        for name, (status, age) in ages.items():
+            row = await session.get(AgenticExecution, executions[name].id)
+            assert row is not None
+            row.status, row.started_at = status, utcnow() - age
+
+    enqueued = await reconcile_executions({**worker.ctx, "redis": queue})
+
+    assert enqueued == 2
+    queued = {job.job_id for job in await queue.queued_jobs()}
+    assert queued == {
+        job_id_for(executions["stale pending"].id),
+        job_id_for(executions["orphaned running"].id),
+    }
+    # A second pass finds their jobs queued: nothing is enqueued twice.
+    await reconcile_executions({**worker.ctx, "redis": queue})
+    assert len(await queue.queued_jobs()) == 2
+
+
+def enrichment_responder(request: dict[str, Any]) -> Reply:
+    """Read the product, update it, report it: one step per request."""
+    turns = sum(1 for m in request["messages"] if m["role"] == "assistant")
+    if turns == 0:
+        return call("read_products", skus=["SKU-001"])
+    if turns == 1:
+        return call("update_product", sku="SKU-001", description="A kettle.")
+    assert "final_result" in tool_names(request)
+    return call("final_result", **{"SKU-001": UPDATED})
+
+
+async def test_openai_compatible_server_over_http_runs_the_execution(
+    worker: Worker,
+    factory: Factory,
+    mock_openai: MockOpenAI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    mock_openai.responder = enrichment_responder
+    owner = await factory.account()
+    dataset = await factory.dataset(owner)
+    await factory.product(dataset, "SKU-001", name="Kettle")
+    agent = await factory.agent(
+        dataset,
+        model_settings={"name": "openai:gpt-4o-mini", "base_url": mock_openai.url},
+    )
+    execution = await factory.execution(
+        agent, owner, input={"skus": ["SKU-001"], "additional_instructions": None}
+    )
+
+    await worker.run(execution.id)
+
+    done = await reload(sessionmaker, execution.id)
+    assert (done.status, done.result) == ("finished", {"SKU-001": UPDATED})
+    assert len(mock_openai.requests) == 3
+    assert mock_openai.requests[0]["model"] == "gpt-4o-mini"
+    assert done.usage is not None
+    assert done.usage["requests"] == 3
+    assert done.usage["input_tokens"] > 0
+    assert done.usage["output_tokens"] > 0
+    # The tool result the model got back is the one recorded.
+    last = mock_openai.requests[-1]["messages"]
+    assert last[-1]["role"] == "tool"
+    assert last[-1]["content"] == "Product SKU-001 updated."
+    messages = await trace(sessionmaker, execution.conversation_id)
+    assert roles(messages) == [
+        "system",
+        "user",
+        "tool_call",
+        "tool_result",
+        "tool_call",
+        "tool_result",
+        "tool_call",
+        "tool_result",
+        "result",
+    ]
+    assert messages[2].payload is not None
+    assert messages[2].payload["model_name"] == "gpt-4o-mini"
+
+
+async def test_provider_answering_500_fails_as_runtime_error_naming_it(
+    worker: Worker,
+    factory: Factory,
+    mock_openai: MockOpenAI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    mock_openai.responder = lambda request: ErrorReply(500, "The engine is overloaded.")
+    execution = await task(factory, name="openai:gpt-4o-mini", base_url=mock_openai.url)
+
+    await worker.run(execution.id)
+
+    done = await reload(sessionmaker, execution.id)
+    assert (done.status, done.failure_code) == ("failed", "runtime_error")
+    assert done.failure_explanation is not None
+    assert done.failure_explanation.startswith("ModelServerError: status_code: 500")
+    assert "The engine is overloaded." in done.failure_explanation
+    assert done.usage == {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+
+
+async def test_one_worker_runs_many_executions_at_once(
+    settings: Settings,
+    factory: Factory,
+    queue: ArqRedis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    latency, count = 0.25, 20
+    async with MockOpenAI(latency=latency) as server:
+        owner = await factory.account()
+        agent = await factory.agent(
+            await factory.dataset(owner),
+            agent_type="structured-task",
+            model_settings={"name": "openai:gpt-4o-mini", "base_url": server.url},
+        )
+        executions = [
+            await factory.execution(agent, owner, input={"instructions": f"Task {n}."})
+            for n in range(count)
+        ]
+        async with arq_worker(settings):
+            await asyncio.sleep(0.05)
+            started = time.perf_counter()
+            for execution in executions:
+                await enqueue_execution(queue, execution.id)
+            done = [await until_terminal(sessionmaker, e.id) for e in executions]
+            elapsed = time.perf_counter() - started
+
+    assert {d.status for d in done} == {"finished"}
+    assert len(server.requests) == count
+    print(f"\n{count} executions, model latency {latency * 1000:.0f} ms: {elapsed * 1000:.0f} ms")
+    # One after the other they would take count * latency = 5 s.
+    assert elapsed < count * latency / 2

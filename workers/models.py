@@ -1,0 +1,74 @@
+"""Building the pydantic-ai model an agent asks for, from its ``model_settings``.
+
+``openai:<name>`` (or a bare name with a ``base_url``) goes through the Chat Completions API, so
+that any OpenAI-compatible server (Ollama, vLLM, llama.cpp) works through a base URL;
+``anthropic:<name>`` through Anthropic; ``test`` is pydantic-ai's TestModel; anything else is
+left to pydantic-ai's own inference (keys from the environment). Models are cached per worker
+and share one HTTP connection pool, which the worker closes when it stops.
+"""
+
+from pydantic_ai.models import Model, create_async_httpx2_client, infer_model
+from pydantic_ai.models.anthropic import AnthropicModel
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.providers.anthropic import AnthropicProvider
+from pydantic_ai.providers.openai import OpenAIProvider
+from pydantic_ai.settings import ModelSettings as RequestSettings
+
+from app.agents.schemas import ModelSettings
+from app.core.config import Settings
+
+OPENAI_PREFIXES = ("openai:", "openai-chat:")
+
+
+def request_settings(model_settings: ModelSettings) -> RequestSettings | None:
+    """Per-request settings of the agent (temperature), or None for the provider's defaults."""
+    if model_settings.temperature is None:
+        return None
+    return RequestSettings(temperature=model_settings.temperature)
+
+
+class ModelFactory:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: dict[tuple[str, str | None], Model] = {}
+        self._http_client = create_async_httpx2_client()
+
+    def model_for(self, model_settings: ModelSettings) -> Model:
+        name = model_settings.name or self.settings.default_model
+        key = (name, model_settings.base_url)
+        if key not in self._models:
+            self._models[key] = self._build(name, model_settings.base_url)
+        return self._models[key]
+
+    def _build(self, name: str, base_url: str | None) -> Model:
+        if name == "test":
+            # No tool calls: a TestModel calling every tool with made-up arguments would call
+            # stop_execution (and write made-up product data).
+            return TestModel(call_tools=[])
+        openai_name = next((name[len(p) :] for p in OPENAI_PREFIXES if name.startswith(p)), None)
+        if openai_name is None and base_url is not None and ":" not in name:
+            openai_name = name
+        if openai_name is not None:
+            key = self.settings.openai_api_key
+            provider = OpenAIProvider(
+                base_url=base_url or self.settings.openai_base_url,
+                api_key=key.get_secret_value() if key else None,
+                http_client=self._http_client,
+            )
+            return OpenAIChatModel(openai_name, provider=provider)
+        if name.startswith("anthropic:"):
+            anthropic_key = self.settings.anthropic_api_key
+            return AnthropicModel(
+                name.removeprefix("anthropic:"),
+                provider=AnthropicProvider(
+                    api_key=anthropic_key.get_secret_value() if anthropic_key else None,
+                    base_url=base_url,
+                    http_client=self._http_client,
+                ),
+            )
+        return infer_model(name)
+
+    async def aclose(self) -> None:
+        self._models.clear()
+        await self._http_client.aclose()

@@ -1,0 +1,162 @@
+"""Writing a pydantic-ai run into the execution's conversation while it happens.
+
+``Transcript.sync`` is called at every step of the run with the messages so far; it writes the
+parts it has not written yet, each batch in a short session of its own (never one held across a
+model call). Requests are written before they are sent, responses as soon as they arrive, tool
+results as soon as the tools return.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic_ai.messages import (
+    BinaryContent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RetryFeedbackPart,
+    SystemPromptPart,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_core import to_jsonable_python
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.conversations.trace import TraceEntry, append_trace
+
+
+def _describe(content: BinaryContent) -> str:
+    # Files are described, not copied: the conversation already links the uploads.
+    return f"[{content.media_type}, {len(content.data)} bytes]"
+
+
+def _jsonable(value: Any) -> Any:
+    return to_jsonable_python(value, fallback=repr, bytes_mode="base64")
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, BinaryContent):
+        return _describe(content)
+    if isinstance(content, Sequence) and all(isinstance(c, str | BinaryContent) for c in content):
+        return "\n".join(_text(c) for c in content)
+    return json.dumps(_jsonable(content), ensure_ascii=False)
+
+
+def _arguments(part: ToolCallPart) -> Any:
+    # A model may send arguments that are not JSON; pydantic-ai asks it to retry, and the
+    # trace keeps what it sent.
+    try:
+        return _jsonable(part.args_as_dict())
+    except ValueError:
+        return part.args
+
+
+def _request_entry(part: Any, message: ModelRequest) -> TraceEntry:
+    if isinstance(part, SystemPromptPart):
+        return TraceEntry("system", part.content)
+    if isinstance(part, UserPromptPart):
+        return TraceEntry("user", _text(part.content))
+    if isinstance(part, ToolReturnPart):
+        # A "retried" return carries the feedback sent back to the model (bad arguments, a
+        # ModelRetry from a tool or from a validator on the result tool).
+        return TraceEntry(
+            "retry" if part.outcome == "retried" else "tool_result",
+            _text(part.content),
+            tool_name=part.tool_name,
+            tool_call_id=part.tool_call_id,
+            payload={"outcome": part.outcome},
+        )
+    if isinstance(part, RetryFeedbackPart):
+        return TraceEntry("retry", _text(part.content))
+    kind = str(getattr(part, "part_kind", type(part).__name__))
+    return TraceEntry(kind, "", payload={"part": _jsonable(part)})
+
+
+def _response_entry(part: Any, message: ModelResponse) -> TraceEntry:
+    if isinstance(part, TextPart):
+        return TraceEntry("assistant", part.content)
+    if isinstance(part, ToolCallPart):
+        return TraceEntry(
+            "tool_call",
+            part.args_as_json_str(),
+            tool_name=part.tool_name,
+            tool_call_id=part.tool_call_id,
+            payload={"args": _arguments(part)},
+        )
+    if isinstance(part, ThinkingPart):
+        return TraceEntry("thinking", part.content)
+    kind = str(getattr(part, "part_kind", type(part).__name__))
+    return TraceEntry(kind, "", payload={"part": _jsonable(part)})
+
+
+def _response_details(message: ModelResponse) -> dict[str, Any]:
+    return {
+        "model_name": message.model_name,
+        "usage": {
+            "input_tokens": message.usage.input_tokens,
+            "output_tokens": message.usage.output_tokens,
+        },
+    }
+
+
+def entries_for(message: ModelMessage, parts: Sequence[Any]) -> list[TraceEntry]:
+    """Trace entries for some parts of one message; a response's first entry names the model
+    and the tokens it used."""
+    if isinstance(message, ModelRequest):
+        return [_request_entry(part, message) for part in parts]
+    entries = [_response_entry(part, message) for part in parts]
+    if entries and parts[0] is message.parts[0]:
+        first = entries[0]
+        details = _response_details(message)
+        entries[0] = TraceEntry(
+            first.role,
+            first.content,
+            tool_name=first.tool_name,
+            tool_call_id=first.tool_call_id,
+            payload={**(first.payload or {}), **details},
+        )
+    return entries
+
+
+class Transcript:
+    """The conversation of one execution, written part by part as the run goes."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], conversation_id: int
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.conversation_id = conversation_id
+        # The run's messages keep their parts alive, so their ids stay unique meanwhile.
+        self._written: set[int] = set()
+
+    async def sync(self, messages: Iterable[ModelMessage], *then: TraceEntry) -> None:
+        """Write the parts of ``messages`` not written yet, in order, then the ``then`` entries
+        (in the same transaction)."""
+        entries: list[TraceEntry] = []
+        for message in messages:
+            fresh = [part for part in message.parts if id(part) not in self._written]
+            if not fresh:
+                continue
+            self._written.update(id(part) for part in fresh)
+            entries.extend(entries_for(message, fresh))
+        await self.write([*entries, *then])
+
+    async def write(self, entries: Sequence[TraceEntry]) -> None:
+        if not entries:
+            return
+        async with self.sessionmaker() as session, session.begin():
+            # The trace is written often; its commits need not wait for the disk. A crash can
+            # lose the last few entries, never the execution's status (written durably).
+            await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            await append_trace(session, self.conversation_id, entries)
+
+    async def note(self, role: str, content: str, **payload: Any) -> None:
+        """An entry of our own: a validator's verdict, the outcome, a restarted attempt."""
+        await self.write([TraceEntry(role, content, payload=payload or None)])
