@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,7 +17,6 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import DomainError
 
 ALEMBIC_INI = Path(app.__file__).resolve().parent.parent / "alembic.ini"
-USERNAME_MAX_LENGTH = 150
 
 
 class CommandError(Exception):
@@ -57,8 +57,6 @@ def migrate(args: argparse.Namespace, settings: Settings) -> None:
 
 def create_user(args: argparse.Namespace, settings: Settings) -> None:
     username = args.username.strip()
-    if not username or len(username) > USERNAME_MAX_LENGTH:
-        raise CommandError(f"A username has 1 to {USERNAME_MAX_LENGTH} characters.")
 
     async def work(session: AsyncSession) -> str:
         user = await auth.create_user(session, username, is_admin=args.admin)
@@ -78,6 +76,46 @@ def create_token(args: argparse.Namespace, settings: Settings) -> None:
     token = _run_in_session(settings, work)
     print(f"New token {args.name!r} for {args.username!r} (shown only now):", file=sys.stderr)
     print(token)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def list_tokens(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> str:
+        user = await auth.get_user_by_username(session, args.username)
+        rows = [("ID", "PREFIX", "NAME", "CREATED (UTC)", "LAST USED", "REVOKED")]
+        for token in await auth.list_tokens(session, user):
+            rows.append(
+                (
+                    str(token.id),
+                    token.prefix,
+                    token.name,
+                    _when(token.created_at),
+                    _when(token.last_used_at),
+                    _when(token.revoked_at),
+                )
+            )
+        widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+
+    print(_run_in_session(settings, work))
+
+
+def revoke_token(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> str:
+        token = await auth.find_token(session, args.token)
+        described = f"Token {token.id} ({token.prefix}, {token.name!r}) of {token.user.username!r}"
+        if token.revoked_at is not None:
+            return f"{described} was already revoked."
+        await auth.revoke_token(session, token)
+        return f"{described} revoked."
+
+    print(_run_in_session(settings, work))
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -138,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     new_token.add_argument("username")
     new_token.add_argument("--name", default="default", help="a label to tell tokens apart")
     new_token.set_defaults(handler=create_token)
+    token_list = tokens.add_parser("list", help="list a user's tokens (never their keys)")
+    token_list.add_argument("username")
+    token_list.set_defaults(handler=list_tokens)
+    revoke = tokens.add_parser("revoke", help="revoke a token: requests with it get 401 at once")
+    revoke.add_argument(
+        "token", metavar="PREFIX_OR_ID", help="the id or prefix `tokens list` shows"
+    )
+    revoke.set_defaults(handler=revoke_token)
 
     serve_parser = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
     serve_parser.add_argument("--host", default="127.0.0.1")

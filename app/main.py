@@ -13,12 +13,14 @@ from app.auth.router import router as auth_router
 from app.catalog.router import router as catalog_router
 from app.conversations.router import media_router
 from app.conversations.router import router as conversations_router
+from app.core.body_limit import RequestBodyLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.logging import RequestLogMiddleware, configure_logging
 from app.core.metrics import install_metrics
+from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.router import router as definitions_router
 from app.executions.queue import create_queue
@@ -29,6 +31,10 @@ Submit *agentic executions* — autonomous LLM agent jobs with a typed input —
 structured result or a precise failure.
 
 Every endpoint under `/api/` needs `Authorization: Token <key>`.
+
+Errors are JSON: `{"detail": "..."}`, or for invalid input the offending fields mapped to
+their messages (400). Writes (POST) are limited per token (429 with `Retry-After`); bodies
+over the size limit get 413; 503 means PostgreSQL is unreachable — retry shortly.
 """
 
 
@@ -38,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Neither connects here: the API starts, and /readyz says 503, while PostgreSQL or
+        # Redis is down.
         engine = create_engine(settings)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = await create_queue(settings)
@@ -56,6 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
+    # Innermost, so that the request log and the metrics see its 413s.
+    app.add_middleware(RequestBodyLimitMiddleware, max_bytes=settings.request_body_limit)
     install_metrics(app)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
@@ -66,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            expose_headers=["X-Request-ID", "Idempotent-Replayed", "Retry-After"],
         )
     for router in (
         definitions_router,

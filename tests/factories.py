@@ -97,3 +97,24 @@ class Factory:
             execution.job_id = job_id_for(execution.id)
             await session.commit()
         return execution
+
+
+# Appended for the security and outage tests: imports kept local to leave the header alone.
+from collections.abc import AsyncIterator  # noqa: E402
+from contextlib import asynccontextmanager  # noqa: E402
+
+from httpx import ASGITransport, AsyncClient  # noqa: E402
+
+
+@asynccontextmanager
+async def client_with_settings(settings: Settings, **overrides: Any) -> AsyncIterator[AsyncClient]:
+    """A client of a second app whose settings differ from the suite's (a tiny limit, an
+    unreachable Redis or database, ...), its lifespan entered."""
+    from app.main import create_app
+
+    app = create_app(settings.model_copy(update=overrides))
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        yield client

@@ -2,13 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from app.auth.models import User
-from app.auth.service import authenticate
-from app.core.dependencies import SessionDep
+from app.auth.service import authenticate_token
+from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Forbidden, Unauthenticated
+from app.core.rate_limit import check_rate_limit
 
 token_header = APIKeyHeader(
     name="Authorization",
@@ -17,19 +18,32 @@ token_header = APIKeyHeader(
     auto_error=False,
 )
 
+# Requests that write (start executions, create objects) count against the token's limit.
+RATE_LIMITED_METHODS = frozenset({"POST"})
+
 
 async def current_user(
-    session: SessionDep, authorization: Annotated[str | None, Depends(token_header)]
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Depends(token_header)],
 ) -> User:
     if not authorization:
         raise Unauthenticated("Authentication credentials were not provided.")
     scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "token" or not key.strip():
         raise Unauthenticated("Invalid token header. Expected 'Token <key>'.")
-    user = await authenticate(session, key.strip())
-    if user is None:
+    token = await authenticate_token(session, key.strip())
+    if token is None:
         raise Unauthenticated("Invalid token.")
-    return user
+    if request.method in RATE_LIMITED_METHODS:
+        await check_rate_limit(
+            request.app.state.queue,
+            namespace=settings.queue_name,
+            subject=f"token:{token.id}",
+            per_minute=settings.rate_limit_per_minute,
+        )
+    return token.user
 
 
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:

@@ -1,9 +1,44 @@
-from fastapi import APIRouter
+from typing import Any
 
-from app.auth.dependencies import CurrentUser
-from app.auth.schemas import UserOut
+from fastapi import APIRouter, status
+
+from app.auth import service
+from app.auth.dependencies import AdminUser, CurrentUser
+from app.auth.models import ApiToken, User
+from app.auth.schemas import (
+    NewTokenOut,
+    NewUserOut,
+    TokenCreate,
+    TokenOut,
+    UserCreate,
+    UserOut,
+)
+from app.core.dependencies import SessionDep
 
 router = APIRouter(tags=["users"])
+
+ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid token."},
+    403: {"description": "Not an admin token."},
+}
+USER_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "No such user.",
+        "content": {"application/json": {"example": {"detail": "User not found."}}},
+    }
+}
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(id=user.id, username=user.username, is_admin=user.is_admin)
+
+
+def token_out(token: ApiToken) -> TokenOut:
+    return TokenOut.model_validate(token, from_attributes=True)
+
+
+def new_token_out(new: service.NewToken) -> NewTokenOut:
+    return NewTokenOut(**token_out(new.token).model_dump(), key=new.key)
 
 
 @router.get(
@@ -13,4 +48,103 @@ router = APIRouter(tags=["users"])
     responses={401: {"description": "Missing or invalid token."}},
 )
 async def read_current_user(user: CurrentUser) -> UserOut:
-    return UserOut(id=user.id, username=user.username, is_admin=user.is_admin)
+    return user_out(user)
+
+
+@router.get(
+    "/users/",
+    summary="List users",
+    description="Every user, by id. Admins only.",
+    responses=ADMIN_ONLY,
+)
+async def list_users(session: SessionDep, _: AdminUser) -> list[UserOut]:
+    return [user_out(user) for user in await service.list_users(session)]
+
+
+@router.post(
+    "/users/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a user and a first token",
+    description=(
+        "Answers the user and a first API token. The token's `key` is shown only in this "
+        "answer: only its hash is stored. Admins only."
+    ),
+    responses={
+        **ADMIN_ONLY,
+        400: {
+            "description": "Invalid body (fields named), e.g. a username that is empty or "
+            "longer than 150 characters.",
+            "content": {
+                "application/json": {
+                    "example": {"username": "String should have at least 1 character"}
+                }
+            },
+        },
+        409: {
+            "description": "The username is taken.",
+            "content": {
+                "application/json": {
+                    "example": {"username": "A user named 'alice' already exists."}
+                }
+            },
+        },
+    },
+)
+async def create_user(body: UserCreate, session: SessionDep, _: AdminUser) -> NewUserOut:
+    user = await service.create_user(session, body.username, is_admin=body.is_admin)
+    token = await service.issue_token(session, user, body.token_name)
+    return NewUserOut(user=user_out(user), token=new_token_out(token))
+
+
+@router.get(
+    "/users/{user_id}/tokens/",
+    summary="List a user's tokens",
+    description=(
+        "Each token's id, name, key prefix and times (created, last used, revoked); never the "
+        "key nor its hash. Admins only."
+    ),
+    responses={**ADMIN_ONLY, **USER_NOT_FOUND},
+)
+async def list_tokens(user_id: int, session: SessionDep, _: AdminUser) -> list[TokenOut]:
+    user = await service.get_user(session, user_id)
+    return [token_out(token) for token in await service.list_tokens(session, user)]
+
+
+@router.post(
+    "/users/{user_id}/tokens/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a token for a user",
+    description="The answer holds the raw `key`, shown only this once. Admins only.",
+    responses={
+        **ADMIN_ONLY,
+        400: {"description": "Invalid body (fields named)."},
+        **USER_NOT_FOUND,
+    },
+)
+async def create_token(
+    user_id: int, session: SessionDep, _: AdminUser, body: TokenCreate | None = None
+) -> NewTokenOut:
+    user = await service.get_user(session, user_id)
+    name = body.name if body is not None else TokenCreate().name
+    return new_token_out(await service.issue_token(session, user, name))
+
+
+@router.post(
+    "/users/{user_id}/tokens/{token_id}/revoke/",
+    summary="Revoke a token",
+    description=(
+        "Requests with the token are refused (401) from now on. Revoking a revoked token "
+        "changes nothing. Admins only."
+    ),
+    responses={
+        **ADMIN_ONLY,
+        404: {
+            "description": "No such user, or no such token of this user.",
+            "content": {"application/json": {"example": {"detail": "Token not found."}}},
+        },
+    },
+)
+async def revoke_token(user_id: int, token_id: int, session: SessionDep, _: AdminUser) -> TokenOut:
+    user = await service.get_user(session, user_id)
+    token = await service.get_user_token(session, user, token_id)
+    return token_out(await service.revoke_token(session, token))

@@ -1,7 +1,53 @@
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.core.schemas import Timestamp
+
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
+TokenName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class UserOut(BaseModel):
     id: int = Field(examples=[3])
     username: str = Field(examples=["alice"])
     is_admin: bool = Field(examples=[False])
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username = Field(examples=["alice"])
+    is_admin: bool = Field(default=False, description="Admins manage users, datasets, agents.")
+    token_name: TokenName = Field(default="default", description="Name of the first token.")
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: TokenName = Field(default="default", examples=["ci"])
+
+
+class TokenOut(BaseModel):
+    """A token as listed: never its key, nor the key's hash."""
+
+    id: int = Field(examples=[5])
+    name: str = Field(examples=["ci"])
+    prefix: str = Field(
+        description="The first characters of the key, to recognise it.", examples=["ar_Xf3kQ9a"]
+    )
+    created_at: Timestamp
+    last_used_at: Timestamp | None = Field(description="Within a minute.")
+    revoked_at: Timestamp | None
+
+
+class NewTokenOut(TokenOut):
+    key: str = Field(
+        description="The raw key, for `Authorization: Token <key>`. Shown only in this answer.",
+        examples=["ar_Xf3kQ9a…"],
+    )
+
+
+class NewUserOut(BaseModel):
+    user: UserOut
+    token: NewTokenOut

@@ -3,6 +3,8 @@
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -11,19 +13,38 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import ApiToken, User
 from app.core.db import utcnow
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, Invalid, NotFound
 
 KEY_PREFIX = "ar_"
+PREFIX_LENGTH = 10
+USERNAME_MAX_LENGTH = 150
+TOKEN_NAME_MAX_LENGTH = 100
 # Writing last_used_at on every request would turn each read into a write; once a minute is
 # precise enough to tell a live token from a forgotten one.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A token just created, with its raw key: the only moment the key exists in the clear."""
+
+    token: ApiToken
+    key: str
 
 
 def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+def _checked_text(field: str, label: str, value: str, max_length: int) -> str:
+    value = value.strip()
+    if not 1 <= len(value) <= max_length or not value.isprintable():
+        raise Invalid({field: f"{label} has 1 to {max_length} printable characters."})
+    return value
+
+
 async def create_user(session: AsyncSession, username: str, *, is_admin: bool = False) -> User:
+    username = _checked_text("username", "A username", username, USERNAME_MAX_LENGTH)
     user = User(username=username, is_admin=is_admin)
     session.add(user)
     try:
@@ -34,6 +55,13 @@ async def create_user(session: AsyncSession, username: str, *, is_admin: bool = 
     return user
 
 
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
 async def get_user_by_username(session: AsyncSession, username: str) -> User:
     user = await session.scalar(select(User).where(User.username == username))
     if user is None:
@@ -41,18 +69,71 @@ async def get_user_by_username(session: AsyncSession, username: str) -> User:
     return user
 
 
+async def list_users(session: AsyncSession) -> Sequence[User]:
+    return (await session.scalars(select(User).order_by(User.id))).all()
+
+
+async def issue_token(session: AsyncSession, user: User, name: str = "default") -> NewToken:
+    """Create a token for ``user``; the returned key is not stored anywhere."""
+    name = _checked_text("name", "A token name", name, TOKEN_NAME_MAX_LENGTH)
+    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id, name=name, prefix=raw_key[:PREFIX_LENGTH], key_sha256=hash_key(raw_key)
+    )
+    session.add(token)
+    await session.commit()
+    return NewToken(token=token, key=raw_key)
+
+
 async def create_token(session: AsyncSession, user: User, name: str = "default") -> str:
     """Create a token for ``user`` and return its raw key (the only time it is available)."""
-    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(user_id=user.id, name=name, prefix=raw_key[:10], key_sha256=hash_key(raw_key))
-    )
-    await session.commit()
-    return raw_key
+    return (await issue_token(session, user, name)).key
 
 
-async def authenticate(session: AsyncSession, raw_key: str) -> User | None:
-    """The user owning a live token with this key, or None."""
+async def list_tokens(session: AsyncSession, user: User) -> Sequence[ApiToken]:
+    query = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+    return (await session.scalars(query)).all()
+
+
+async def revoke_token(session: AsyncSession, token: ApiToken) -> ApiToken:
+    """Revoke the token from now on; revoking it again keeps the first revocation time."""
+    if token.revoked_at is None:
+        await session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        await session.commit()
+        await session.refresh(token)
+    return token
+
+
+async def get_user_token(session: AsyncSession, user: User, token_id: int) -> ApiToken:
+    token = await session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound("Token not found.")
+    return token
+
+
+async def find_token(session: AsyncSession, reference: str) -> ApiToken:
+    """The token an operator means by ``reference``: its id, its prefix or its whole key."""
+    reference = reference.strip()
+    if reference.isdigit():
+        query = select(ApiToken).where(ApiToken.id == int(reference))
+    elif len(reference) > PREFIX_LENGTH:
+        query = select(ApiToken).where(ApiToken.key_sha256 == hash_key(reference))
+    else:
+        query = select(ApiToken).where(ApiToken.prefix == reference)
+    tokens = (await session.scalars(query.limit(2))).all()
+    if not tokens:
+        raise NotFound(f"No token {reference!r}.")
+    if len(tokens) > 1:
+        raise Invalid(f"Several tokens start with {reference!r}; give the token's id instead.")
+    return tokens[0]
+
+
+async def authenticate_token(session: AsyncSession, raw_key: str) -> ApiToken | None:
+    """The live (not revoked) token with this key, its user loaded; None if there is none."""
     digest = hash_key(raw_key)
     token = await session.scalar(
         select(ApiToken).where(ApiToken.key_sha256 == digest, ApiToken.revoked_at.is_(None))
@@ -65,4 +146,10 @@ async def authenticate(session: AsyncSession, raw_key: str) -> User | None:
             update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
         )
         await session.commit()
-    return token.user
+    return token
+
+
+async def authenticate(session: AsyncSession, raw_key: str) -> User | None:
+    """The user owning a live token with this key, or None."""
+    token = await authenticate_token(session, raw_key)
+    return None if token is None else token.user

@@ -15,6 +15,8 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/agentrun"
     database_pool_size: int = 10
+    # An unreachable (not refusing) database answers 503 after this long, not after asyncpg's 60 s.
+    database_connect_timeout_seconds: float = 5.0
     redis_url: str = "redis://127.0.0.1:6379/0"
     queue_name: str = "agentrun:queue"
     media_root: Path = Path("media")
@@ -37,6 +39,13 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_files: int = 10
+    # Largest request body; unset: every upload at its limit plus 1 MiB for the rest.
+    max_request_bytes: int | None = None
+    # POST requests one token may make a minute, counted in Redis; 0 disables the limit.
+    rate_limit_per_minute: int = 120
+    # Redis down when an execution is submitted: false stores it and answers 202 (a worker's
+    # reconciler enqueues it later); true answers 503 and stores nothing.
+    reject_when_queue_down: bool = False
 
     page_size: int = 25
     log_level: str = "INFO"
@@ -48,6 +57,12 @@ class Settings(BaseSettings):
     root_path: str = ""
     # Addresses whose X-Forwarded-Proto/-Host/-For/-Prefix headers are believed; "*" for any.
     trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+
+    @property
+    def request_body_limit(self) -> int:
+        if self.max_request_bytes is not None:
+            return self.max_request_bytes
+        return self.max_upload_bytes * self.max_upload_files + 1024 * 1024
 
 
 @lru_cache

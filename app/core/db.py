@@ -39,6 +39,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
+        connect_args={"timeout": settings.database_connect_timeout_seconds},
     )
 
 

@@ -1,5 +1,7 @@
 """Prometheus metrics. The API serves ``/metrics``; each worker serves its own on a port."""
 
+import contextlib
+
 from arq.connections import ArqRedis
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -8,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.executions.models import AgenticExecution, ExecutionStatus
+from app.executions.queue import QUEUE_ERRORS
 
 # Written by the workers as executions end and models answer.
 EXECUTIONS_COMPLETED = Counter(
@@ -38,7 +41,9 @@ router = APIRouter(include_in_schema=False)
 
 
 async def _refresh_gauges(session: AsyncSession, queue: ArqRedis, queue_name: str) -> None:
-    QUEUE_DEPTH.set(await queue.zcard(queue_name))
+    # Redis down: the scrape still answers, with the last known depth; /readyz says why.
+    with contextlib.suppress(*QUEUE_ERRORS):
+        QUEUE_DEPTH.set(await queue.zcard(queue_name))
     open_statuses = [ExecutionStatus.PENDING.value, ExecutionStatus.IN_PROGRESS.value]
     counts = dict.fromkeys(open_statuses, 0)
     query = (

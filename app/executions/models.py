@@ -2,7 +2,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +18,14 @@ class ExecutionStatus(enum.StrEnum):
 
 TERMINAL_STATUSES = frozenset({ExecutionStatus.FINISHED, ExecutionStatus.FAILED})
 
+# The failure code of an execution a user cancelled (explanation: "Cancelled by <username>.").
+CANCELLED = "cancelled"
+
+
+def cancelled_explanation(username: str) -> str:
+    return f"Cancelled by {username}."
+
+
 _STATUS_VALUES = ", ".join(f"'{status.value}'" for status in ExecutionStatus)
 
 
@@ -30,6 +38,8 @@ class AgenticExecution(Base):
         Index("ix_agentic_executions_user_started", "user_id", "started_at", "id"),
         Index("ix_agentic_executions_agent_started", "agent_id", "started_at", "id"),
         Index("ix_agentic_executions_status_started", "status", "started_at", "id"),
+        # One execution per (user, Idempotency-Key): a concurrent repeat fails to insert.
+        UniqueConstraint("user_id", "idempotency_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,6 +60,14 @@ class AgenticExecution(Base):
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # The client's Idempotency-Key and a digest of what it asked for; the key is honoured for
+    # 24 h from started_at, then freed (set to NULL) when it is used again.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Set when a user asks to cancel a running execution; the worker aborts it and records
+    # failed/cancelled with cancelled_explanation(cancel_requested_by).
+    cancel_requested_at: Mapped[datetime | None]
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(150))
 
     @property
     def duration_seconds(self) -> float | None:

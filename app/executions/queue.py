@@ -1,14 +1,22 @@
 """Handing executions to the workers through arq. PostgreSQL stays the source of truth."""
 
+import asyncio
 import logging
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, RedisSettings
+from arq.jobs import Job
+from redis.exceptions import RedisError
 
 from app.core.config import Settings
 
 logger = logging.getLogger(__name__)
 
 RUN_EXECUTION_JOB = "run_execution"
+# A Redis that does not answer within this long counts as down: the API answers without it
+# rather than hanging a client's request.
+QUEUE_TIMEOUT_SECONDS = 2.0
+# Everything a Redis client call raises when the server is unreachable or misbehaving.
+QUEUE_ERRORS = (RedisError, OSError)
 
 
 def job_id_for(execution_id: int) -> str:
@@ -21,14 +29,48 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 async def create_queue(settings: Settings) -> ArqRedis:
-    return await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+    """A client for the queue that connects on first use, not now.
+
+    arq's ``create_pool`` pings Redis and fails when it is down; the API must start anyway
+    (executions are stored and the reconciler enqueues them once Redis is back).
+    """
+    queue: ArqRedis = ArqRedis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=QUEUE_TIMEOUT_SECONDS,
+        socket_timeout=QUEUE_TIMEOUT_SECONDS,
+    )
+    queue.default_queue_name = settings.queue_name
+    return queue
+
+
+async def queue_reachable(queue: ArqRedis) -> bool:
+    try:
+        async with asyncio.timeout(QUEUE_TIMEOUT_SECONDS):
+            return bool(await queue.ping())
+    except QUEUE_ERRORS:  # TimeoutError is an OSError
+        return False
 
 
 async def enqueue_execution(queue: ArqRedis, execution_id: int) -> bool:
     """Enqueue the run; False when Redis cannot be reached (the reconciler enqueues it later)."""
     try:
         await queue.enqueue_job(RUN_EXECUTION_JOB, execution_id, _job_id=job_id_for(execution_id))
-    except (OSError, ConnectionError, TimeoutError) as exc:
+    except QUEUE_ERRORS as exc:
         logger.warning("could not enqueue execution %s: %s", execution_id, exc)
         return False
     return True
+
+
+async def abort_execution_job(queue: ArqRedis, settings: Settings, execution_id: int) -> None:
+    """Ask the worker running the execution to cancel its task, without waiting for it.
+
+    Best effort: with Redis down the request is lost, and the worker finds the execution's
+    ``cancel_requested_at`` instead.
+    """
+    job = Job(job_id_for(execution_id), redis=queue, _queue_name=settings.queue_name)
+    try:
+        # timeout=0: record the abort and return; the worker cancels the task on its next poll.
+        await job.abort(timeout=0, poll_delay=0)
+    except QUEUE_ERRORS as exc:
+        if not isinstance(exc, TimeoutError):
+            logger.warning("could not abort the job of execution %s: %s", execution_id, exc)

@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
@@ -85,6 +85,11 @@ START_OPENAPI: dict[str, Any] = {
         "Validates `input` against the execution type's schema, stores the execution and "
         "queues it. Send JSON, or `multipart/form-data` with `input` as a JSON-encoded string "
         "and files as `files[]` (agents with file upload only; types are checked by content)."
+        "\n\nSend an `Idempotency-Key` header (any string up to 255 characters, e.g. a UUID) "
+        "to make retries safe: a repeat of the request with the same key within 24 hours "
+        "starts nothing and answers the execution the first one started, in its current "
+        "state (with `Idempotent-Replayed: true`). The same key with a different request "
+        "(another agent, key, input or files) is refused with 409. Keys are per user."
     ),
     openapi_extra=START_OPENAPI,
     responses={
@@ -96,17 +101,36 @@ START_OPENAPI: dict[str, Any] = {
             },
         },
         404: {"description": "No such agent, or not visible to you."},
+        409: {
+            "description": "The `Idempotency-Key` was used in the last 24 hours for a "
+            "different request.",
+        },
         413: {"description": "A file is larger than the upload limit."},
         415: {"description": "Neither JSON nor multipart/form-data."},
+        503: {
+            "description": "PostgreSQL is unreachable; or Redis is, and the service is set to "
+            "refuse executions then (AGENTRUN_REJECT_WHEN_QUEUE_DOWN). Nothing was stored."
+        },
     },
 )
 async def start_execution(
     agent_id: int,
     request: Request,
+    response: Response,
     session: SessionDep,
     user: CurrentUser,
     queue: QueueDep,
     settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=service.IDEMPOTENCY_KEY_MAX_LENGTH,
+            description="Makes retries safe: a repeat within 24 hours answers the first "
+            "execution instead of starting another.",
+        ),
+    ] = None,
 ) -> ExecutionOut:
     agent = await get_visible_agent(session, user, agent_id)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -132,7 +156,7 @@ async def start_execution(
             f"Unsupported media type {content_type or '(none)'!r}: send application/json or "
             "multipart/form-data."
         )
-    execution = await service.start_execution(
+    started = await service.start_execution(
         session,
         queue,
         settings,
@@ -141,7 +165,11 @@ async def start_execution(
         execution_key=key,
         validated_input=validated_input,
         uploads=uploads,
+        idempotency_key=idempotency_key,
     )
+    if started.repeated:
+        response.headers["Idempotent-Replayed"] = "true"
+    execution = started.execution
     files = await files_by_conversation(session, [execution.conversation_id])
     return execution_out(
         execution, files[execution.conversation_id], request.scope.get("root_path", "")
@@ -223,4 +251,48 @@ async def list_executions(
             execution_out(e, files[e.conversation_id], request.scope.get("root_path", ""))
             for e in executions
         ],
+    )
+
+
+@router.post(
+    "/agentic-executions/{execution_id}/cancel/",
+    summary="Cancel an execution",
+    description=(
+        "Ends the execution as `failed` with `failure_code` `cancelled` and the explanation "
+        "`Cancelled by <username>.`. A `pending` execution is failed at once (200). An "
+        "`in_progress` one is asked to stop (202): its worker aborts the agent run and records "
+        "the failure within moments; poll the execution to see it. For the execution's owner "
+        "and admins."
+    ),
+    status_code=status.HTTP_200_OK,
+    responses={
+        200: {"description": "Was pending: now `failed` with `failure_code` `cancelled`."},
+        202: {
+            "description": "Running: the worker was asked to stop; `status` is still "
+            "`in_progress`.",
+            "model": ExecutionOut,
+        },
+        404: {"description": "No such execution, or not yours."},
+        409: {
+            "description": "The execution already finished or failed.",
+            "content": {"application/json": {"example": {"detail": "Execution already finished."}}},
+        },
+    },
+)
+async def cancel_execution(
+    execution_id: int,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    user: CurrentUser,
+    queue: QueueDep,
+    settings: SettingsDep,
+) -> ExecutionOut:
+    cancellation = await service.cancel_execution(session, queue, settings, user, execution_id)
+    if not cancellation.done:
+        response.status_code = status.HTTP_202_ACCEPTED
+    execution = cancellation.execution
+    files = await files_by_conversation(session, [execution.conversation_id])
+    return execution_out(
+        execution, files[execution.conversation_id], request.scope.get("root_path", "")
     )

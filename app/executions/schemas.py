@@ -55,8 +55,8 @@ class ExecutionOut(BaseModel):
         examples=[{"SKU-001": "Product updated successfully"}],
     )
     failure_code: str | None = Field(
-        description="runtime_error, max_retries_exceeded, validation_failed, unknown, or a "
-        "code of the execution definition's own.",
+        description="runtime_error, max_retries_exceeded, validation_failed, unknown, "
+        "worker_lost, cancelled, or a code of the execution definition's own.",
         examples=[None],
     )
     failure_explanation: str | None = Field(examples=[None])

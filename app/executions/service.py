@@ -1,14 +1,17 @@
-"""Starting, reading and listing agentic executions."""
+"""Starting, reading, listing and cancelling agentic executions."""
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 from arq.connections import ArqRedis
 from pydantic import ValidationError
-from sqlalchemy import Select, func, select
+from sqlalchemy import CursorResult, Select, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
@@ -18,10 +21,27 @@ from app.conversations.file_types import UnsupportedFile, detect_content_type
 from app.conversations.models import Conversation, ConversationFile
 from app.conversations.storage import Upload, remove_stored, write_upload
 from app.core.config import Settings
-from app.core.errors import Invalid, NotFound, PayloadTooLarge, field_errors
+from app.core.db import utcnow
+from app.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, Unavailable, field_errors
 from app.definitions.registry import definitions_for, find_definition
-from app.executions.models import AgenticExecution, ExecutionStatus
-from app.executions.queue import enqueue_execution, job_id_for
+from app.executions.models import (
+    CANCELLED,
+    AgenticExecution,
+    ExecutionStatus,
+    cancelled_explanation,
+)
+from app.executions.queue import (
+    abort_execution_job,
+    enqueue_execution,
+    job_id_for,
+    queue_reachable,
+)
+
+# A repeat of a request with the same Idempotency-Key within this window answers the first
+# execution; after it the key is free again.
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+QUEUE_UNAVAILABLE = "Job queue unavailable, try again shortly. Nothing was stored."
 
 
 def parse_form_input(raw: str | None) -> Any:
@@ -79,21 +99,66 @@ async def read_uploads(
     return uploads
 
 
-async def start_execution(
+def request_sha256(
+    agent: Agent, execution_key: str, validated_input: dict[str, Any], uploads: Sequence[Upload]
+) -> str:
+    """A digest of what a start request asks for, to tell a true repeat from a reused key.
+
+    Taken over the validated input, so that ``{}`` and ``{"skus": null}`` are the same request.
+    """
+    request = {
+        "agent": agent.id,
+        "execution_key": execution_key,
+        "input": validated_input,
+        "files": [[upload.filename, upload.sha256] for upload in uploads],
+    }
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+async def _earlier_request(
+    session: AsyncSession, user_id: int, idempotency_key: str, digest: str
+) -> AgenticExecution | None:
+    """The execution a live Idempotency-Key already started, or None (an expired key is freed)."""
+    earlier = await session.scalar(
+        select(AgenticExecution).where(
+            AgenticExecution.user_id == user_id,
+            AgenticExecution.idempotency_key == idempotency_key,
+        )
+    )
+    if earlier is None:
+        return None
+    if earlier.started_at <= utcnow() - IDEMPOTENCY_WINDOW:
+        earlier.idempotency_key = None
+        await session.flush()
+        return None
+    if earlier.request_sha256 != digest:
+        raise Conflict(
+            f"Idempotency-Key {idempotency_key!r} was used in the last 24 hours for a different "
+            f"request (execution {earlier.id}); send a new key for a new request."
+        )
+    return earlier
+
+
+@dataclass(frozen=True)
+class Started:
+    execution: AgenticExecution
+    # True when an earlier request with the same Idempotency-Key started it.
+    repeated: bool = False
+
+
+async def _store_execution(
     session: AsyncSession,
-    queue: ArqRedis,
     settings: Settings,
     *,
     user: User,
     agent: Agent,
     execution_key: str,
     validated_input: dict[str, Any],
-    uploads: Sequence[Upload] = (),
+    uploads: Sequence[Upload],
+    idempotency_key: str | None,
+    digest: str,
 ) -> AgenticExecution:
-    """Store the execution, its locked conversation and files in one transaction, then enqueue.
-
-    Enqueueing only after the commit means a fast worker always finds the row.
-    """
+    """Store the execution, its locked conversation and files in one transaction."""
     conversation = Conversation(agent_id=agent.id, user_id=user.id, locked=True)
     session.add(conversation)
     await session.flush()
@@ -121,6 +186,8 @@ async def start_execution(
             conversation_id=conversation.id,
             status=ExecutionStatus.PENDING,
             input=validated_input,
+            idempotency_key=idempotency_key,
+            request_sha256=digest,
         )
         session.add(execution)
         await session.flush()
@@ -130,8 +197,58 @@ async def start_execution(
         await session.rollback()
         remove_stored(settings.media_root, stored)
         raise
-    await enqueue_execution(queue, execution.id)
     return execution
+
+
+async def start_execution(
+    session: AsyncSession,
+    queue: ArqRedis,
+    settings: Settings,
+    *,
+    user: User,
+    agent: Agent,
+    execution_key: str,
+    validated_input: dict[str, Any],
+    uploads: Sequence[Upload] = (),
+    idempotency_key: str | None = None,
+) -> Started:
+    """Store the execution, then enqueue it; or answer the one an Idempotency-Key started.
+
+    Enqueueing only after the commit means a fast worker always finds the row. With Redis
+    down the execution is still stored (the reconciler enqueues it later), unless the
+    settings say to refuse it.
+    """
+    digest = request_sha256(agent, execution_key, validated_input, uploads)
+    # Read now: a rollback expires the ORM objects of the session.
+    user_id = user.id
+    if idempotency_key is not None:
+        earlier = await _earlier_request(session, user_id, idempotency_key, digest)
+        if earlier is not None:
+            return Started(earlier, repeated=True)
+    if settings.reject_when_queue_down and not await queue_reachable(queue):
+        raise Unavailable(QUEUE_UNAVAILABLE, headers={"Retry-After": "5"})
+    try:
+        execution = await _store_execution(
+            session,
+            settings,
+            user=user,
+            agent=agent,
+            execution_key=execution_key,
+            validated_input=validated_input,
+            uploads=uploads,
+            idempotency_key=idempotency_key,
+            digest=digest,
+        )
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer its execution.
+        if idempotency_key is None:
+            raise
+        earlier = await _earlier_request(session, user_id, idempotency_key, digest)
+        if earlier is None:
+            raise
+        return Started(earlier, repeated=True)
+    await enqueue_execution(queue, execution.id)
+    return Started(execution)
 
 
 async def get_visible_execution(
@@ -180,3 +297,66 @@ async def list_executions(
         .limit(limit)
     )
     return (await session.scalars(query)).all()
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    execution: AgenticExecution
+    # True when the execution is failed/cancelled already; False when its worker was asked to
+    # stop and will record the outcome.
+    done: bool
+
+
+async def _updated(session: AsyncSession, statement: Any) -> bool:
+    result = await session.execute(statement, execution_options={"synchronize_session": False})
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
+async def cancel_execution(
+    session: AsyncSession, queue: ArqRedis, settings: Settings, user: User, execution_id: int
+) -> Cancellation:
+    """Cancel an execution of ``user`` (any, for admins): ``failed`` with code ``cancelled``.
+
+    A pending one fails at once. A running one is marked ``cancel_requested_at`` and its arq
+    job aborted; its worker records the failure. Each step is a conditional UPDATE, so a
+    worker moving the execution at the same moment cannot be overwritten.
+    """
+    execution = await get_visible_execution(session, user, execution_id)
+    now = utcnow()
+    requested = {"cancel_requested_at": now, "cancel_requested_by": user.username}
+    failed_now = await _updated(
+        session,
+        update(AgenticExecution)
+        .where(
+            AgenticExecution.id == execution.id,
+            AgenticExecution.status == ExecutionStatus.PENDING.value,
+        )
+        .values(
+            status=ExecutionStatus.FAILED.value,
+            failure_code=CANCELLED,
+            failure_explanation=cancelled_explanation(user.username),
+            finished_at=now,
+            **requested,
+        ),
+    )
+    if not failed_now:
+        # A second request keeps the time and name of the first.
+        await session.execute(
+            update(AgenticExecution)
+            .where(
+                AgenticExecution.id == execution.id,
+                AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+                AgenticExecution.cancel_requested_at.is_(None),
+            )
+            .values(**requested),
+            execution_options={"synchronize_session": False},
+        )
+    await session.commit()
+    await session.refresh(execution)
+    if failed_now:
+        return Cancellation(execution, done=True)
+    if execution.status != ExecutionStatus.IN_PROGRESS:
+        raise Conflict("Execution already finished.")
+    # Asked now or by an earlier request: abort again, in case the first abort was lost.
+    await abort_execution_job(queue, settings, execution.id)
+    return Cancellation(execution, done=False)

@@ -1,0 +1,37 @@
+"""Hostile values that pass the schema but not the database are 400, never 500."""
+
+from httpx import AsyncClient
+
+from tests.factories import Factory
+
+
+async def test_an_id_beyond_the_databases_integers_is_400(
+    client: AsyncClient, factory: Factory
+) -> None:
+    alice = await factory.account()
+
+    for path in (
+        "/api/agents/99999999999/",
+        "/api/agentic-executions/99999999999/",
+        "/api/conversations/99999999999/",
+        "/api/agentic-executions/?agent_id=99999999999",
+    ):
+        response = await client.get(path, headers=alice.headers)
+
+        assert response.status_code == 400, path
+        assert "out of int32 range" in response.json()["detail"]
+
+
+async def test_a_nul_character_in_text_is_400(client: AsyncClient, factory: Factory) -> None:
+    admin = await factory.account(admin=True)
+
+    response = await client.post("/api/datasets/", json={"name": "a\x00b"}, headers=admin.headers)
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("A value in the request cannot be stored")
+
+
+async def test_a_control_character_in_a_token_is_401(client: AsyncClient) -> None:
+    response = await client.get("/api/users/me/", headers={"Authorization": "Token ar_\x01"})
+
+    assert response.status_code == 401
