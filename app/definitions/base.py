@@ -27,6 +27,7 @@ BASE_FAILURE_CODES: dict[str, str] = {
     "validation_failed": "A validator rejected the response without allowing a retry",
     "unknown": "Execution reported failure but returned no structured failure code",
     "worker_lost": "The worker running the execution stopped before it finished, too often",
+    "cancelled": "Cancelled by a user before it finished",
 }
 
 # The result when a definition declares no ``Output``: any JSON object.
