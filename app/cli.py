@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import app
 from app.auth import service as auth
+from app.cli_remote import add_remote_commands, run_remote
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import DomainError
@@ -200,11 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     dev_parser.add_argument("--host", default="127.0.0.1")
     dev_parser.add_argument("--port", type=int, default=8000)
     dev_parser.set_defaults(handler=dev)
+
+    add_remote_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "remote"):
+        # The API's client side needs no settings or database, only a URL and a token.
+        run_remote(args)
+        return
     handler: Callable[[argparse.Namespace, Settings], None] = args.handler
     try:
         handler(args, get_settings())

@@ -1,0 +1,104 @@
+"""``agentrun run … --wait`` and ``agentrun executions list`` against a live service."""
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from arq.worker import Worker
+
+from app.core.config import Settings
+from tests.factories import Account, Factory
+from workers.settings import worker_settings
+
+
+@pytest.fixture
+async def running_worker(settings: Settings) -> AsyncIterator[None]:
+    # The settings' default model is pydantic-ai's offline `test` model.
+    worker = Worker(**worker_settings(settings), handle_signals=False)
+    task = asyncio.create_task(worker.async_run())
+    yield
+    task.cancel()
+    await worker.close()
+
+
+async def agentrun(live_url: str, account: Account, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", *args,
+        env={**os.environ, "AGENTRUN_URL": live_url, "AGENTRUN_TOKEN": account.token},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+@pytest.mark.usefixtures("running_worker")
+async def test_run_wait_follows_the_execution_and_prints_its_result(
+    live_url: str, factory: Factory
+) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice), agent_type="structured-task")
+
+    code, stdout, stderr = await agentrun(
+        live_url, alice, "run", str(agent.id), "structured-task",
+        "--input", '{"instructions": "Name a colour."}', "--wait",
+    )  # fmt: skip
+
+    assert code == 0, stderr
+    assert isinstance(json.loads(stdout), dict)
+    assert "started execution 1" in stderr
+    assert "#1 finished" in stderr
+    assert "1 model call" in stderr
+
+
+@pytest.mark.usefixtures("running_worker")
+async def test_run_wait_reports_a_failure_and_exits_1(live_url: str, factory: Factory) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice))
+
+    code, stdout, stderr = await agentrun(
+        live_url, alice, "run", str(agent.id), "catalog-enrichment",
+        "--input", '{"skus": ["SKU-1"]}', "--wait",
+    )  # fmt: skip
+
+    assert code == 1
+    assert stdout == ""
+    assert "#1 failed" in stderr
+    assert "agentrun: max_retries_exceeded: " in stderr
+
+
+async def test_run_with_bad_input_shows_the_services_answer(
+    live_url: str, factory: Factory
+) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice))
+
+    code, _, stderr = await agentrun(
+        live_url, alice, "run", str(agent.id), "catalog-enrichment", "--input", '{"skus": 1}'
+    )
+
+    assert code == 1
+    assert 'HTTP 400: {"input":{"skus":"Input should be a valid list"}}' in stderr
+
+
+async def test_executions_list_prints_a_table_newest_first(live_url: str, factory: Factory) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice))
+    await factory.execution(agent, alice)
+    await factory.execution(
+        agent, alice, status="failed", failure_code="cancelled", failure_explanation="x"
+    )
+
+    code, stdout, stderr = await agentrun(live_url, alice, "executions", "list")
+
+    assert code == 0, stderr
+    header, newest, oldest = stdout.splitlines()
+    assert header.split() == ["ID", "AGENT", "KEY", "STATUS", "STARTED", "SECONDS", "FAILURE"]
+    assert newest.split()[0] == "2"
+    assert newest.split()[-1] == "cancelled"
+    assert oldest.split()[:4] == ["1", str(agent.id), "catalog-enrichment", "pending"]
+    assert "2 of 2" in stderr
