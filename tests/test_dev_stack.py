@@ -1,0 +1,64 @@
+"""What `make dev` sets up: the demo data, and which model it picks."""
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.demo import seed_demo
+from app.dev_stack import default_model
+
+
+async def test_demo_seed_gives_a_working_token_and_agents_and_can_run_again(
+    session: AsyncSession, client: AsyncClient
+) -> None:
+    first = await seed_demo(session)
+    again = await seed_demo(session)
+    headers = {"Authorization": f"Token {again.token}"}
+
+    agents = (await client.get("/api/agents/", headers=headers)).json()
+    products = (await client.get("/api/datasets/1/products/", headers=headers)).json()
+    definitions = await client.get(
+        f"/api/agents/{again.catalog_agent_id}/agentic-execution-definitions/", headers=headers
+    )
+
+    assert (again.catalog_agent_id, again.task_agent_id) == (
+        first.catalog_agent_id,
+        first.task_agent_id,
+    )
+    assert first.token != again.token
+    assert sorted((a["agent_type"], a["file_upload"]) for a in agents) == [
+        ("catalog-enrichment", True),
+        ("structured-task", True),
+    ]
+    assert [p["sku"] for p in products] == ["SKU-001", "SKU-002", "SKU-003"]
+    assert [d["key"] for d in definitions.json()] == ["catalog-enrichment"]
+
+
+@pytest.mark.parametrize(
+    ("environment", "model"),
+    [
+        ({}, "test"),
+        ({"OPENAI_API_KEY": "sk-x"}, "openai:gpt-4o-mini"),
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}, "openai:gpt-4o-mini"),
+        ({"ANTHROPIC_API_KEY": "sk-ant"}, "anthropic:claude-haiku-4-5"),
+        ({"AGENTRUN_DEFAULT_MODEL": "openai:gpt-4.1", "OPENAI_API_KEY": "sk-x"}, "openai:gpt-4.1"),
+    ],
+)
+def test_dev_picks_a_real_model_when_a_provider_is_configured_else_says_test(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], model: str
+) -> None:
+    for name in (
+        "AGENTRUN_DEFAULT_MODEL",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    chosen, reason = default_model()
+
+    assert chosen == model
+    if model == "test":
+        assert "offline `test` model" in reason
