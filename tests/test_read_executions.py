@@ -181,6 +181,7 @@ async def test_list_shows_users_their_own_and_admins_everything(
 
     async def ids(account: Account) -> list[int]:
         body = (await client.get("/api/agentic-executions/", headers=account.headers)).json()
+        assert body["count"] == len(body["results"])
         return sorted(e["id"] for e in body["results"])
 
     assert await ids(alice) == [mine.id]

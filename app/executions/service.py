@@ -282,7 +282,12 @@ def _visible_executions(user: User, filters: ExecutionFilters) -> Select[Agentic
 
 
 async def count_executions(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
-    query = _visible_executions(user, filters).with_only_columns(func.count())
+    # select_from: with no filter left, the count would otherwise lose its FROM clause.
+    query = (
+        _visible_executions(user, filters)
+        .with_only_columns(func.count())
+        .select_from(AgenticExecution)
+    )
     return (await session.scalar(query.order_by(None))) or 0
 
 
