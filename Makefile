@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lint typecheck test migrate api worker dev clean
+.PHONY: help venv install lint typecheck test migrate api worker dev bench clean
 
 help:
 	@echo "make install    create .venv and install the project with dev tools"
@@ -20,6 +20,7 @@ help:
 	@echo "make api        serve the API on http://127.0.0.1:8000"
 	@echo "make worker     run an arq worker"
 	@echo "make dev        everything for a first look: databases, demo data, API + worker"
+	@echo "make bench      the performance benchmark (bench/README.md; needs PostgreSQL and Redis)"
 	@echo "make clean      remove the venv and tool caches"
 
 $(BIN)/python:
@@ -56,6 +57,9 @@ worker: $(STAMP)
 # dev extra's wheels), migrations, demo data, then the API and a worker (app/dev_stack.py).
 dev: $(STAMP)
 	$(BIN)/agentrun dev
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""The performance benchmark of agentrun: ``python -m bench`` (see README.md here)."""
