@@ -2,8 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from httpx import AsyncClient
 
+from app.executions import listing
 from app.executions.models import AgenticExecution
 from tests.factories import Account, Factory
 
@@ -211,3 +213,16 @@ async def test_the_executions_conversation_shows_its_trace_in_order(
         ("assistant", "Done"),
     ]
     assert foreign.status_code == 404
+
+
+async def test_count_past_the_exact_limit_is_an_estimate_never_below_it(
+    client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await factory.account()
+    await make_history(factory, alice, 8)
+    monkeypatch.setattr(listing, "EXACT_COUNT_LIMIT", 5)
+
+    body = (await client.get("/api/agentic-executions/", headers=alice.headers)).json()
+
+    assert body["count"] >= 6
+    assert len(body["results"]) == 8

@@ -38,7 +38,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        # No ping before each checkout (three round trips): a connection that died with its
+        # server fails its statement, the pool is invalidated, and callers answer 503 or retry.
+        pool_pre_ping=False,
         connect_args={"timeout": settings.database_connect_timeout_seconds},
     )
 

@@ -68,6 +68,10 @@ class AgenticExecution(Base):
     # failed/cancelled with cancelled_explanation(cancel_requested_by).
     cancel_requested_at: Mapped[datetime | None]
     cancel_requested_by: Mapped[str | None] = mapped_column(String(150))
+    # Bumped every few seconds (database clock) by the worker running the execution; an
+    # in_progress execution whose heartbeat is stale or NULL (handed back) has no live worker,
+    # and the reconciler makes its job runnable again (workers/heartbeat.py, reconciler.py).
+    heartbeat_at: Mapped[datetime | None]
 
     @property
     def duration_seconds(self) -> float | None:

@@ -11,7 +11,7 @@ from app.conversations.router import file_out
 from app.conversations.service import files_by_conversation
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType, field_errors
-from app.executions import service
+from app.executions import listing, service
 from app.executions.models import AgenticExecution, ExecutionStatus
 from app.executions.schemas import (
     ExecutionOut,
@@ -170,10 +170,15 @@ async def start_execution(
     if started.repeated:
         response.headers["Idempotent-Replayed"] = "true"
     execution = started.execution
-    files = await files_by_conversation(session, [execution.conversation_id])
-    return execution_out(
-        execution, files[execution.conversation_id], request.scope.get("root_path", "")
+    # A new execution without uploads has no files: spare the query on the hot path.
+    files = (
+        (await files_by_conversation(session, [execution.conversation_id]))[
+            execution.conversation_id
+        ]
+        if uploads or started.repeated
+        else []
     )
+    return execution_out(execution, files, request.scope.get("root_path", ""))
 
 
 @router.get(
@@ -228,12 +233,12 @@ async def list_executions(
     page: Annotated[str | None, Query(description="Page number, from 1.", examples=["1"])] = None,
 ) -> ExecutionPage:
     number = _page_number(page)
-    filters = service.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
-    count = await service.count_executions(session, user, filters)
+    filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
+    count = await listing.count_executions(session, user, filters)
     size = settings.page_size
     if number > 1 and (number - 1) * size >= count:
         raise NotFound("Invalid page.")
-    executions = await service.list_executions(
+    executions = await listing.list_executions(
         session, user, filters, offset=(number - 1) * size, limit=size
     )
     files = await files_by_conversation(session, [e.conversation_id for e in executions])

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from arq.connections import ArqRedis
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, Select, func, select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
@@ -258,50 +258,6 @@ async def get_visible_execution(
     if execution is None or not (user.is_admin or execution.user_id == user.id):
         raise NotFound("Execution not found.")
     return execution
-
-
-@dataclass(frozen=True)
-class ExecutionFilters:
-    agent_id: int | None = None
-    status: ExecutionStatus | None = None
-    dataset_id: int | None = None
-
-
-def _visible_executions(user: User, filters: ExecutionFilters) -> Select[AgenticExecution]:
-    query = select(AgenticExecution)
-    if not user.is_admin:
-        query = query.where(AgenticExecution.user_id == user.id)
-    if filters.agent_id is not None:
-        query = query.where(AgenticExecution.agent_id == filters.agent_id)
-    if filters.status is not None:
-        query = query.where(AgenticExecution.status == filters.status.value)
-    if filters.dataset_id is not None:
-        agents_of_dataset = select(Agent.id).where(Agent.dataset_id == filters.dataset_id)
-        query = query.where(AgenticExecution.agent_id.in_(agents_of_dataset))
-    return query
-
-
-async def count_executions(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
-    # select_from: with no filter left, the count would otherwise lose its FROM clause.
-    query = (
-        _visible_executions(user, filters)
-        .with_only_columns(func.count())
-        .select_from(AgenticExecution)
-    )
-    return (await session.scalar(query.order_by(None))) or 0
-
-
-async def list_executions(
-    session: AsyncSession, user: User, filters: ExecutionFilters, *, offset: int, limit: int
-) -> Sequence[AgenticExecution]:
-    """Newest first: by started_at, then id, both descending."""
-    query = (
-        _visible_executions(user, filters)
-        .order_by(AgenticExecution.started_at.desc(), AgenticExecution.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return (await session.scalars(query)).all()
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,18 @@ Every transition is one conditional UPDATE (``WHERE id = :id AND status = :expec
 answers whether it happened, so a late or duplicate worker can never move an execution that
 another one already ended. ``finished_at`` is set exactly when a terminal state is reached.
 The caller owns the transaction (``async with session.begin(): ...``).
+
+A running execution's ``heartbeat_at`` is bumped by its worker (``beat``); one whose heartbeat
+is older than ``stale_after`` seconds, or NULL (its worker handed it back), is *orphaned*: only
+then may another worker take it over (``restart_attempt``). Heartbeats use the database clock,
+so workers' clocks need not agree.
 """
 
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import ColumnElement, CursorResult, func, or_, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
@@ -23,8 +30,16 @@ async def _moved(session: AsyncSession, statement: Any) -> bool:
     return cast(CursorResult[Any], result).rowcount == 1
 
 
+def orphaned(stale_after: float) -> ColumnElement[bool]:
+    """True for a heartbeat that says no worker holds the execution: NULL or stale."""
+    return or_(
+        AgenticExecution.heartbeat_at.is_(None),
+        AgenticExecution.heartbeat_at < func.now() - timedelta(seconds=stale_after),
+    )
+
+
 async def mark_in_progress(session: AsyncSession, execution_id: int) -> bool:
-    """``pending → in_progress``, counting the attempt."""
+    """``pending → in_progress``, counting the attempt; the heartbeat starts."""
     return await _moved(
         session,
         update(AgenticExecution)
@@ -32,15 +47,22 @@ async def mark_in_progress(session: AsyncSession, execution_id: int) -> bool:
             AgenticExecution.id == execution_id,
             AgenticExecution.status == ExecutionStatus.PENDING.value,
         )
-        .values(status=ExecutionStatus.IN_PROGRESS.value, attempts=AgenticExecution.attempts + 1),
+        .values(
+            status=ExecutionStatus.IN_PROGRESS.value,
+            attempts=AgenticExecution.attempts + 1,
+            heartbeat_at=func.now(),
+        ),
     )
 
 
-async def restart_attempt(session: AsyncSession, execution_id: int, seen_attempts: int) -> bool:
-    """Take over an ``in_progress`` execution whose worker died: one more attempt.
+async def restart_attempt(
+    session: AsyncSession, execution_id: int, seen_attempts: int, stale_after: float
+) -> bool:
+    """Take over an orphaned ``in_progress`` execution (its worker died or handed it back):
+    one more attempt.
 
-    Conditional on the attempt count seen, so that two workers finding the same orphan do not
-    both run it.
+    Conditional on the attempt count seen and on the heartbeat, so that two workers finding the
+    same orphan do not both run it, and a live worker's execution is never taken from it.
     """
     return await _moved(
         session,
@@ -49,8 +71,45 @@ async def restart_attempt(session: AsyncSession, execution_id: int, seen_attempt
             AgenticExecution.id == execution_id,
             AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
             AgenticExecution.attempts == seen_attempts,
+            orphaned(stale_after),
         )
-        .values(attempts=seen_attempts + 1),
+        .values(attempts=seen_attempts + 1, heartbeat_at=func.now()),
+    )
+
+
+async def beat(session: AsyncSession, held: Mapping[int, int]) -> dict[int, bool]:
+    """Bump the heartbeat of the executions this worker runs (id → attempt), in one UPDATE.
+
+    Answers, for those still held (in_progress, same attempt), whether a user asked to cancel
+    them; the others ended or were taken over by another worker.
+    """
+    if not held:
+        return {}
+    result = await session.execute(
+        update(AgenticExecution)
+        .where(
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+            tuple_(AgenticExecution.id, AgenticExecution.attempts).in_(list(held.items())),
+        )
+        .values(heartbeat_at=func.now())
+        .returning(AgenticExecution.id, AgenticExecution.cancel_requested_at.is_not(None)),
+        execution_options={"synchronize_session": False},
+    )
+    return {row[0]: row[1] for row in result}
+
+
+async def release(session: AsyncSession, execution_id: int, attempt: int) -> bool:
+    """Hand a running execution back (the worker stops before it ends): its heartbeat is
+    cleared, so that any worker may take it over at once as the next attempt."""
+    return await _moved(
+        session,
+        update(AgenticExecution)
+        .where(
+            AgenticExecution.id == execution_id,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+            AgenticExecution.attempts == attempt,
+        )
+        .values(heartbeat_at=None),
     )
 
 

@@ -62,21 +62,21 @@ async def list_queries(
     """``{"count": sql, "page": sql, "files": sql}`` as the list endpoint would run them."""
     from app.auth.models import User
     from app.conversations.service import files_by_conversation
-    from app.executions import service
+    from app.executions import listing
     from app.executions.models import ExecutionStatus
 
     user = User(id=user_id, username="bench", is_admin=is_admin)
     status = filters.get("status")
-    execution_filters = service.ExecutionFilters(
+    execution_filters = listing.ExecutionFilters(
         agent_id=filters.get("agent_id"),
         status=ExecutionStatus(status) if status else None,
         dataset_id=filters.get("dataset_id"),
     )
     queries: dict[str, str] = {}
     recorder = RecordingSession()
-    await service.count_executions(recorder, user, execution_filters)  # type: ignore[arg-type]
+    await listing.count_executions(recorder, user, execution_filters)  # type: ignore[arg-type]
     queries["count"] = compiled(recorder.statements[-1])
-    await service.list_executions(
+    await listing.list_executions(
         recorder,  # type: ignore[arg-type]
         user,
         execution_filters,
