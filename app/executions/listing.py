@@ -5,7 +5,8 @@ Two choices keep a page fast at millions of rows:
 - the page's ids are chosen from an index alone (ORDER BY started_at, id with OFFSET), and
   only those 25 rows are read, so a deep page does not read every row it skips;
 - the count is exact up to ``EXACT_COUNT_LIMIT``; past it, it is PostgreSQL's planner estimate
-  for the same query, so no page costs a scan of every matching row.
+  for the same query, so no page costs a scan of every matching row. Whether a page exists, or
+  has a next one, is decided by its rows, never by the count.
 """
 
 import json
@@ -32,7 +33,7 @@ class ExecutionFilters:
     dataset_id: int | None = None
 
 
-def _visible_ids(user: User, filters: ExecutionFilters) -> Select[int]:
+async def _visible_ids(session: AsyncSession, user: User, filters: ExecutionFilters) -> Select[int]:
     query = select(AgenticExecution.id)
     if not user.is_admin:
         query = query.where(AgenticExecution.user_id == user.id)
@@ -41,8 +42,11 @@ def _visible_ids(user: User, filters: ExecutionFilters) -> Select[int]:
     if filters.status is not None:
         query = query.where(AgenticExecution.status == filters.status.value)
     if filters.dataset_id is not None:
-        agents_of_dataset = select(Agent.id).where(Agent.dataset_id == filters.dataset_id)
-        query = query.where(AgenticExecution.agent_id.in_(agents_of_dataset))
+        # The dataset's agents as a list of values, not a subquery: the planner then knows
+        # how many rows each one has (the estimated count depends on it).
+        agents = select(Agent.id).where(Agent.dataset_id == filters.dataset_id)
+        agent_ids = list(await session.scalars(agents))
+        query = query.where(AgenticExecution.agent_id.in_(agent_ids))
     return query
 
 
@@ -58,7 +62,7 @@ async def _planner_estimate(session: AsyncSession, query: Select[int]) -> int:
 
 async def count_executions(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
     """Exact up to EXACT_COUNT_LIMIT, the planner's estimate (never less) beyond it."""
-    query = _visible_ids(user, filters)
+    query = await _visible_ids(session, user, filters)
     capped = query.limit(EXACT_COUNT_LIMIT + 1).subquery()
     exact = await session.scalar(select(func.count()).select_from(capped)) or 0
     if exact <= EXACT_COUNT_LIMIT:
@@ -66,16 +70,28 @@ async def count_executions(session: AsyncSession, user: User, filters: Execution
     return max(exact, await _planner_estimate(session, query))
 
 
+@dataclass(frozen=True)
+class Page:
+    executions: Sequence[AgenticExecution]
+    has_next: bool
+
+
 async def list_executions(
     session: AsyncSession, user: User, filters: ExecutionFilters, *, offset: int, limit: int
-) -> Sequence[AgenticExecution]:
-    """Newest first: by started_at, then id, both descending."""
+) -> Page:
+    """Newest first: by started_at, then id, both descending. One row more than asked tells
+    whether a next page exists, whatever the (possibly estimated) count says."""
     page_ids = (
-        _visible_ids(user, filters).order_by(*NEWEST_FIRST).offset(offset).limit(limit).subquery()
+        (await _visible_ids(session, user, filters))
+        .order_by(*NEWEST_FIRST)
+        .offset(offset)
+        .limit(limit + 1)
+        .subquery()
     )
     query = (
         select(AgenticExecution)
         .join(page_ids, page_ids.c.id == AgenticExecution.id)
         .order_by(*NEWEST_FIRST)
     )
-    return (await session.scalars(query)).all()
+    rows = (await session.scalars(query)).all()
+    return Page(executions=rows[:limit], has_next=len(rows) > limit)

@@ -38,6 +38,11 @@ class AgenticExecution(Base):
         Index("ix_agentic_executions_user_started", "user_id", "started_at", "id"),
         Index("ix_agentic_executions_agent_started", "agent_id", "started_at", "id"),
         Index("ix_agentic_executions_status_started", "status", "started_at", "id"),
+        # A user's list is the common case: its filters get indexes of their own.
+        Index(
+            "ix_agentic_executions_user_agent_started", "user_id", "agent_id", "started_at", "id"
+        ),
+        Index("ix_agentic_executions_user_status_started", "user_id", "status", "started_at", "id"),
         # One execution per (user, Idempotency-Key): a concurrent repeat fails to insert.
         UniqueConstraint("user_id", "idempotency_key"),
     )

@@ -234,24 +234,26 @@ async def list_executions(
 ) -> ExecutionPage:
     number = _page_number(page)
     filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
-    count = await listing.count_executions(session, user, filters)
     size = settings.page_size
-    if number > 1 and (number - 1) * size >= count:
-        raise NotFound("Invalid page.")
-    executions = await listing.list_executions(
+    found = await listing.list_executions(
         session, user, filters, offset=(number - 1) * size, limit=size
     )
+    if number > 1 and not found.executions:
+        raise NotFound("Invalid page.")
+    count = await listing.count_executions(session, user, filters)
+    executions = found.executions
     files = await files_by_conversation(session, [e.conversation_id for e in executions])
+    if number == 1:
+        previous = None
+    elif number == 2:
+        previous = str(request.url.remove_query_params("page"))
+    else:
+        previous = str(request.url.include_query_params(page=number - 1))
     return ExecutionPage(
-        count=count,
-        next=str(request.url.include_query_params(page=number + 1))
-        if number * size < count
-        else None,
-        previous=None
-        if number == 1
-        else str(request.url.include_query_params(page=number - 1))
-        if number > 2
-        else str(request.url.remove_query_params("page")),
+        # An estimated count never contradicts the page: it is at least what was seen.
+        count=max(count, (number - 1) * size + len(executions)),
+        next=str(request.url.include_query_params(page=number + 1)) if found.has_next else None,
+        previous=previous,
         results=[
             execution_out(e, files[e.conversation_id], request.scope.get("root_path", ""))
             for e in executions
