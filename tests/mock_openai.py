@@ -42,6 +42,9 @@ class Reply:
 class ErrorReply:
     status: int = 500
     message: str = "The server had an error while processing your request."
+    # Extra response headers, e.g. {"Retry-After": "0"}; None: retry-after-ms 1, so that the
+    # OpenAI SDK's retries come at once.
+    headers: dict[str, str] | None = None
 
 
 Responder = Callable[[dict[str, Any]], Reply | ErrorReply | Awaitable[Reply | ErrorReply]]
@@ -209,9 +212,10 @@ class MockOpenAI:
         if inspect.isawaitable(reply):
             reply = await reply
         if isinstance(reply, ErrorReply):
-            # The OpenAI SDK honours retry-after-ms: its retries of a 5xx come at once.
-            error = {"error": {"message": reply.message, "type": "server_error"}}
-            return reply.status, error, {"retry-after-ms": "1"}
+            kind = "rate_limit_error" if reply.status == 429 else "server_error"
+            error = {"error": {"message": reply.message, "type": kind}}
+            headers = reply.headers if reply.headers is not None else {"retry-after-ms": "1"}
+            return reply.status, error, headers
         return 200, self._completion(request, reply), {}
 
     def _completion(self, request: dict[str, Any], reply: Reply) -> dict[str, Any]:

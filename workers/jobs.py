@@ -1,13 +1,23 @@
 """The arq job ``run_execution(ctx, execution_id)``: load, claim, run the loop, persist.
 
 ``ctx`` is the worker's context (see ``workers.settings``): ``settings``, ``sessionmaker``,
-``models`` and, in tests, an optional ``model_override`` (a pydantic-ai ``Model``) used
-instead of the agent's configured model.
+``models``, ``runs`` (the executions this worker runs, whose heartbeat it keeps) and, in tests,
+an optional ``model_override`` (a pydantic-ai ``Model``) used instead of the agent's configured
+model.
+
+When the task is cancelled: a cancellation a user asked for is recorded (``cancelled``); a run
+this worker found taken over elsewhere ends without a write; otherwise the worker is stopping
+(SIGTERM after the shutdown grace, or arq's job timeout), and the execution is handed back
+(heartbeat cleared) for another worker to run as the next attempt.
+
+Writes are retried while PostgreSQL is unreachable (``workers.database``). Should the final one
+still fail, the execution stays ``in_progress``, its heartbeat goes stale, and the reconciler
+has it run again.
 """
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pydantic_ai import RunUsage
@@ -15,11 +25,10 @@ from pydantic_ai.models import Model
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agents.models import Agent
 from app.agents.schemas import ModelSettings
-from app.conversations.models import ConversationFile
 from app.core.config import Settings
 from app.core.db import utcnow
+from app.core.errors import is_database_outage
 from app.core.logging import execution_id_var
 from app.core.metrics import (
     EXECUTION_DURATION,
@@ -28,78 +37,22 @@ from app.core.metrics import (
     MODEL_TOKENS,
 )
 from app.definitions.registry import find_definition
-from app.definitions.run import AttachedFile, ExecutionRun
+from app.definitions.run import ExecutionRun
 from app.executions.models import (
     CANCELLED,
     AgenticExecution,
     ExecutionStatus,
     cancelled_explanation,
 )
-from app.executions.transitions import (
-    mark_failed,
-    mark_finished,
-    mark_in_progress,
-    restart_attempt,
-)
+from app.executions.transitions import mark_failed, mark_finished, release
+from workers.claim import Claim, claim_execution
+from workers.database import in_transaction
+from workers.heartbeat import CANCEL_REQUESTED, SUPERSEDED, HeldRun, Runs
 from workers.loop import Outcome, error_text, run_definition, usage_dict
 from workers.models import ModelFactory, request_settings
 from workers.transcript import Transcript
 
 logger = logging.getLogger(__name__)
-
-# An execution found in_progress was being run by a worker that died (crash, kill, lost
-# connection). It is run again once; after that it fails as worker_lost rather than loop.
-MAX_ATTEMPTS = 2
-
-NO_USAGE = {"requests": 0, "input_tokens": 0, "output_tokens": 0}
-
-
-@dataclass(frozen=True)
-class Claim:
-    execution: AgenticExecution
-    agent: Agent
-    files: list[AttachedFile]
-    attempt: int
-
-
-async def _claim(session: AsyncSession, execution_id: int) -> Claim | str:
-    """Move the execution to ``in_progress`` for this attempt, or say why there is nothing to do."""
-    query = (
-        select(AgenticExecution, Agent)
-        .join(Agent, Agent.id == AgenticExecution.agent_id)
-        .where(AgenticExecution.id == execution_id)
-    )
-    row = (await session.execute(query)).first()
-    if row is None:
-        return "missing"
-    execution, agent = row
-    if execution.status == ExecutionStatus.IN_PROGRESS and execution.cancel_requested_at:
-        # Cancelled while its worker was gone: nothing left to run.
-        explanation = cancelled_explanation(execution.cancel_requested_by or "a user")
-        await mark_failed(session, execution_id, CANCELLED, explanation)
-        return CANCELLED
-    if execution.status == ExecutionStatus.PENDING:
-        moved = await mark_in_progress(session, execution_id)
-    elif execution.status == ExecutionStatus.IN_PROGRESS:
-        if execution.attempts >= MAX_ATTEMPTS:
-            explanation = (
-                f"The worker running this execution stopped {execution.attempts} times before "
-                "it finished (crash, restart or lost connection); it is not tried again."
-            )
-            await mark_failed(session, execution_id, "worker_lost", explanation)
-            return "worker_lost"
-        moved = await restart_attempt(session, execution_id, execution.attempts)
-    else:
-        return f"already {execution.status}"
-    if not moved:
-        return "claimed by another worker"
-    files = await session.scalars(
-        select(ConversationFile)
-        .where(ConversationFile.conversation_id == execution.conversation_id)
-        .order_by(ConversationFile.id)
-    )
-    attached = [AttachedFile(f.filename, f.content_type, f.size, f.storage_key) for f in files]
-    return Claim(execution, agent, attached, execution.attempts + 1)
 
 
 async def run_execution(ctx: dict[str, Any], execution_id: int) -> str:
@@ -113,24 +66,42 @@ async def run_execution(ctx: dict[str, Any], execution_id: int) -> str:
 
 async def _run(ctx: dict[str, Any], execution_id: int) -> str:
     sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
-    async with sessionmaker() as session, session.begin():
-        claim = await _claim(session, execution_id)
+    settings: Settings = ctx["settings"]
+    retry_for = settings.worker_database_retry_seconds
+    stale_after = settings.stale_after_seconds
+    claim = await in_transaction(
+        sessionmaker,
+        partial(claim_execution, execution_id=execution_id, stale_after=stale_after),
+        retry_for=retry_for,
+        what=f"execution {execution_id}: claiming it",
+    )
     if isinstance(claim, str):
         logger.info("execution %s: nothing to run (%s)", execution_id, claim)
         return claim
-    transcript = Transcript(sessionmaker, claim.execution.conversation_id)
+    runs: Runs = ctx["runs"]
+    run = runs.hold(execution_id, claim.attempt)
+    try:
+        return await _attempt(ctx, claim, run)
+    finally:
+        runs.drop(execution_id, run)
+
+
+async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
+    sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
+    retry_for = ctx["settings"].worker_database_retry_seconds
+    execution_id = claim.execution.id
+    transcript = Transcript(sessionmaker, claim.execution.conversation_id, retry_for=retry_for)
     usage = RunUsage()
     model: Model | None = None
     try:
         model = _model(ctx, claim)
         outcome = await _execute(ctx, claim, model, transcript, usage)
     except asyncio.CancelledError:
-        # arq cancels the task when the job is aborted (a user cancelled the execution) or
-        # when the worker stops; only the first is an outcome, the second a retry.
-        explanation = await _record_cancellation(sessionmaker, execution_id, usage_dict(usage))
-        if explanation is not None:
-            await transcript.note("failure", explanation, failure_code=CANCELLED)
-        raise
+        run.ending = True
+        handled = await _stopped(sessionmaker, claim, run, transcript, usage_dict(usage))
+        if handled is None:
+            raise
+        return handled
     except Exception as exc:
         logger.exception("execution %s could not be run", execution_id)
         outcome = Outcome(
@@ -138,11 +109,77 @@ async def _run(ctx: dict[str, Any], execution_id: int) -> str:
             failure_code="runtime_error",
             failure_explanation=error_text(exc),
         )
-    stored = await _persist(sessionmaker, execution_id, outcome)
+    # From here on the run is over: its heartbeat goes on while the outcome is written.
+    run.ending = True
+    stored = await _persist(sessionmaker, execution_id, outcome, retry_for)
     if stored is None:
         return "already terminal"
     _observe(claim.execution, stored, model)
     return stored.status
+
+
+async def _stopped(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    claim: Claim,
+    run: HeldRun,
+    transcript: Transcript,
+    usage: dict[str, int],
+) -> str | None:
+    """Record why the run's task was cancelled. When this worker stopped the run itself, the
+    cancellation ends here: answers what became of the execution. None when it must
+    propagate (arq aborted the job, or the worker is stopping)."""
+    execution_id = claim.execution.id
+    if run.stop_reason == SUPERSEDED:
+        _uncancel()
+        return SUPERSEDED
+    # Shielded: arq may cancel the task again (a repeated abort) while this is written.
+    try:
+        explanation = await asyncio.shield(_record_cancellation(sessionmaker, execution_id, usage))
+    except Exception:
+        # PostgreSQL unreachable: the cancellation, if one was asked for, is recorded by the
+        # attempt that runs next (it finds cancel_requested_at).
+        logger.exception("execution %s: could not check for a cancel request", execution_id)
+        explanation = None
+    if explanation is not None:
+        await asyncio.shield(transcript.note("failure", explanation, failure_code=CANCELLED))
+        if run.stop_reason == CANCEL_REQUESTED:
+            _uncancel()
+            return ExecutionStatus.FAILED.value
+        return None
+    # Not asked for by a user: the worker is stopping. Hand the execution back, so that
+    # another worker takes it over at once rather than after the heartbeat goes stale.
+    await asyncio.shield(_hand_back(sessionmaker, claim, transcript))
+    return None
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+async def _hand_back(
+    sessionmaker: async_sessionmaker[AsyncSession], claim: Claim, transcript: Transcript
+) -> None:
+    execution_id = claim.execution.id
+    try:
+        async with sessionmaker() as session, session.begin():
+            released = await release(session, execution_id, claim.attempt)
+        if released:
+            logger.warning(
+                "execution %s: attempt %s interrupted (the worker is stopping); handed back",
+                execution_id,
+                claim.attempt,
+            )
+            await transcript.note(
+                "attempt",
+                f"Attempt {claim.attempt} was interrupted: its worker stopped before it "
+                "finished. Another worker takes it over.",
+                attempt=claim.attempt,
+            )
+    except Exception:
+        # Not handed back: its heartbeat goes stale, and the reconciler has it run again.
+        logger.exception("execution %s could not be handed back", execution_id)
 
 
 def _model(ctx: dict[str, Any], claim: Claim) -> Model:
@@ -213,24 +250,24 @@ async def _cancellation(session: AsyncSession, execution_id: int) -> str | None:
 
 
 async def _persist(
-    sessionmaker: async_sessionmaker[AsyncSession], execution_id: int, outcome: Outcome
+    sessionmaker: async_sessionmaker[AsyncSession],
+    execution_id: int,
+    outcome: Outcome,
+    retry_for: float,
 ) -> Outcome | None:
     """Store the outcome and answer what was stored; None if the execution was already
-    terminal (a late duplicate).
-
-    A cancellation the user asked for (its abort lost on the way) wins over the run's own
-    outcome.
+    terminal (a late duplicate). Retried while PostgreSQL is unreachable; raises if it stays
+    so (the execution then stays in_progress, and is run again once its heartbeat is stale).
     """
+    what = f"execution {execution_id}: storing its outcome"
     if outcome.finished:
         try:
-            async with sessionmaker() as session, session.begin():
-                cancellation = await _cancellation(session, execution_id)
-                if cancellation is None:
-                    moved = await mark_finished(
-                        session, execution_id, outcome.result, outcome.usage
-                    )
-                    return _reported(execution_id, moved, outcome)
+            return await in_transaction(
+                sessionmaker, partial(_store, execution_id, outcome), retry_for=retry_for, what=what
+            )
         except Exception as exc:
+            if is_database_outage(exc):
+                raise
             # A result PostgreSQL refuses must still leave the execution terminal.
             logger.exception("execution %s: the result could not be stored", execution_id)
             outcome = Outcome(
@@ -238,12 +275,22 @@ async def _persist(
                 failure_code="runtime_error",
                 failure_explanation=f"The result could not be stored: {error_text(exc)}",
             )
-    async with sessionmaker() as session, session.begin():
-        cancellation = await _cancellation(session, execution_id)
-        if cancellation is not None:
-            outcome = Outcome(
-                usage=outcome.usage, failure_code=CANCELLED, failure_explanation=cancellation
-            )
+    return await in_transaction(
+        sessionmaker, partial(_store, execution_id, outcome), retry_for=retry_for, what=what
+    )
+
+
+async def _store(execution_id: int, outcome: Outcome, session: AsyncSession) -> Outcome | None:
+    """One try at storing the outcome. A cancellation the user asked for (its abort lost on
+    the way) wins over the run's own outcome."""
+    cancellation = await _cancellation(session, execution_id)
+    if cancellation is not None:
+        outcome = Outcome(
+            usage=outcome.usage, failure_code=CANCELLED, failure_explanation=cancellation
+        )
+    if outcome.finished:
+        moved = await mark_finished(session, execution_id, outcome.result, outcome.usage)
+    else:
         moved = await mark_failed(
             session,
             execution_id,

@@ -5,8 +5,15 @@ that any OpenAI-compatible server (Ollama, vLLM, llama.cpp) works through a base
 ``anthropic:<name>`` through Anthropic; ``test`` is pydantic-ai's TestModel; anything else is
 left to pydantic-ai's own inference (keys from the environment). Models are cached per worker
 and share one HTTP connection pool, which the worker closes when it stops.
+
+The OpenAI and Anthropic clients retry what is worth retrying (429, 408, 409, 5xx, timeouts,
+lost connections) with exponential backoff, honouring the provider's Retry-After, up to
+AGENTRUN_MODEL_MAX_RETRIES times; one request may take AGENTRUN_MODEL_TIMEOUT_SECONDS. What
+still fails ends the run as ``runtime_error`` naming the provider's error.
 """
 
+from anthropic import AsyncAnthropic
+from openai import AsyncOpenAI
 from pydantic_ai.models import Model, create_async_httpx2_client, infer_model
 from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.openai import OpenAIChatModel
@@ -50,24 +57,43 @@ class ModelFactory:
         if openai_name is None and base_url is not None and ":" not in name:
             openai_name = name
         if openai_name is not None:
-            key = self.settings.openai_api_key
-            provider = OpenAIProvider(
-                base_url=base_url or self.settings.openai_base_url,
-                api_key=key.get_secret_value() if key else None,
-                http_client=self._http_client,
-            )
-            return OpenAIChatModel(openai_name, provider=provider)
+            return OpenAIChatModel(openai_name, provider=self._openai(base_url))
         if name.startswith("anthropic:"):
-            anthropic_key = self.settings.anthropic_api_key
             return AnthropicModel(
-                name.removeprefix("anthropic:"),
-                provider=AnthropicProvider(
-                    api_key=anthropic_key.get_secret_value() if anthropic_key else None,
-                    base_url=base_url,
-                    http_client=self._http_client,
-                ),
+                name.removeprefix("anthropic:"), provider=self._anthropic(base_url)
             )
         return infer_model(name)
+
+    def _openai(self, base_url: str | None) -> OpenAIProvider:
+        key = self.settings.openai_api_key
+        api_key = key.get_secret_value() if key else None
+        base_url = base_url or self.settings.openai_base_url
+        if api_key is None and base_url is None:
+            # Neither a key nor a server: pydantic-ai raises its error naming the setting.
+            return OpenAIProvider(http_client=self._http_client)
+        client = AsyncOpenAI(
+            # A local OpenAI-compatible server may want no key, but the client wants one.
+            api_key=api_key or "api-key-not-set",
+            base_url=base_url,
+            http_client=self._http_client,
+            max_retries=self.settings.model_max_retries,
+            timeout=self.settings.model_timeout_seconds,
+        )
+        return OpenAIProvider(openai_client=client)
+
+    def _anthropic(self, base_url: str | None) -> AnthropicProvider:
+        key = self.settings.anthropic_api_key
+        if key is None:
+            # pydantic-ai raises its error naming the setting.
+            return AnthropicProvider(base_url=base_url, http_client=self._http_client)
+        client = AsyncAnthropic(
+            api_key=key.get_secret_value(),
+            base_url=base_url,
+            http_client=self._http_client,
+            max_retries=self.settings.model_max_retries,
+            timeout=self.settings.model_timeout_seconds,
+        )
+        return AnthropicProvider(anthropic_client=client)
 
     async def aclose(self) -> None:
         self._models.clear()

@@ -3,38 +3,90 @@
 One worker process runs many executions at once (they wait on model providers, not on the
 CPU): ``max_jobs`` is AGENTRUN_WORKER_CONCURRENCY. Polling every 10 ms picks a job up within
 tens of milliseconds of its enqueueing.
+
+Beside the jobs, two tasks live from startup to shutdown: the heartbeat of the executions this
+worker runs (``workers.heartbeat``) and the reconciler (``workers.reconciler``).
+
+Faults:
+- Redis unreachable: every Redis call waits for it to come back (retried with backoff, without
+  end), so the worker outlives a Redis restart; running executions go on meanwhile (they need
+  PostgreSQL and the provider, not Redis), and the reconciler re-enqueues what Redis lost.
+- SIGTERM: arq stops taking jobs and lets running ones finish for up to the shutdown grace
+  (``job_completion_wait``); those still running then are cancelled and handed back
+  (``workers.jobs``): another worker runs them as their next attempt.
+- SIGKILL: the heartbeat stops; the reconciler has the executions run again.
 """
 
+import asyncio
+import contextlib
+import dataclasses
 import logging
+import math
 from typing import Any
 
-from arq import cron, func
+from arq import func
+from arq.connections import RedisSettings
 from arq.worker import run_worker as run_arq_worker
 from prometheus_client import start_http_server
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.logging import configure_logging
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
+from workers.heartbeat import Runs, keep_beating
 from workers.jobs import run_execution
 from workers.loop import SUMMARY_TIMEOUT_SECONDS
 from workers.models import ModelFactory
-from workers.reconciler import reconcile_executions
+from workers.reconciler import keep_reconciling
 
 logger = logging.getLogger(__name__)
 
 # Results are only read by tests and operators; the execution row holds the outcome.
 KEEP_RESULT_SECONDS = 60
 # Beyond the execution's own limit: the failure summary and writing the outcome.
-JOB_TIMEOUT_MARGIN_SECONDS = SUMMARY_TIMEOUT_SECONDS + 60
+RUN_MARGIN_SECONDS = SUMMARY_TIMEOUT_SECONDS + 60
+# Writes that may each be retried for AGENTRUN_WORKER_DATABASE_RETRY_SECONDS outside the run's
+# own time limit: the claim, the end of the trace, the outcome.
+RETRIED_WRITES = 3
+# run_execution decides how often an execution is tried (workers.jobs.MAX_ATTEMPTS); arq's own
+# count (of pickups, including duplicates that do nothing) must never stop it first.
+ARQ_MAX_TRIES = 100
+# Redis unreachable: try again after 0.25 s, 0.5 s, ... then every 5 s, for as long as it takes.
+REDIS_RETRY = Retry(ExponentialBackoff(cap=5.0, base=0.25), retries=-1)
+
+
+def longest_run_seconds(settings: Settings) -> float:
+    """The longest an execution may run, with its failure summary and final write."""
+    limits = [d.timeout_seconds for d in all_definitions() if d.timeout_seconds is not None]
+    return max([settings.execution_timeout_seconds, *limits]) + RUN_MARGIN_SECONDS
 
 
 def job_timeout_seconds(settings: Settings) -> float:
-    """Comfortably above the longest execution time limit, so that the loop's own timeout,
-    which fails the execution cleanly, always comes first."""
-    limits = [d.timeout_seconds for d in all_definitions() if d.timeout_seconds is not None]
-    return max([settings.execution_timeout_seconds, *limits]) + JOB_TIMEOUT_MARGIN_SECONDS
+    """Comfortably above the longest run and the database retries, so that the loop's own
+    timeout, which fails the execution cleanly, always comes first."""
+    retries = RETRIED_WRITES * settings.worker_database_retry_seconds
+    return longest_run_seconds(settings) + retries
+
+
+def shutdown_grace_seconds(settings: Settings) -> float:
+    if settings.worker_shutdown_grace_seconds is not None:
+        return settings.worker_shutdown_grace_seconds
+    return longest_run_seconds(settings)
+
+
+def worker_redis_settings(settings: Settings) -> RedisSettings:
+    """The queue's Redis settings, waiting out an unreachable Redis instead of failing (arq's
+    worker dies on the first connection error otherwise)."""
+    return dataclasses.replace(
+        redis_settings(settings),
+        retry=REDIS_RETRY,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+    )
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -46,9 +98,24 @@ async def startup(ctx: dict[str, Any]) -> None:
         pass
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["models"] = ModelFactory(settings)
+    ctx["runs"] = Runs()
+    if settings.stale_after_seconds < 2 * settings.heartbeat_seconds:
+        logger.warning(
+            "AGENTRUN_STALE_AFTER_SECONDS (%s) is under twice AGENTRUN_HEARTBEAT_SECONDS (%s): "
+            "a busy worker's executions may be taken for orphans",
+            settings.stale_after_seconds,
+            settings.heartbeat_seconds,
+        )
+    ctx["background"] = [asyncio.create_task(keep_beating(ctx), name="heartbeat")]
+    if "redis" in ctx:  # arq's pool; absent when tests drive jobs without a worker
+        ctx["background"].append(asyncio.create_task(keep_reconciling(ctx), name="reconciler"))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    for task in ctx.get("background", []):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await ctx["models"].aclose()
     await ctx["engine"].dispose()
 
@@ -58,21 +125,17 @@ def worker_settings(settings: Settings, **extra_ctx: Any) -> dict[str, Any]:
     (tests pass ``model_override=...``)."""
     timeout = job_timeout_seconds(settings)
     return {
-        "functions": [func(run_execution, name=RUN_EXECUTION_JOB, timeout=timeout)],
-        "cron_jobs": [
-            cron(
-                reconcile_executions,
-                second={0, 30},
-                run_at_startup=True,
-                timeout=60,
-            )
+        "functions": [
+            func(run_execution, name=RUN_EXECUTION_JOB, timeout=timeout, max_tries=ARQ_MAX_TRIES)
         ],
-        "redis_settings": redis_settings(settings),
+        "redis_settings": worker_redis_settings(settings),
         "queue_name": settings.queue_name,
         "max_jobs": settings.worker_concurrency,
         "poll_delay": settings.worker_poll_delay_seconds,
         "job_timeout": timeout,
         "keep_result": KEEP_RESULT_SECONDS,
+        # SIGTERM: stop taking jobs, let the running ones finish for this long (arq wants int).
+        "job_completion_wait": math.ceil(shutdown_grace_seconds(settings)),
         # Cancelling a running execution aborts its job: arq cancels the task, and
         # run_execution records the cancellation.
         "allow_abort_jobs": True,

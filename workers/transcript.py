@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.trace import TraceEntry, append_trace
+from workers.database import in_transaction
 
 
 def _describe(content: BinaryContent) -> str:
@@ -129,10 +130,16 @@ class Transcript:
     """The conversation of one execution, written part by part as the run goes."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], conversation_id: int
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        conversation_id: int,
+        *,
+        retry_for: float = 0.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.conversation_id = conversation_id
+        # How long a write is tried again while PostgreSQL is unreachable.
+        self.retry_for = retry_for
         # The run's messages keep their parts alive, so their ids stay unique meanwhile.
         self._written: set[int] = set()
 
@@ -151,11 +158,16 @@ class Transcript:
     async def write(self, entries: Sequence[TraceEntry]) -> None:
         if not entries:
             return
-        async with self.sessionmaker() as session, session.begin():
+
+        async def append(session: AsyncSession) -> None:
             # The trace is written often; its commits need not wait for the disk. A crash can
             # lose the last few entries, never the execution's status (written durably).
             await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             await append_trace(session, self.conversation_id, entries)
+
+        await in_transaction(
+            self.sessionmaker, append, retry_for=self.retry_for, what="writing the trace"
+        )
 
     async def note(self, role: str, content: str, **payload: Any) -> None:
         """An entry of our own: a validator's verdict, the outcome, a restarted attempt."""

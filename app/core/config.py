@@ -36,6 +36,21 @@ class Settings(BaseSettings):
     worker_concurrency: int = 500
     worker_poll_delay_seconds: float = 0.01
     execution_timeout_seconds: float = 600.0
+    # Worker resilience (workers/heartbeat.py, workers/reconciler.py): a running execution's
+    # heartbeat is bumped every heartbeat_seconds; one older than stale_after_seconds (its
+    # worker died) is run again by the reconciler, which runs every reconcile_seconds.
+    heartbeat_seconds: float = 10.0
+    reconcile_seconds: float = 15.0
+    stale_after_seconds: float = 30.0
+    # How long a worker retries a write while PostgreSQL is unreachable before giving up.
+    worker_database_retry_seconds: float = 120.0
+    # On SIGTERM, how long running executions may take to finish before they are handed to
+    # another worker; unset: the longest execution time limit + 90 s.
+    worker_shutdown_grace_seconds: float | None = None
+    # Model provider calls: retries of 429, 5xx, timeouts (with backoff, honouring
+    # Retry-After) and the time limit of one request.
+    model_max_retries: int = 2
+    model_timeout_seconds: float = 120.0
 
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_files: int = 10

@@ -112,19 +112,21 @@ async def test_reconciler_enqueues_only_executions_stuck_without_a_job(
     queue: ArqRedis,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
+    # status, age, age of the last heartbeat
     ages = {
-        "fresh pending": ("pending", timedelta(seconds=5)),
-        "stale pending": ("pending", timedelta(minutes=2)),
-        "running": ("in_progress", timedelta(minutes=2)),
-        "orphaned running": ("in_progress", timedelta(hours=1)),
-        "finished": ("finished", timedelta(hours=1)),
+        "fresh pending": ("pending", timedelta(seconds=5), None),
+        "stale pending": ("pending", timedelta(minutes=2), None),
+        "running": ("in_progress", timedelta(hours=1), timedelta(seconds=5)),
+        "orphaned running": ("in_progress", timedelta(hours=1), timedelta(minutes=1)),
+        "finished": ("finished", timedelta(hours=1), timedelta(hours=1)),
     }
     executions = {name: await task(factory) for name in ages}
     async with sessionmaker() as session, session.begin():
-        for name, (status, age) in ages.items():
+        for name, (status, age, beat) in ages.items():
             row = await session.get(AgenticExecution, executions[name].id)
             assert row is not None
             row.status, row.started_at = status, utcnow() - age
+            row.heartbeat_at = None if beat is None else utcnow() - beat
 
     enqueued = await reconcile_executions({**worker.ctx, "redis": queue})
 
