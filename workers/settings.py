@@ -149,7 +149,9 @@ def run_worker(settings: Settings) -> None:
     """Run a worker until SIGINT/SIGTERM (what ``agentrun worker`` calls)."""
     configure_logging(settings)
     try:
-        start_http_server(settings.worker_metrics_port)
+        # Port 0 turns the endpoint off (start_http_server would pick a random port).
+        if settings.worker_metrics_port:
+            start_http_server(settings.worker_metrics_port)
     except OSError as exc:
         # Two workers on one host: the second runs without its own metrics endpoint.
         logger.warning("metrics port %s unavailable: %s", settings.worker_metrics_port, exc)
