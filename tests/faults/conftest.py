@@ -26,8 +26,7 @@ from app.core.config import Settings
 from app.executions.models import AgenticExecution
 from tests.factories import Account, Factory
 from tests.mock_openai import MockOpenAI
-from tests.worker.harness import Worker
-from workers.settings import job_timeout_seconds, shutdown, startup
+from tests.worker.harness import Worker, worker_context
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("finished", "failed")
@@ -174,13 +173,8 @@ def fast_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def worker_ctx(fast_settings: Settings) -> AsyncIterator[dict[str, Any]]:
-    ctx: dict[str, Any] = {
-        "settings": fast_settings,
-        "job_timeout_seconds": job_timeout_seconds(fast_settings),
-    }
-    await startup(ctx)
-    yield ctx
-    await shutdown(ctx)
+    async with worker_context(fast_settings) as ctx:
+        yield ctx
 
 
 @pytest.fixture

@@ -7,19 +7,13 @@ import pytest
 
 from app.core.config import Settings
 from tests.mock_openai import MockOpenAI
-from tests.worker.harness import Worker
-from workers.settings import job_timeout_seconds, shutdown, startup
+from tests.worker.harness import Worker, worker_context
 
 
 @pytest.fixture
 async def worker_ctx(settings: Settings) -> AsyncIterator[dict[str, Any]]:
-    ctx: dict[str, Any] = {
-        "settings": settings,
-        "job_timeout_seconds": job_timeout_seconds(settings),
-    }
-    await startup(ctx)
-    yield ctx
-    await shutdown(ctx)
+    async with worker_context(settings) as ctx:
+        yield ctx
 
 
 @pytest.fixture

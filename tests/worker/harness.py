@@ -1,6 +1,7 @@
 """Scripted models, a handle on the worker's job, and reading back the outcome."""
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
@@ -10,8 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.models import Message
+from app.core.config import Settings
 from app.executions.models import AgenticExecution
 from workers.jobs import run_execution
+from workers.settings import job_timeout_seconds, shutdown, startup
 
 Step = ModelResponse | Callable[[list[ModelMessage], AgentInfo], ModelResponse]
 
@@ -54,6 +57,20 @@ class Script:
     @property
     def model(self) -> FunctionModel:
         return FunctionModel(self)
+
+
+@asynccontextmanager
+async def worker_context(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    """The context arq's on_startup builds for a worker with ``settings``, torn down after."""
+    ctx: dict[str, Any] = {
+        "settings": settings,
+        "job_timeout_seconds": job_timeout_seconds(settings),
+    }
+    await startup(ctx)
+    try:
+        yield ctx
+    finally:
+        await shutdown(ctx)
 
 
 class Worker:
