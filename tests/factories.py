@@ -87,6 +87,7 @@ class Factory:
             execution = AgenticExecution(
                 agent_id=agent.id,
                 user_id=owner.user.id,
+                dataset_id=agent.dataset_id,
                 execution_key=execution_key or agent.agent_type,
                 conversation_id=conversation.id,
                 input=fields.pop("input", {}),

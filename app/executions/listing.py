@@ -17,7 +17,6 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agents.models import Agent
 from app.auth.models import User
 from app.executions.models import AgenticExecution, ExecutionStatus
 
@@ -33,7 +32,7 @@ class ExecutionFilters:
     dataset_id: int | None = None
 
 
-async def _visible_ids(session: AsyncSession, user: User, filters: ExecutionFilters) -> Select[int]:
+def _visible_ids(user: User, filters: ExecutionFilters) -> Select[int]:
     query = select(AgenticExecution.id)
     if not user.is_admin:
         query = query.where(AgenticExecution.user_id == user.id)
@@ -42,11 +41,7 @@ async def _visible_ids(session: AsyncSession, user: User, filters: ExecutionFilt
     if filters.status is not None:
         query = query.where(AgenticExecution.status == filters.status.value)
     if filters.dataset_id is not None:
-        # The dataset's agents as a list of values, not a subquery: the planner then knows
-        # how many rows each one has (the estimated count depends on it).
-        agents = select(Agent.id).where(Agent.dataset_id == filters.dataset_id)
-        agent_ids = list(await session.scalars(agents))
-        query = query.where(AgenticExecution.agent_id.in_(agent_ids))
+        query = query.where(AgenticExecution.dataset_id == filters.dataset_id)
     return query
 
 
@@ -62,7 +57,7 @@ async def _planner_estimate(session: AsyncSession, query: Select[int]) -> int:
 
 async def count_executions(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
     """Exact up to EXACT_COUNT_LIMIT, the planner's estimate (never less) beyond it."""
-    query = await _visible_ids(session, user, filters)
+    query = _visible_ids(user, filters)
     capped = query.limit(EXACT_COUNT_LIMIT + 1).subquery()
     exact = await session.scalar(select(func.count()).select_from(capped)) or 0
     if exact <= EXACT_COUNT_LIMIT:
@@ -82,7 +77,7 @@ async def list_executions(
     """Newest first: by started_at, then id, both descending. One row more than asked tells
     whether a next page exists, whatever the (possibly estimated) count says."""
     page_ids = (
-        (await _visible_ids(session, user, filters))
+        _visible_ids(user, filters)
         .order_by(*NEWEST_FIRST)
         .offset(offset)
         .limit(limit + 1)

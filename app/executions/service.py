@@ -182,6 +182,7 @@ async def _store_execution(
         execution = AgenticExecution(
             agent_id=agent.id,
             user_id=user.id,
+            dataset_id=agent.dataset_id,
             execution_key=execution_key,
             conversation_id=conversation.id,
             status=ExecutionStatus.PENDING,

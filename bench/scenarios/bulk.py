@@ -28,11 +28,12 @@ FROM generate_series(1, $4::int) AS i
 
 EXECUTIONS = """
 INSERT INTO agentic_executions (
-    id, agent_id, user_id, execution_key, conversation_id, status, input, result,
+    id, agent_id, dataset_id, user_id, execution_key, conversation_id, status, input, result,
     failure_code, failure_explanation, job_id, attempts, usage, started_at, finished_at
 )
 SELECT $5::int + i,
        ($2::int[])[1 + i % 5],
+       (SELECT dataset_id FROM agents WHERE id = ($2::int[])[1 + i % 5]),
        ($3::int[])[1 + (i / 5) % 4],
        'structured-task',
        $1::int + i,
