@@ -2,6 +2,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 
 from app.agents.service import get_visible_agent
@@ -41,6 +42,16 @@ def execution_out(
         finished_at=execution.finished_at,
         duration_seconds=execution.duration_seconds,
         files=[file_out(file, root_path) for file in files],
+    )
+
+
+async def execution_with_files(
+    session: AsyncSession, request: Request, execution: AgenticExecution
+) -> ExecutionOut:
+    """One execution as the contract shows it, with its conversation's files."""
+    files = await files_by_conversation(session, [execution.conversation_id])
+    return execution_out(
+        execution, files[execution.conversation_id], request.scope.get("root_path", "")
     )
 
 
@@ -169,16 +180,10 @@ async def start_execution(
     )
     if started.repeated:
         response.headers["Idempotent-Replayed"] = "true"
-    execution = started.execution
+    if uploads or started.repeated:
+        return await execution_with_files(session, request, started.execution)
     # A new execution without uploads has no files: spare the query on the hot path.
-    files = (
-        (await files_by_conversation(session, [execution.conversation_id]))[
-            execution.conversation_id
-        ]
-        if uploads or started.repeated
-        else []
-    )
-    return execution_out(execution, files, request.scope.get("root_path", ""))
+    return execution_out(started.execution, [], request.scope.get("root_path", ""))
 
 
 @router.get(
@@ -192,10 +197,7 @@ async def read_execution(
     execution_id: int, request: Request, session: SessionDep, user: CurrentUser
 ) -> ExecutionOut:
     execution = await service.get_visible_execution(session, user, execution_id)
-    files = await files_by_conversation(session, [execution.conversation_id])
-    return execution_out(
-        execution, files[execution.conversation_id], request.scope.get("root_path", "")
-    )
+    return await execution_with_files(session, request, execution)
 
 
 def _page_number(raw: str | None) -> int:
@@ -298,8 +300,4 @@ async def cancel_execution(
     cancellation = await service.cancel_execution(session, queue, settings, user, execution_id)
     if not cancellation.done:
         response.status_code = status.HTTP_202_ACCEPTED
-    execution = cancellation.execution
-    files = await files_by_conversation(session, [execution.conversation_id])
-    return execution_out(
-        execution, files[execution.conversation_id], request.scope.get("root_path", "")
-    )
+    return await execution_with_files(session, request, cancellation.execution)
