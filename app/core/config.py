@@ -14,7 +14,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/agentrun"
-    database_pool_size: int = 10
+    # Connections each process keeps open (no overflow beyond them).
+    database_pool_size: int = 20
+    # How long a request waits for a free connection before it answers 503.
+    database_pool_timeout_seconds: float = 10.0
     # An unreachable (not refusing) database answers 503 after this long, not after asyncpg's 60 s.
     database_connect_timeout_seconds: float = 5.0
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -36,8 +36,13 @@ def utcnow() -> datetime:
 def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
+        # A fixed set of connections, kept open: overflow connections are opened and closed
+        # around single requests under load (a TLS handshake attempt and a server fork each),
+        # which cost more than waiting a moment for a pooled one. A request that waits longer
+        # than the pool timeout answers 503 (app/core/errors.py), like an unreachable server.
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.database_pool_timeout_seconds,
         # No ping before each checkout (three round trips): a connection that died with its
         # server fails its statement, the pool is invalidated, and callers answer 503 or retry.
         pool_pre_ping=False,
