@@ -153,3 +153,51 @@ async def test_cancelling_a_running_execution_with_redis_down_still_records_the_
     row = await session.get(AgenticExecution, execution.id)
     assert row is not None
     assert row.cancel_requested_at is not None
+
+
+async def test_no_free_database_connection_in_time_is_503_not_500(
+    settings: Settings, factory: Factory
+) -> None:
+    from httpx import ASGITransport, AsyncClient
+
+    from app.main import create_app
+
+    alice = await factory.account()
+    app = create_app(
+        settings.model_copy(update={"database_pool_size": 1, "database_pool_timeout_seconds": 0.2})
+    )
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
+        app.state.sessionmaker() as holder,
+    ):
+        await holder.connection()  # the pool's only connection, held
+        response = await client.get("/api/users/me/", headers=alice.headers)
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Database unavailable, try again shortly."}
+
+
+async def test_a_pooled_connection_the_server_closed_is_503_once_then_replaced(
+    settings: Settings, factory: Factory, session: AsyncSession
+) -> None:
+    from httpx import ASGITransport, AsyncClient
+    from sqlalchemy import text
+
+    from app.main import create_app
+
+    alice = await factory.account()
+    app = create_app(settings.model_copy(update={"database_pool_size": 1}))
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        async with app.state.sessionmaker() as app_session:
+            backend = await app_session.scalar(text("SELECT pg_backend_pid()"))
+        await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+
+        lost = await client.get("/api/users/me/", headers=alice.headers)
+        after = await client.get("/api/users/me/", headers=alice.headers)
+
+    assert lost.status_code == 503
+    assert after.status_code == 200

@@ -1,6 +1,8 @@
 """Hostile values that pass the schema but not the database are 400, never 500."""
 
 from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.factories import Factory
 
@@ -35,3 +37,18 @@ async def test_a_control_character_in_a_token_is_401(client: AsyncClient) -> Non
     response = await client.get("/api/users/me/", headers={"Authorization": "Token ar_\x01"})
 
     assert response.status_code == 401
+
+
+async def test_a_value_refused_before_it_reaches_the_server_leaves_no_lock_behind(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    # asyncpg refuses to encode the id and leaves that connection mid-statement, holding its
+    # table locks: it must not go back to the pool.
+    alice = await factory.account()
+
+    response = await client.get("/api/agentic-executions/99999999999/", headers=alice.headers)
+
+    assert response.status_code == 400
+    await session.execute(text("SET LOCAL lock_timeout = '2s'"))
+    await session.execute(text("LOCK TABLE agentic_executions IN ACCESS EXCLUSIVE MODE"))
+    await session.rollback()

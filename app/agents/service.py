@@ -3,12 +3,13 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Boolean, Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
 from app.auth.models import User
 from app.catalog.models import Dataset, DatasetMember
+from app.core import sql
 from app.core.errors import Invalid, NotFound
 from app.definitions.registry import agent_types
 
@@ -22,11 +23,31 @@ def visible_agents(user: User) -> Select[Agent]:
     return query.where(Agent.dataset_id.in_(member_of))
 
 
+_agents = Agent.__table__
+_members = DatasetMember.__table__
+# Every start of an execution reads its agent: compiled once, run on asyncpg (app/core/sql.py).
+_VISIBLE_AGENT = sql.compile_statement(
+    select(_agents).where(
+        _agents.c.id == bindparam("agent_id"),
+        _agents.c.deleted.is_(False),
+        or_(
+            bindparam("is_admin", type_=Boolean),
+            _agents.c.dataset_id.in_(
+                select(_members.c.dataset_id).where(_members.c.user_id == bindparam("user_id"))
+            ),
+        ),
+    )
+)
+
+
 async def get_visible_agent(session: AsyncSession, user: User, agent_id: int) -> Agent:
-    agent = await session.scalar(visible_agents(user).where(Agent.id == agent_id))
-    if agent is None:
+    """The agent, if ``user`` may use it; not attached to the session (read-only use)."""
+    row = await sql.fetchrow(
+        session, _VISIBLE_AGENT, agent_id=agent_id, is_admin=user.is_admin, user_id=user.id
+    )
+    if row is None:
         raise NotFound("Agent not found.")
-    return agent
+    return Agent(**dict(row))
 
 
 async def list_visible_agents(session: AsyncSession, user: User) -> Sequence[Agent]:

@@ -33,17 +33,17 @@ async def current_user(
     scheme, _, key = authorization.partition(" ")
     if scheme.lower() != "token" or not key.strip():
         raise Unauthenticated("Invalid token header. Expected 'Token <key>'.")
-    token = await authenticate_token(session, key.strip())
-    if token is None:
+    found = await authenticate_token(session, key.strip())
+    if found is None:
         raise Unauthenticated("Invalid token.")
     if request.method in RATE_LIMITED_METHODS:
         await check_rate_limit(
             request.app.state.queue,
             namespace=settings.queue_name,
-            subject=f"token:{token.id}",
+            subject=f"token:{found.token_id}",
             per_minute=settings.rate_limit_per_minute,
         )
-    return token.user
+    return found.user
 
 
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:

@@ -5,13 +5,14 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import ApiToken, User
+from app.core import sql
 from app.core.db import utcnow
 from app.core.errors import Conflict, Invalid, NotFound
 
@@ -132,24 +133,62 @@ async def find_token(session: AsyncSession, reference: str) -> ApiToken:
     return tokens[0]
 
 
-async def authenticate_token(session: AsyncSession, raw_key: str) -> ApiToken | None:
-    """The live (not revoked) token with this key, its user loaded; None if there is none."""
-    digest = hash_key(raw_key)
-    token = await session.scalar(
-        select(ApiToken).where(ApiToken.key_sha256 == digest, ApiToken.revoked_at.is_(None))
+@dataclass(frozen=True)
+class Authenticated:
+    """The live token a request came with, and its user (read with it, not from the session)."""
+
+    token_id: int
+    user: User
+
+
+_tokens = ApiToken.__table__
+_users = User.__table__
+# Every authenticated request runs these: compiled once, run on asyncpg (app/core/sql.py).
+_LIVE_TOKEN = sql.compile_statement(
+    select(
+        _tokens.c.id.label("token_id"),
+        _tokens.c.key_sha256,
+        _tokens.c.last_used_at,
+        _users.c.id,
+        _users.c.username,
+        _users.c.is_admin,
+        _users.c.created_at,
     )
-    if token is None or not hmac.compare_digest(token.key_sha256, digest):
+    .join_from(_tokens, _users, _users.c.id == _tokens.c.user_id)
+    .where(_tokens.c.key_sha256 == bindparam("digest"), _tokens.c.revoked_at.is_(None))
+)
+_MARK_USED = sql.compile_statement(
+    update(ApiToken)
+    .where(ApiToken.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("now"))
+)
+
+
+async def authenticate_token(session: AsyncSession, raw_key: str) -> Authenticated | None:
+    """The live (not revoked) token with this key and its user; None if there is none.
+
+    Read from the database on every request, never cached, so that a revoked token is refused
+    at once by every API process.
+    """
+    digest = hash_key(raw_key)
+    row = await sql.fetchrow(session, _LIVE_TOKEN, digest=digest)
+    if row is None or not hmac.compare_digest(row["key_sha256"], digest):
         return None
     now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        await session.execute(
-            update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
-        )
-        await session.commit()
-    return token
+    last_used_at: datetime | None = row["last_used_at"]
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
+        # One statement of its own (app/core/sql.py): committed without the session's commit.
+        await sql.execute(session, _MARK_USED, token_id=row["token_id"], now=now)
+    user = User(
+        id=row["id"],
+        username=row["username"],
+        is_admin=row["is_admin"],
+        created_at=row["created_at"],
+    )
+    return Authenticated(token_id=row["token_id"], user=user)
 
 
 async def authenticate(session: AsyncSession, raw_key: str) -> User | None:
     """The user owning a live token with this key, or None."""
-    token = await authenticate_token(session, raw_key)
-    return None if token is None else token.user
+    found = await authenticate_token(session, raw_key)
+    return None if found is None else found.user

@@ -8,6 +8,7 @@ import logging
 import socket
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -98,8 +99,10 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.body, status_code=exc.status_code, headers=headers or None)
 
 
-def _sqlstate(exc: DBAPIError) -> str:
+def _sqlstate(exc: DBAPIError | asyncpg.PostgresError) -> str:
     # asyncpg's error (and SQLAlchemy's adapter of it) carries the server's SQLSTATE code.
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")
     return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
 
 
@@ -108,6 +111,12 @@ def is_database_outage(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror | PoolTimeoutError):
         # Raised while connecting (refused, timed out, unknown host) or waiting for the pool.
         return True
+    # Raised by statements run on asyncpg directly (app/core/sql.py): a connection closed
+    # under us, or an error the server sent.
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc)
+    if isinstance(exc, asyncpg.PostgresError):
+        return _sqlstate(exc)[:2] in _OUTAGE_SQLSTATE_CLASSES
     if not isinstance(exc, DBAPIError):
         return False
     state = _sqlstate(exc)
@@ -120,9 +129,12 @@ def is_database_outage(exc: BaseException) -> bool:
     )
 
 
-def _data_problem(exc: DBAPIError) -> str:
-    cause = exc.orig.__cause__ if exc.orig is not None else None
-    message = str(cause or exc.orig or exc).splitlines()[0]
+def _data_problem(exc: DBAPIError | asyncpg.PostgresError) -> str:
+    if isinstance(exc, asyncpg.PostgresError):
+        cause: BaseException | None = exc
+    else:
+        cause = exc.orig.__cause__ if exc.orig is not None else None
+    message = str(cause or getattr(exc, "orig", None) or exc).splitlines()[0]
     return f"A value in the request cannot be stored: {message}"
 
 
@@ -130,7 +142,10 @@ async def _database_error(_: Request, exc: Exception) -> JSONResponse:
     if is_database_outage(exc):
         logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
         return JSONResponse({"detail": DATABASE_UNAVAILABLE}, 503, headers={"Retry-After": "5"})
-    if isinstance(exc, DBAPIError) and _sqlstate(exc)[:2] == _DATA_EXCEPTION_CLASS:
+    if (
+        isinstance(exc, DBAPIError | asyncpg.PostgresError)
+        and _sqlstate(exc)[:2] == _DATA_EXCEPTION_CLASS
+    ):
         return JSONResponse({"detail": _data_problem(exc)}, status_code=400)
     # A database error that is neither an outage nor bad input is a bug: log it whole, and
     # answer in JSON like every other error rather than with a bare text page.
@@ -158,5 +173,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for error in (DBAPIError, PoolTimeoutError, ConnectionError, TimeoutError, socket.gaierror):
+    for error in (
+        DBAPIError,
+        PoolTimeoutError,
+        ConnectionError,
+        TimeoutError,
+        socket.gaierror,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ):
         app.add_exception_handler(error, _database_error)

@@ -1,28 +1,90 @@
-"""The list of executions: visibility, filters, the count, and one page, newest first.
+"""Reading executions: one by id, and the list (visibility, filters, the count, one page).
 
-Two choices keep a page fast at millions of rows:
+Three choices keep a page fast at millions of rows:
 
 - the page's ids are chosen from an index alone (ORDER BY started_at, id with OFFSET), and
-  only those 25 rows are read, so a deep page does not read every row it skips;
+  only those rows are read, so a deep page does not read every row it skips;
 - the count is exact up to ``EXACT_COUNT_LIMIT``; past it, it is PostgreSQL's planner estimate
   for the same query, so no page costs a scan of every matching row. Whether a page exists, or
-  has a next one, is decided by its rows, never by the count.
+  has a next one, is decided by its rows, never by the count;
+- the page, its count and each execution's files are one statement, run on asyncpg
+  (app/core/sql.py): one round trip, and no ORM objects built for rows that are only shown.
 """
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import User
+from app.conversations.models import ConversationFile
+from app.core import sql
 from app.executions.models import AgenticExecution, ExecutionStatus
 
 EXACT_COUNT_LIMIT = 10_000
 
-NEWEST_FIRST = (AgenticExecution.started_at.desc(), AgenticExecution.id.desc())
+_executions = AgenticExecution.__table__
+_files = ConversationFile.__table__
+NEWEST_FIRST = (_executions.c.started_at.desc(), _executions.c.id.desc())
+# What the contract shows of an execution (besides its files).
+SHOWN_COLUMNS = (
+    _executions.c.id,
+    _executions.c.agent_id,
+    _executions.c.user_id,
+    _executions.c.execution_key,
+    _executions.c.conversation_id,
+    _executions.c.status,
+    _executions.c.input,
+    _executions.c.result,
+    _executions.c.failure_code,
+    _executions.c.failure_explanation,
+    _executions.c.started_at,
+    _executions.c.finished_at,
+)
+
+# An execution as read here: the SHOWN_COLUMNS by name, and "files" (a list of dicts with id,
+# filename, storage_key and content_type, in upload order).
+ExecutionRow = Mapping[str, Any]
+
+
+def _files_of_each_execution() -> ColumnElement[Any]:
+    """The visible files of the execution's conversation, as a JSON array (one index lookup)."""
+    as_json = func.json_build_object(
+        "id",
+        _files.c.id,
+        "filename",
+        _files.c.filename,
+        "storage_key",
+        _files.c.storage_key,
+        "content_type",
+        _files.c.content_type,
+    )
+    files = (
+        select(func.json_agg(postgresql.aggregate_order_by(as_json, _files.c.id)))
+        .where(
+            _files.c.conversation_id == _executions.c.conversation_id,
+            _files.c.hidden.is_(False),
+        )
+        .scalar_subquery()
+    )
+    return func.coalesce(files, literal_column("'[]'::json")).label("files")
+
+
+_ONE = sql.compile_statement(
+    select(*SHOWN_COLUMNS, _files_of_each_execution()).where(
+        _executions.c.id == bindparam("execution_id")
+    )
+)
+
+
+async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionRow | None:
+    """The execution with this id and its files, whoever may see it."""
+    return await sql.fetchrow(session, _ONE, execution_id=execution_id)
 
 
 @dataclass(frozen=True)
@@ -32,20 +94,101 @@ class ExecutionFilters:
     dataset_id: int | None = None
 
 
-def _visible_ids(user: User, filters: ExecutionFilters) -> Select[int]:
-    query = select(AgenticExecution.id)
-    if not user.is_admin:
-        query = query.where(AgenticExecution.user_id == user.id)
-    if filters.agent_id is not None:
-        query = query.where(AgenticExecution.agent_id == filters.agent_id)
-    if filters.status is not None:
-        query = query.where(AgenticExecution.status == filters.status.value)
-    if filters.dataset_id is not None:
-        query = query.where(AgenticExecution.dataset_id == filters.dataset_id)
+def visible_ids(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
+    """The ids a user may see, filtered; the values are bound parameters of the same names."""
+    query = select(_executions.c.id)
+    if not admin:
+        query = query.where(_executions.c.user_id == bindparam("user_id"))
+    if agent:
+        query = query.where(_executions.c.agent_id == bindparam("agent_id"))
+    if status:
+        query = query.where(_executions.c.status == bindparam("status"))
+    if dataset:
+        query = query.where(_executions.c.dataset_id == bindparam("dataset_id"))
     return query
 
 
-async def _planner_estimate(session: AsyncSession, query: Select[int]) -> int:
+def _shape(user: User, filters: ExecutionFilters) -> dict[str, bool]:
+    # One statement per combination of filters, not one with "x IS NULL OR" conditions: each
+    # combination has its own index, which a generic plan would not pick.
+    return {
+        "admin": user.is_admin,
+        "agent": filters.agent_id is not None,
+        "status": filters.status is not None,
+        "dataset": filters.dataset_id is not None,
+    }
+
+
+def _values(user: User, filters: ExecutionFilters) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if not user.is_admin:
+        values["user_id"] = user.id
+    if filters.agent_id is not None:
+        values["agent_id"] = filters.agent_id
+    if filters.status is not None:
+        values["status"] = filters.status.value
+    if filters.dataset_id is not None:
+        values["dataset_id"] = filters.dataset_id
+    return values
+
+
+def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
+    """A page of visible executions, newest first, with their files and a capped count.
+
+    Parameters: the filters' (see visible_ids), ``offset``, ``limit`` and ``count_limit``.
+    """
+    visible = visible_ids(admin=admin, agent=agent, status=status, dataset=dataset)
+    capped = visible.limit(bindparam("count_limit")).subquery()
+    count = select(func.count()).select_from(capped).scalar_subquery().label("capped_count")
+    page_ids = (
+        visible.order_by(*NEWEST_FIRST)
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+        .subquery()
+    )
+    return (
+        select(*SHOWN_COLUMNS, _files_of_each_execution(), count)
+        .join_from(_executions, page_ids, page_ids.c.id == _executions.c.id)
+        .order_by(*NEWEST_FIRST)
+    )
+
+
+@functools.cache
+def _compiled_page(*, admin: bool, agent: bool, status: bool, dataset: bool) -> sql.Statement:
+    return sql.compile_statement(
+        page_query(admin=admin, agent=agent, status=status, dataset=dataset)
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    executions: Sequence[ExecutionRow]
+    has_next: bool
+    # Exact up to EXACT_COUNT_LIMIT, else at least EXACT_COUNT_LIMIT + 1 (see count_executions).
+    capped_count: int
+
+
+async def list_executions(
+    session: AsyncSession, user: User, filters: ExecutionFilters, *, offset: int, limit: int
+) -> Page:
+    """Newest first: by started_at, then id, both descending. One row more than asked tells
+    whether a next page exists, whatever the (possibly estimated) count says."""
+    statement = _compiled_page(**_shape(user, filters))
+    rows = await sql.fetch(
+        session,
+        statement,
+        offset=offset,
+        limit=limit + 1,
+        count_limit=EXACT_COUNT_LIMIT + 1,
+        **_values(user, filters),
+    )
+    # No row: nothing is visible at all (page 1), or the page is past the end.
+    capped = int(rows[0]["capped_count"]) if rows else 0
+    return Page(executions=rows[:limit], has_next=len(rows) > limit, capped_count=capped)
+
+
+async def _planner_estimate(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
+    query = visible_ids(**_shape(user, filters)).params(**_values(user, filters))
     compiled = query.compile(
         dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
         compile_kwargs={"literal_binds": True},
@@ -55,38 +198,11 @@ async def _planner_estimate(session: AsyncSession, query: Select[int]) -> int:
     return int(document[0]["Plan"]["Plan Rows"])
 
 
-async def count_executions(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
-    """Exact up to EXACT_COUNT_LIMIT, the planner's estimate (never less) beyond it."""
-    query = _visible_ids(user, filters)
-    capped = query.limit(EXACT_COUNT_LIMIT + 1).subquery()
-    exact = await session.scalar(select(func.count()).select_from(capped)) or 0
-    if exact <= EXACT_COUNT_LIMIT:
-        return exact
-    return max(exact, await _planner_estimate(session, query))
-
-
-@dataclass(frozen=True)
-class Page:
-    executions: Sequence[AgenticExecution]
-    has_next: bool
-
-
-async def list_executions(
-    session: AsyncSession, user: User, filters: ExecutionFilters, *, offset: int, limit: int
-) -> Page:
-    """Newest first: by started_at, then id, both descending. One row more than asked tells
-    whether a next page exists, whatever the (possibly estimated) count says."""
-    page_ids = (
-        _visible_ids(user, filters)
-        .order_by(*NEWEST_FIRST)
-        .offset(offset)
-        .limit(limit + 1)
-        .subquery()
-    )
-    query = (
-        select(AgenticExecution)
-        .join(page_ids, page_ids.c.id == AgenticExecution.id)
-        .order_by(*NEWEST_FIRST)
-    )
-    rows = (await session.scalars(query)).all()
-    return Page(executions=rows[:limit], has_next=len(rows) > limit)
+async def count_executions(
+    session: AsyncSession, user: User, filters: ExecutionFilters, page: Page
+) -> int:
+    """Exact up to EXACT_COUNT_LIMIT (read with the page), the planner's estimate (never less)
+    beyond it: only then is a second statement run."""
+    if page.capped_count <= EXACT_COUNT_LIMIT:
+        return page.capped_count
+    return max(page.capped_count, await _planner_estimate(session, user, filters))

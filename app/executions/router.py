@@ -2,18 +2,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 
 from app.agents.service import get_visible_agent
 from app.auth.dependencies import CurrentUser
-from app.conversations.models import ConversationFile
-from app.conversations.router import file_out
-from app.conversations.service import files_by_conversation
+from app.conversations.schemas import FileOut
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType, field_errors
 from app.executions import listing, service
-from app.executions.models import AgenticExecution, ExecutionStatus
+from app.executions.listing import ExecutionRow
+from app.executions.models import ExecutionStatus
+from app.executions.queue import job_id_for
 from app.executions.schemas import (
     ExecutionOut,
     ExecutionPage,
@@ -24,34 +23,35 @@ from app.executions.schemas import (
 router = APIRouter(tags=["agentic executions"])
 
 
-def execution_out(
-    execution: AgenticExecution, files: list[ConversationFile], root_path: str
-) -> ExecutionOut:
+def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
+    """One execution as the contract shows it (a row of app.executions.listing, with files)."""
+    finished_at = execution["finished_at"]
     return ExecutionOut(
-        id=execution.id,
-        agent=execution.agent_id,
-        execution_key=execution.execution_key,
-        conversation=execution.conversation_id,
-        status=ExecutionStatus(execution.status),
-        input=execution.input,
-        result=execution.result,
-        failure_code=execution.failure_code,
-        failure_explanation=execution.failure_explanation,
-        celery_task_id=execution.job_id,
-        started_at=execution.started_at,
-        finished_at=execution.finished_at,
-        duration_seconds=execution.duration_seconds,
-        files=[file_out(file, root_path) for file in files],
-    )
-
-
-async def execution_with_files(
-    session: AsyncSession, request: Request, execution: AgenticExecution
-) -> ExecutionOut:
-    """One execution as the contract shows it, with its conversation's files."""
-    files = await files_by_conversation(session, [execution.conversation_id])
-    return execution_out(
-        execution, files[execution.conversation_id], request.scope.get("root_path", "")
+        id=execution["id"],
+        agent=execution["agent_id"],
+        execution_key=execution["execution_key"],
+        conversation=execution["conversation_id"],
+        status=ExecutionStatus(execution["status"]),
+        input=execution["input"],
+        result=execution["result"],
+        failure_code=execution["failure_code"],
+        failure_explanation=execution["failure_explanation"],
+        # The job id is derived from the execution's id (the column is no longer written).
+        celery_task_id=job_id_for(execution["id"]),
+        started_at=execution["started_at"],
+        finished_at=finished_at,
+        duration_seconds=(
+            None if finished_at is None else (finished_at - execution["started_at"]).total_seconds()
+        ),
+        files=[
+            FileOut(
+                id=file["id"],
+                filename=file["filename"],
+                file_url=f"{root_path}/media/{file['storage_key']}",
+                content_type=file["content_type"],
+            )
+            for file in execution["files"]
+        ],
     )
 
 
@@ -180,10 +180,7 @@ async def start_execution(
     )
     if started.repeated:
         response.headers["Idempotent-Replayed"] = "true"
-    if uploads or started.repeated:
-        return await execution_with_files(session, request, started.execution)
-    # A new execution without uploads has no files: spare the query on the hot path.
-    return execution_out(started.execution, [], request.scope.get("root_path", ""))
+    return execution_out(started.execution, request.scope.get("root_path", ""))
 
 
 @router.get(
@@ -197,7 +194,7 @@ async def read_execution(
     execution_id: int, request: Request, session: SessionDep, user: CurrentUser
 ) -> ExecutionOut:
     execution = await service.get_visible_execution(session, user, execution_id)
-    return await execution_with_files(session, request, execution)
+    return execution_out(execution, request.scope.get("root_path", ""))
 
 
 def _page_number(raw: str | None) -> int:
@@ -242,9 +239,9 @@ async def list_executions(
     )
     if number > 1 and not found.executions:
         raise NotFound("Invalid page.")
-    count = await listing.count_executions(session, user, filters)
+    count = await listing.count_executions(session, user, filters, found)
     executions = found.executions
-    files = await files_by_conversation(session, [e.conversation_id for e in executions])
+    root_path = request.scope.get("root_path", "")
     if number == 1:
         previous = None
     elif number == 2:
@@ -256,10 +253,7 @@ async def list_executions(
         count=max(count, (number - 1) * size + len(executions)),
         next=str(request.url.include_query_params(page=number + 1)) if found.has_next else None,
         previous=previous,
-        results=[
-            execution_out(e, files[e.conversation_id], request.scope.get("root_path", ""))
-            for e in executions
-        ],
+        results=[execution_out(e, root_path) for e in executions],
     )
 
 
@@ -300,4 +294,4 @@ async def cancel_execution(
     cancellation = await service.cancel_execution(session, queue, settings, user, execution_id)
     if not cancellation.done:
         response.status_code = status.HTTP_202_ACCEPTED
-    return await execution_with_files(session, request, cancellation.execution)
+    return execution_out(cancellation.execution, request.scope.get("root_path", ""))

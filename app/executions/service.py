@@ -8,22 +8,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
+import asyncpg
 from arq.connections import ArqRedis
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from app.agents.models import Agent
 from app.auth.models import User
 from app.conversations.file_types import UnsupportedFile, detect_content_type
-from app.conversations.models import Conversation, ConversationFile
 from app.conversations.storage import Upload, remove_stored, write_upload
+from app.core import sql
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, Unavailable, field_errors
 from app.definitions.registry import definitions_for, find_definition
+from app.executions import listing
+from app.executions.listing import ExecutionRow
 from app.executions.models import (
     CANCELLED,
     AgenticExecution,
@@ -33,7 +35,6 @@ from app.executions.models import (
 from app.executions.queue import (
     abort_execution_job,
     enqueue_execution,
-    job_id_for,
     queue_reachable,
 )
 
@@ -115,33 +116,82 @@ def request_sha256(
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
+_executions = AgenticExecution.__table__
+# The execution an Idempotency-Key started, read and (once expired) released by these.
+_BY_IDEMPOTENCY_KEY = sql.compile_statement(
+    select(_executions.c.id, _executions.c.started_at, _executions.c.request_sha256).where(
+        _executions.c.user_id == bindparam("user_id"),
+        _executions.c.idempotency_key == bindparam("idempotency_key"),
+    )
+)
+_RELEASE_KEY = sql.compile_statement(
+    update(AgenticExecution)
+    .where(AgenticExecution.id == bindparam("id"))
+    .values(idempotency_key=None)
+)
+# The new execution with its (locked) conversation and the conversation's files, in one
+# statement: atomic without a transaction around it, and one round trip (app/core/sql.py).
+# The conversation's id is given when files were written under it already, else drawn here.
+_INSERT_EXECUTION = sql.compile_statement(
+    text(
+        """
+WITH conversation AS (
+    INSERT INTO conversations (id, agent_id, user_id, locked, created_at)
+    VALUES (
+        COALESCE(:conversation_id, nextval(pg_get_serial_sequence('conversations', 'id'))),
+        :agent_id, :user_id, true, :now
+    )
+    RETURNING id
+), files AS (
+    INSERT INTO conversation_files
+        (conversation_id, filename, content_type, size, sha256, storage_key, hidden, created_at)
+    SELECT conversation.id, file.filename, file.content_type, file.size, file.sha256,
+           file.storage_key, false, CAST(:now AS timestamptz)
+    FROM conversation, unnest(
+        CAST(:filenames AS varchar[]), CAST(:content_types AS varchar[]),
+        CAST(:sizes AS bigint[]), CAST(:sha256s AS varchar[]), CAST(:storage_keys AS varchar[])
+    ) AS file (filename, content_type, size, sha256, storage_key)
+)
+INSERT INTO agentic_executions (
+    agent_id, user_id, dataset_id, execution_key, conversation_id, status, input, attempts,
+    started_at, idempotency_key, request_sha256
+)
+VALUES (
+    :agent_id, :user_id, :dataset_id, :execution_key, (SELECT id FROM conversation), 'pending',
+    :input, 0, :now, :idempotency_key, :request_sha256
+)
+RETURNING id, conversation_id
+"""
+    )
+)
+_NEXT_CONVERSATION_ID = sql.compile_statement(
+    text("SELECT nextval(pg_get_serial_sequence('conversations', 'id'))")
+)
+
+
 async def _earlier_request(
     session: AsyncSession, user_id: int, idempotency_key: str, digest: str
-) -> AgenticExecution | None:
+) -> ExecutionRow | None:
     """The execution a live Idempotency-Key already started, or None (an expired key is freed)."""
-    earlier = await session.scalar(
-        select(AgenticExecution).where(
-            AgenticExecution.user_id == user_id,
-            AgenticExecution.idempotency_key == idempotency_key,
-        )
+    earlier = await sql.fetchrow(
+        session, _BY_IDEMPOTENCY_KEY, user_id=user_id, idempotency_key=idempotency_key
     )
     if earlier is None:
         return None
-    if earlier.started_at <= utcnow() - IDEMPOTENCY_WINDOW:
-        earlier.idempotency_key = None
-        await session.flush()
+    if earlier["started_at"] <= utcnow() - IDEMPOTENCY_WINDOW:
+        await sql.execute(session, _RELEASE_KEY, id=earlier["id"])
         return None
-    if earlier.request_sha256 != digest:
+    if earlier["request_sha256"] != digest:
         raise Conflict(
             f"Idempotency-Key {idempotency_key!r} was used in the last 24 hours for a different "
-            f"request (execution {earlier.id}); send a new key for a new request."
+            f"request (execution {earlier['id']}); send a new key for a new request."
         )
-    return earlier
+    return await listing.get_execution(session, earlier["id"])
 
 
 @dataclass(frozen=True)
 class Started:
-    execution: AgenticExecution
+    execution: ExecutionRow
     # True when an earlier request with the same Idempotency-Key started it.
     repeated: bool = False
 
@@ -157,48 +207,64 @@ async def _store_execution(
     uploads: Sequence[Upload],
     idempotency_key: str | None,
     digest: str,
-) -> AgenticExecution:
-    """Store the execution, its locked conversation and files in one transaction."""
-    conversation = Conversation(agent_id=agent.id, user_id=user.id, locked=True)
-    session.add(conversation)
-    await session.flush()
+) -> ExecutionRow:
+    """Store the execution, its locked conversation and files; written files are removed
+    again should the rows not be stored."""
+    now = utcnow()
+    conversation_id: int | None = None
     stored: list[str] = []
     try:
-        for upload in uploads:
-            key = await asyncio.to_thread(
-                write_upload, settings.media_root, conversation.id, upload
-            )
-            stored.append(key)
-            session.add(
-                ConversationFile(
-                    conversation_id=conversation.id,
-                    filename=key.rsplit("/", 1)[-1],
-                    content_type=upload.content_type,
-                    size=len(upload.data),
-                    sha256=upload.sha256,
-                    storage_key=key,
+        if uploads:
+            # Files are stored under their conversation's id, before its row exists.
+            conversation_id = await sql.fetchval(session, _NEXT_CONVERSATION_ID)
+            for upload in uploads:
+                key = await asyncio.to_thread(
+                    write_upload, settings.media_root, conversation_id, upload
                 )
-            )
-        execution = AgenticExecution(
+                stored.append(key)
+        row = await sql.fetchrow(
+            session,
+            _INSERT_EXECUTION,
+            conversation_id=conversation_id,
             agent_id=agent.id,
             user_id=user.id,
             dataset_id=agent.dataset_id,
             execution_key=execution_key,
-            conversation_id=conversation.id,
-            status=ExecutionStatus.PENDING,
-            input=validated_input,
+            input=json.dumps(validated_input),
             idempotency_key=idempotency_key,
             request_sha256=digest,
+            now=now,
+            filenames=[key.rsplit("/", 1)[-1] for key in stored],
+            content_types=[upload.content_type for upload in uploads],
+            sizes=[len(upload.data) for upload in uploads],
+            sha256s=[upload.sha256 for upload in uploads],
+            storage_keys=stored,
         )
-        session.add(execution)
-        await session.flush()
-        execution.job_id = job_id_for(execution.id)
-        await session.commit()
     except BaseException:
-        await session.rollback()
         remove_stored(settings.media_root, stored)
         raise
-    return execution
+    assert row is not None
+    if uploads:
+        # The files' ids are the database's: read them back (rare, and costly anyway).
+        found = await listing.get_execution(session, row["id"])
+        assert found is not None
+        return found
+    # Everything else is known: spare the read on the hot path.
+    return {
+        "id": row["id"],
+        "agent_id": agent.id,
+        "user_id": user.id,
+        "execution_key": execution_key,
+        "conversation_id": row["conversation_id"],
+        "status": ExecutionStatus.PENDING.value,
+        "input": validated_input,
+        "result": None,
+        "failure_code": None,
+        "failure_explanation": None,
+        "started_at": now,
+        "finished_at": None,
+        "files": [],
+    }
 
 
 async def start_execution(
@@ -215,15 +281,13 @@ async def start_execution(
 ) -> Started:
     """Store the execution, then enqueue it; or answer the one an Idempotency-Key started.
 
-    Enqueueing only after the commit means a fast worker always finds the row. With Redis
+    Enqueueing only after the row is stored means a fast worker always finds it. With Redis
     down the execution is still stored (the reconciler enqueues it later), unless the
     settings say to refuse it.
     """
     digest = request_sha256(agent, execution_key, validated_input, uploads)
-    # Read now: a rollback expires the ORM objects of the session.
-    user_id = user.id
     if idempotency_key is not None:
-        earlier = await _earlier_request(session, user_id, idempotency_key, digest)
+        earlier = await _earlier_request(session, user.id, idempotency_key, digest)
         if earlier is not None:
             return Started(earlier, repeated=True)
     if settings.reject_when_queue_down and not await queue_reachable(queue):
@@ -240,30 +304,31 @@ async def start_execution(
             idempotency_key=idempotency_key,
             digest=digest,
         )
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer its execution.
+    except asyncpg.UniqueViolationError:
+        # A concurrent request with the same key stored first: answer its execution.
         if idempotency_key is None:
             raise
-        earlier = await _earlier_request(session, user_id, idempotency_key, digest)
+        earlier = await _earlier_request(session, user.id, idempotency_key, digest)
         if earlier is None:
             raise
         return Started(earlier, repeated=True)
-    await enqueue_execution(queue, execution.id)
+    await enqueue_execution(queue, execution["id"])
     return Started(execution)
 
 
 async def get_visible_execution(
     session: AsyncSession, user: User, execution_id: int
-) -> AgenticExecution:
-    execution = await session.get(AgenticExecution, execution_id)
-    if execution is None or not (user.is_admin or execution.user_id == user.id):
+) -> ExecutionRow:
+    """The execution with its files, if ``user`` owns it or is an admin; else 404."""
+    execution = await listing.get_execution(session, execution_id)
+    if execution is None or not (user.is_admin or execution["user_id"] == user.id):
         raise NotFound("Execution not found.")
     return execution
 
 
 @dataclass(frozen=True)
 class Cancellation:
-    execution: AgenticExecution
+    execution: ExecutionRow
     # True when the execution is failed/cancelled already; False when its worker was asked to
     # stop and will record the outcome.
     done: bool
@@ -283,14 +348,14 @@ async def cancel_execution(
     job aborted; its worker records the failure. Each step is a conditional UPDATE, so a
     worker moving the execution at the same moment cannot be overwritten.
     """
-    execution = await get_visible_execution(session, user, execution_id)
+    await get_visible_execution(session, user, execution_id)
     now = utcnow()
     requested = {"cancel_requested_at": now, "cancel_requested_by": user.username}
     failed_now = await _updated(
         session,
         update(AgenticExecution)
         .where(
-            AgenticExecution.id == execution.id,
+            AgenticExecution.id == execution_id,
             AgenticExecution.status == ExecutionStatus.PENDING.value,
         )
         .values(
@@ -306,7 +371,7 @@ async def cancel_execution(
         await session.execute(
             update(AgenticExecution)
             .where(
-                AgenticExecution.id == execution.id,
+                AgenticExecution.id == execution_id,
                 AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
                 AgenticExecution.cancel_requested_at.is_(None),
             )
@@ -314,11 +379,12 @@ async def cancel_execution(
             execution_options={"synchronize_session": False},
         )
     await session.commit()
-    await session.refresh(execution)
+    execution = await listing.get_execution(session, execution_id)
+    assert execution is not None  # executions are never deleted while their agent lives
     if failed_now:
         return Cancellation(execution, done=True)
-    if execution.status != ExecutionStatus.IN_PROGRESS:
+    if execution["status"] != ExecutionStatus.IN_PROGRESS:
         raise Conflict("Execution already finished.")
     # Asked now or by an earlier request: abort again, in case the first abort was lost.
-    await abort_execution_job(queue, settings, execution.id)
+    await abort_execution_job(queue, settings, execution_id)
     return Cancellation(execution, done=False)
