@@ -4,10 +4,13 @@ import asyncio
 import logging
 
 from arq.connections import ArqRedis, RedisSettings
-from arq.jobs import Job
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import Job, serialize_job
+from arq.utils import timestamp_ms
 from redis.exceptions import RedisError
 
 from app.core.config import Settings
+from app.core.redis_scripts import LuaScript
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +54,32 @@ async def queue_reachable(queue: ArqRedis) -> bool:
         return False
 
 
+# What arq's ``enqueue_job`` does, in one round trip instead of four (WATCH, EXISTS, then
+# MULTI/PSETEX/ZADD/EXEC on a connection held for the WATCH): a job whose key or result exists
+# is not enqueued again. A script runs atomically, as the WATCH made arq's steps.
+_ENQUEUE = LuaScript(
+    """
+    if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+    redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+    return 1
+    """
+)
+
+
 async def enqueue_execution(queue: ArqRedis, execution_id: int) -> bool:
-    """Enqueue the run; False when Redis cannot be reached (the reconciler enqueues it later)."""
+    """Enqueue the run; False when Redis cannot be reached (the reconciler enqueues it later).
+
+    A job of the same id already queued, running or finished moments ago is left alone.
+    """
+    job_id = job_id_for(execution_id)
+    now = timestamp_ms()
+    job = serialize_job(
+        RUN_EXECUTION_JOB, (execution_id,), {}, None, now, serializer=queue.job_serializer
+    )
+    keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue.default_queue_name]
     try:
-        await queue.enqueue_job(RUN_EXECUTION_JOB, execution_id, _job_id=job_id_for(execution_id))
+        await _ENQUEUE(queue, keys, [queue.expires_extra_ms, job, now, job_id])
     except QUEUE_ERRORS as exc:
         logger.warning("could not enqueue execution %s: %s", execution_id, exc)
         return False
