@@ -63,3 +63,20 @@ async def test_metrics_count_open_executions_queue_depth_and_requests(
     assert 'agentrun_executions_open{status="in_progress"} 1.0' in text
     assert "agentrun_queue_depth 1.0" in text
     assert 'handler="/api/agents/{agent_id}/agentic-executions/"' in text
+
+
+async def test_request_metrics_name_the_route_template_and_skip_the_probes(
+    client: AsyncClient, factory: Factory
+) -> None:
+    alice = await factory.account()
+    await client.get("/api/agentic-executions/12345/", headers=alice.headers)
+    await client.get("/healthz")
+
+    text = (await client.get("/metrics")).text
+
+    assert (
+        'http_requests_total{handler="/api/agentic-executions/{execution_id}/",method="GET",'
+        'status="4xx"}' in text
+    )
+    assert 'http_request_duration_seconds_bucket{handler="/api/agentic-executions/' in text
+    assert 'handler="/healthz"' not in text
