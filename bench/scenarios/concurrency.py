@@ -73,6 +73,10 @@ async def run(bench: BenchRun) -> Result:
         "first_submit_to_all_terminal_s": round(total, 3),
         "first_submit_to_last_finished_at_s": round(last_finished, 3) if last_finished else None,
         "submit_phase_s": round(submitted - started, 3),
+        # The worker's share: from the last POST answered until all are terminal. Against the
+        # ideal it says how far the worker alone is from it, whatever the submit rate.
+        "last_submit_to_all_terminal_s": round(seen - submitted, 3),
+        "last_submit_to_all_terminal_ratio": round((seen - submitted) / ideal, 2),
         "submit_rate_per_s": round(len(posts) / (submitted - started), 1),
         "post_latency": latency_ms([p.seconds for p in posts]),
         "model_peak_in_flight": stats["peak_in_flight"],

@@ -1,47 +1,15 @@
-"""The SQL the list endpoint emits, reproduced from the service functions themselves.
+"""The SQL the list endpoint runs, compiled from the service's own statement builder.
 
-``count_executions``, ``list_executions`` and ``files_by_conversation`` are called with a
-recording stand-in for the session: it keeps each statement instead of running it, and the
-statement is compiled for PostgreSQL with its parameters inlined, ready for EXPLAIN ANALYZE.
-What the API process runs is the same code, so the same SQL (as long as both load the same
-version of app/).
+``listing.page_query`` builds the one statement a list page runs: the page, its capped count
+and each execution's files. (Past ``EXACT_COUNT_LIMIT`` the endpoint also asks the planner for
+an estimate with a plain EXPLAIN, which plans and runs nothing.) It is compiled here for
+PostgreSQL with its parameters inlined, ready for EXPLAIN ANALYZE. The API process runs the same
+builder, so the same SQL (as long as both load the same version of app/).
 """
 
-from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy.dialects import postgresql
-
-
-class _NoRows:
-    def all(self) -> list[Any]:
-        return []
-
-    def first(self) -> None:
-        return None
-
-    def scalars(self) -> "_NoRows":
-        return self
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter([])
-
-
-class RecordingSession:
-    def __init__(self) -> None:
-        self.statements: list[Any] = []
-
-    async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> int:
-        self.statements.append(statement)
-        return 0
-
-    async def scalars(self, statement: Any, *args: Any, **kwargs: Any) -> _NoRows:
-        self.statements.append(statement)
-        return _NoRows()
-
-    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> _NoRows:
-        self.statements.append(statement)
-        return _NoRows()
 
 
 def compiled(statement: Any) -> str:
@@ -50,41 +18,30 @@ def compiled(statement: Any) -> str:
     )
 
 
-async def list_queries(
+def list_queries(
     *,
     user_id: int,
     is_admin: bool,
     filters: dict[str, Any],
     offset: int,
     limit: int,
-    conversation_ids: list[int],
 ) -> dict[str, str]:
-    """``{"count": sql, "page": sql, "files": sql}`` as the list endpoint would run them."""
-    from app.auth.models import User
-    from app.conversations.service import files_by_conversation
+    """``{"page": sql}`` as the list endpoint would run it."""
     from app.executions import listing
-    from app.executions.models import ExecutionStatus
 
-    user = User(id=user_id, username="bench", is_admin=is_admin)
-    status = filters.get("status")
-    execution_filters = listing.ExecutionFilters(
-        agent_id=filters.get("agent_id"),
-        status=ExecutionStatus(status) if status else None,
-        dataset_id=filters.get("dataset_id"),
-    )
-    queries: dict[str, str] = {}
-    recorder = RecordingSession()
-    await listing.count_executions(recorder, user, execution_filters)  # type: ignore[arg-type]
-    queries["count"] = compiled(recorder.statements[-1])
-    await listing.list_executions(
-        recorder,  # type: ignore[arg-type]
-        user,
-        execution_filters,
+    shape = {
+        "admin": is_admin,
+        "agent": filters.get("agent_id") is not None,
+        "status": filters.get("status") is not None,
+        "dataset": filters.get("dataset_id") is not None,
+    }
+    values: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
+    if not is_admin:
+        values["user_id"] = user_id
+    page = listing.page_query(**shape).params(
+        **values,
         offset=offset,
-        limit=limit,
+        limit=limit + 1,
+        count_limit=listing.EXACT_COUNT_LIMIT + 1,
     )
-    queries["page"] = compiled(recorder.statements[-1])
-    if conversation_ids:
-        await files_by_conversation(recorder, conversation_ids)  # type: ignore[arg-type]
-        queries["files"] = compiled(recorder.statements[-1])
-    return queries
+    return {"page": compiled(page)}
