@@ -6,6 +6,7 @@ retries are exhausted. A schema that is not an object schema (an array, a string
 wrapped as ``{"result": <schema>}`` for the model and unwrapped in the stored result.
 """
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from app.definitions.run import ExecutionRun
 from app.definitions.validators import OK, ExecutionFailed, Retry, Verdict
 
 MAX_REPORTED_ERRORS = 10
+CACHED_SCHEMAS = 128
 WRAPPER_KEY = "result"
 
 INSTRUCTIONS = (
@@ -76,6 +78,16 @@ def _wrapped(schema: dict[str, Any]) -> dict[str, Any]:
 def task_state(schema: dict[str, Any] | None) -> TaskState:
     if schema is None:
         return TaskState(schema_validator=None, output_type=FREE_OBJECT)
+    # Keyed by the schema's JSON as given (key order kept: it is the order the model sees).
+    return _task_state_of(json.dumps(schema, ensure_ascii=False))
+
+
+# Runs given the same output_schema (a client submitting the same task again and again) share
+# one TaskState: checking a schema against its meta-schema and building its output type cost
+# milliseconds of CPU each, and the worker reuses its Agent for the same output type.
+@functools.lru_cache(maxsize=CACHED_SCHEMAS)
+def _task_state_of(schema_json: str) -> TaskState:
+    schema: dict[str, Any] = json.loads(schema_json)
     checker = validator_for(schema)
     try:
         checker.check_schema(schema)
