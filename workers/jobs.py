@@ -1,9 +1,12 @@
 """The arq job ``run_execution(ctx, execution_id)``: load, claim, run the loop, persist.
 
 ``ctx`` is the worker's context (see ``workers.settings``): ``settings``, ``sessionmaker``,
-``models``, ``runs`` (the executions this worker runs, whose heartbeat it keeps) and, in tests,
-an optional ``model_override`` (a pydantic-ai ``Model``) used instead of the agent's configured
-model.
+``models``, ``agents`` (Agents built for earlier runs, ``workers.agents``), ``runs`` (the
+executions this worker runs, whose heartbeat it keeps) and, in tests, an optional
+``model_override`` (a pydantic-ai ``Model``) used instead of the agent's configured model.
+
+An execution costs the worker few round trips to PostgreSQL: the claim, each step of the trace
+and the outcome (with the trace's last entries) are one statement each.
 
 When the task is cancelled: a cancellation a user asked for is recorded (``cancelled``); a run
 this worker found taken over elsewhere ends without a write; otherwise the worker is stopping
@@ -22,13 +25,11 @@ from typing import Any
 
 from pydantic_ai import RunUsage
 from pydantic_ai.models import Model
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.schemas import ModelSettings
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.core.errors import is_database_outage
 from app.core.logging import execution_id_var
 from app.core.metrics import (
     EXECUTION_DURATION,
@@ -38,18 +39,14 @@ from app.core.metrics import (
 )
 from app.definitions.registry import find_definition
 from app.definitions.run import ExecutionRun
-from app.executions.models import (
-    CANCELLED,
-    AgenticExecution,
-    ExecutionStatus,
-    cancelled_explanation,
-)
-from app.executions.transitions import mark_failed, mark_finished, release
-from workers.claim import Claim, claim_execution
-from workers.database import in_transaction
+from app.executions.models import CANCELLED, ExecutionStatus
+from app.executions.transitions import release
+from workers.claim import Claim, claim_execution, claim_pending
+from workers.database import in_one_statement, in_transaction
 from workers.heartbeat import CANCEL_REQUESTED, SUPERSEDED, HeldRun, Runs
 from workers.loop import Outcome, error_text, run_definition, usage_dict
 from workers.models import ModelFactory, request_settings
+from workers.outcome import persist, record_cancellation
 from workers.transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -68,13 +65,25 @@ async def _run(ctx: dict[str, Any], execution_id: int) -> str:
     sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
     settings: Settings = ctx["settings"]
     retry_for = settings.worker_database_retry_seconds
-    stale_after = settings.stale_after_seconds
-    claim = await in_transaction(
+    what = f"execution {execution_id}: claiming it"
+    claim: Claim | str | None = await in_one_statement(
         sessionmaker,
-        partial(claim_execution, execution_id=execution_id, stale_after=stale_after),
+        partial(claim_pending, execution_id=execution_id),
         retry_for=retry_for,
-        what=f"execution {execution_id}: claiming it",
+        what=what,
     )
+    if claim is None:
+        # Not pending: missing, running, orphaned, cancelled or ended. Decided in a transaction.
+        claim = await in_transaction(
+            sessionmaker,
+            partial(
+                claim_execution,
+                execution_id=execution_id,
+                stale_after=settings.stale_after_seconds,
+            ),
+            retry_for=retry_for,
+            what=what,
+        )
     if isinstance(claim, str):
         logger.info("execution %s: nothing to run (%s)", execution_id, claim)
         return claim
@@ -89,13 +98,14 @@ async def _run(ctx: dict[str, Any], execution_id: int) -> str:
 async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
     sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
     retry_for = ctx["settings"].worker_database_retry_seconds
-    execution_id = claim.execution.id
-    transcript = Transcript(sessionmaker, claim.execution.conversation_id, retry_for=retry_for)
+    execution_id = claim.execution_id
+    transcript = Transcript(sessionmaker, claim.conversation_id, retry_for=retry_for)
     usage = RunUsage()
     model: Model | None = None
     try:
-        model = _model(ctx, claim)
-        outcome = await _execute(ctx, claim, model, transcript, usage)
+        model_settings = ModelSettings.model_validate(claim.model_settings)
+        model = _model(ctx, model_settings)
+        outcome = await _execute(ctx, claim, model, model_settings, transcript, usage)
     except asyncio.CancelledError:
         run.ending = True
         handled = await _stopped(sessionmaker, claim, run, transcript, usage_dict(usage))
@@ -111,10 +121,10 @@ async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
         )
     # From here on the run is over: its heartbeat goes on while the outcome is written.
     run.ending = True
-    stored = await _persist(sessionmaker, execution_id, outcome, retry_for)
+    stored = await persist(sessionmaker, execution_id, claim.conversation_id, outcome, retry_for)
     if stored is None:
         return "already terminal"
-    _observe(claim.execution, stored, model)
+    _observe(claim, stored, model)
     return stored.status
 
 
@@ -128,13 +138,13 @@ async def _stopped(
     """Record why the run's task was cancelled. When this worker stopped the run itself, the
     cancellation ends here: answers what became of the execution. None when it must
     propagate (arq aborted the job, or the worker is stopping)."""
-    execution_id = claim.execution.id
+    execution_id = claim.execution_id
     if run.stop_reason == SUPERSEDED:
         _uncancel()
         return SUPERSEDED
     # Shielded: arq may cancel the task again (a repeated abort) while this is written.
     try:
-        explanation = await asyncio.shield(_record_cancellation(sessionmaker, execution_id, usage))
+        explanation = await asyncio.shield(record_cancellation(sessionmaker, execution_id, usage))
     except Exception:
         # PostgreSQL unreachable: the cancellation, if one was asked for, is recorded by the
         # attempt that runs next (it finds cancel_requested_at).
@@ -161,7 +171,7 @@ def _uncancel() -> None:
 async def _hand_back(
     sessionmaker: async_sessionmaker[AsyncSession], claim: Claim, transcript: Transcript
 ) -> None:
-    execution_id = claim.execution.id
+    execution_id = claim.execution_id
     try:
         async with sessionmaker() as session, session.begin():
             released = await release(session, execution_id, claim.attempt)
@@ -182,38 +192,41 @@ async def _hand_back(
         logger.exception("execution %s could not be handed back", execution_id)
 
 
-def _model(ctx: dict[str, Any], claim: Claim) -> Model:
+def _model(ctx: dict[str, Any], model_settings: ModelSettings) -> Model:
     override: Model | None = ctx.get("model_override")
     if override is not None:
         return override
     factory: ModelFactory = ctx["models"]
-    return factory.model_for(ModelSettings.model_validate(claim.agent.model_settings or {}))
+    return factory.model_for(model_settings)
 
 
 async def _execute(
-    ctx: dict[str, Any], claim: Claim, model: Model, transcript: Transcript, usage: RunUsage
+    ctx: dict[str, Any],
+    claim: Claim,
+    model: Model,
+    model_settings: ModelSettings,
+    transcript: Transcript,
+    usage: RunUsage,
 ) -> Outcome:
     settings: Settings = ctx["settings"]
-    execution = claim.execution
     if claim.attempt > 1:
         await transcript.note(
             "attempt",
             f"Attempt {claim.attempt}: an earlier attempt stopped before it finished.",
             attempt=claim.attempt,
         )
-    definition = find_definition(claim.agent.agent_type, execution.execution_key)
+    definition = find_definition(claim.agent_type, claim.execution_key)
     if definition is None:
         raise LookupError(
-            f"no execution definition {execution.execution_key!r} "
-            f"for agent type {claim.agent.agent_type!r}"
+            f"no execution definition {claim.execution_key!r} for agent type {claim.agent_type!r}"
         )
     run = ExecutionRun(
-        execution_id=execution.id,
-        agent_id=claim.agent.id,
-        dataset_id=claim.agent.dataset_id,
-        user_id=execution.user_id,
-        conversation_id=execution.conversation_id,
-        input=definition.Input.model_validate(execution.input),
+        execution_id=claim.execution_id,
+        agent_id=claim.agent_id,
+        dataset_id=claim.dataset_id,
+        user_id=claim.user_id,
+        conversation_id=claim.conversation_id,
+        input=definition.Input.model_validate(claim.input),
         sessionmaker=ctx["sessionmaker"],
         media_root=settings.media_root,
         files=claim.files,
@@ -224,113 +237,20 @@ async def _execute(
         model,
         transcript,
         timeout_seconds=definition.timeout_seconds or settings.execution_timeout_seconds,
-        model_settings=request_settings(
-            ModelSettings.model_validate(claim.agent.model_settings or {})
-        ),
+        model_settings=request_settings(model_settings),
         usage=usage,
+        agents=ctx.get("agents"),
     )
 
 
-async def _cancellation(session: AsyncSession, execution_id: int) -> str | None:
-    """The explanation to record if a user asked to cancel the execution, else None.
-
-    Locks the row until the caller's transaction ends, so that a cancel request arriving
-    meanwhile waits and then finds the execution ended.
-    """
-    row = (
-        await session.execute(
-            select(AgenticExecution.cancel_requested_at, AgenticExecution.cancel_requested_by)
-            .where(AgenticExecution.id == execution_id)
-            .with_for_update()
-        )
-    ).first()
-    if row is None or row.cancel_requested_at is None:
-        return None
-    return cancelled_explanation(row.cancel_requested_by or "a user")
-
-
-async def _persist(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    execution_id: int,
-    outcome: Outcome,
-    retry_for: float,
-) -> Outcome | None:
-    """Store the outcome and answer what was stored; None if the execution was already
-    terminal (a late duplicate). Retried while PostgreSQL is unreachable; raises if it stays
-    so (the execution then stays in_progress, and is run again once its heartbeat is stale).
-    """
-    what = f"execution {execution_id}: storing its outcome"
-    if outcome.finished:
-        try:
-            return await in_transaction(
-                sessionmaker, partial(_store, execution_id, outcome), retry_for=retry_for, what=what
-            )
-        except Exception as exc:
-            if is_database_outage(exc):
-                raise
-            # A result PostgreSQL refuses must still leave the execution terminal.
-            logger.exception("execution %s: the result could not be stored", execution_id)
-            outcome = Outcome(
-                usage=outcome.usage,
-                failure_code="runtime_error",
-                failure_explanation=f"The result could not be stored: {error_text(exc)}",
-            )
-    return await in_transaction(
-        sessionmaker, partial(_store, execution_id, outcome), retry_for=retry_for, what=what
-    )
-
-
-async def _store(execution_id: int, outcome: Outcome, session: AsyncSession) -> Outcome | None:
-    """One try at storing the outcome. A cancellation the user asked for (its abort lost on
-    the way) wins over the run's own outcome."""
-    cancellation = await _cancellation(session, execution_id)
-    if cancellation is not None:
-        outcome = Outcome(
-            usage=outcome.usage, failure_code=CANCELLED, failure_explanation=cancellation
-        )
-    if outcome.finished:
-        moved = await mark_finished(session, execution_id, outcome.result, outcome.usage)
-    else:
-        moved = await mark_failed(
-            session,
-            execution_id,
-            outcome.failure_code,
-            outcome.failure_explanation or "",
-            outcome.usage,
-        )
-    return _reported(execution_id, moved, outcome)
-
-
-async def _record_cancellation(
-    sessionmaker: async_sessionmaker[AsyncSession], execution_id: int, usage: dict[str, int]
-) -> str | None:
-    """Fail the execution as cancelled if a user asked for it; the explanation, or None."""
-    async with sessionmaker() as session, session.begin():
-        explanation = await _cancellation(session, execution_id)
-        if explanation is None:
-            return None
-        if not await mark_failed(session, execution_id, CANCELLED, explanation, usage):
-            return None
-    logger.info("execution %s cancelled", execution_id)
-    return explanation
-
-
-def _reported(execution_id: int, moved: bool, outcome: Outcome) -> Outcome | None:
-    if not moved:
-        logger.warning("execution %s was already terminal; this outcome is dropped", execution_id)
-        return None
-    logger.info("execution %s %s", execution_id, outcome.status)
-    return outcome
-
-
-def _observe(execution: AgenticExecution, outcome: Outcome, model: Model | None) -> None:
+def _observe(claim: Claim, outcome: Outcome, model: Model | None) -> None:
     EXECUTIONS_COMPLETED.labels(
-        execution_key=execution.execution_key,
+        execution_key=claim.execution_key,
         status=outcome.status,
         failure_code=outcome.failure_code or "",
     ).inc()
-    EXECUTION_DURATION.labels(execution_key=execution.execution_key, status=outcome.status).observe(
-        (utcnow() - execution.started_at).total_seconds()
+    EXECUTION_DURATION.labels(execution_key=claim.execution_key, status=outcome.status).observe(
+        (utcnow() - claim.started_at).total_seconds()
     )
     if model is not None:
         name = model.model_name

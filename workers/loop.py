@@ -1,8 +1,9 @@
 """The pydantic-ai run of one execution: prompt, tools, validators, retries and the outcome.
 
-One ``Agent`` per run, built from the definition. Its validators become one pydantic-ai output
-validator: *retry* raises ``ModelRetry`` with the feedback, *fail* raises ``ExecutionFailed``,
-which ends the run. Outcomes (DESIGN.md):
+The run's ``Agent`` is built from the definition, or reused from an earlier run that built the
+same one (``workers.agents``). Its validators become one pydantic-ai output validator: *retry*
+raises ``ModelRetry`` with the feedback, *fail* raises ``ExecutionFailed``, which ends the run.
+Outcomes (DESIGN.md):
 
 - all validators pass → finished, the result;
 - a validator fails, or the model calls ``stop_execution`` → ``validation_failed`` (or the
@@ -16,18 +17,14 @@ short session each time.
 """
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_ai import (
     Agent,
     AgentRunResult,
     ModelRequestNode,
-    ModelRetry,
-    RunContext,
     RunUsage,
     UnexpectedModelBehavior,
     UsageLimits,
@@ -41,7 +38,8 @@ from pydantic_graph import End
 from app.conversations.trace import TraceEntry
 from app.definitions.base import ExecutionDefinition
 from app.definitions.run import ExecutionRun
-from app.definitions.validators import STOP_EXECUTION_TOOL, ExecutionFailed, Fail, Retry
+from app.definitions.validators import ExecutionFailed
+from workers.agents import AgentCache, Progress, RunHooks, build_agent
 from workers.transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -50,6 +48,8 @@ logger = logging.getLogger(__name__)
 # from the execution's own limit.
 SUMMARY_TIMEOUT_SECONDS = 30.0
 MAX_EXPLANATION_CHARS = 2000
+# The trace's last entry of a run whose result passed its validators.
+RESULT_NOTE = "The result passed validation."
 
 SUMMARY_INSTRUCTIONS = (
     "You tried to complete a task, but each answer you gave was rejected by automatic checks, "
@@ -64,6 +64,9 @@ class Outcome:
     result: Any = None
     failure_code: str | None = None
     failure_explanation: str | None = None
+    # The trace's last entries (what the run did last, then the result or failure entry),
+    # written with the outcome in one statement (workers.outcome).
+    closing: tuple[TraceEntry, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -72,15 +75,6 @@ class Outcome:
     @property
     def status(self) -> str:
         return "finished" if self.finished else "failed"
-
-
-@dataclass
-class _Progress:
-    """What the run left behind, also when it ended with an exception."""
-
-    usage: RunUsage = field(default_factory=RunUsage)
-    messages: Callable[[], list[ModelMessage]] = list
-    feedback: list[str] = field(default_factory=list)
 
 
 def usage_dict(usage: RunUsage) -> dict[str, int]:
@@ -126,52 +120,30 @@ def _deliberate_failure(exc: Exception) -> ExecutionFailed | None:
     return None
 
 
-def _output_validator(
-    definition: ExecutionDefinition, transcript: Transcript, progress: _Progress
-) -> Callable[[RunContext[ExecutionRun], Any], Awaitable[Any]]:
-    async def validate(ctx: RunContext[ExecutionRun], output: Any) -> Any:
-        if ctx.partial_output:
-            return output
-        for validator in definition.validators:
-            verdict = validator(ctx.deps, output)
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
-            name = getattr(validator, "__name__", repr(validator))
-            if isinstance(verdict, Retry):
-                progress.feedback.append(verdict.feedback)
-                await transcript.note(
-                    "validation", verdict.feedback, validator=name, verdict="retry"
-                )
-                raise ModelRetry(verdict.feedback)
-            if isinstance(verdict, Fail):
-                await transcript.note(
-                    "validation", verdict.explanation, validator=name, verdict="fail"
-                )
-                raise ExecutionFailed(verdict.explanation, verdict.code)
-        return output
-
-    return validate
-
-
 async def _drive(
     agent: Agent[Any, Any],
     prompt: str,
     *,
     deps: Any,
     transcript: Transcript,
-    progress: _Progress,
+    progress: Progress,
     usage_limits: UsageLimits,
+    model_settings: RequestSettings | None,
 ) -> Any:
     """Run the agent node by node, writing each request before it is sent and each response
     and tool result as soon as it is there."""
     result: AgentRunResult[Any] | None
     async with agent.iter(
-        prompt, deps=deps, usage=progress.usage, usage_limits=usage_limits
+        prompt,
+        deps=deps,
+        usage=progress.usage,
+        usage_limits=usage_limits,
+        model_settings=model_settings,
     ) as agent_run:
         progress.messages = agent_run.all_messages
         async for node in agent_run:
             if isinstance(node, End):
-                # The last tool result is written with the outcome, in one transaction.
+                # The last tool result is written with the outcome, in one statement.
                 break
             messages = agent_run.all_messages()
             if isinstance(node, ModelRequestNode):
@@ -183,26 +155,13 @@ async def _drive(
     return result.output
 
 
-def _build_agent(
-    definition: ExecutionDefinition,
-    run: ExecutionRun,
-    model: Model,
-    model_settings: RequestSettings | None,
-    transcript: Transcript,
-    progress: _Progress,
+def _agent_for(
+    definition: ExecutionDefinition, run: ExecutionRun, model: Model, agents: AgentCache | None
 ) -> Agent[ExecutionRun, Any]:
-    agent: Agent[ExecutionRun, Any] = Agent(
-        model,
-        output_type=definition.output_type(run),
-        system_prompt=definition.system_prompt(run),
-        deps_type=ExecutionRun,
-        tools=[*definition.tools(run), STOP_EXECUTION_TOOL],
-        retries={"tools": definition.max_retries, "output": definition.max_retries},
-        model_settings=model_settings,
-        name=definition.key,
-    )
-    agent.output_validator(_output_validator(definition, transcript, progress))
-    return agent
+    parts = (definition.output_type(run), definition.system_prompt(run), definition.tools(run))
+    if agents is None:
+        return build_agent(definition, model, *parts)
+    return agents.agent_for(definition, model, *parts)
 
 
 async def run_definition(
@@ -214,16 +173,19 @@ async def run_definition(
     timeout_seconds: float,
     model_settings: RequestSettings | None = None,
     usage: RunUsage | None = None,
+    agents: AgentCache | None = None,
 ) -> Outcome:
-    """Run the execution to its outcome. Never raises, except on cancellation (``usage``,
-    if given, then tells what the run used so far)."""
-    progress = _Progress(usage=usage if usage is not None else RunUsage())
+    """Run the execution to its outcome, whose ``closing`` entries are left for the caller to
+    write with it. Never raises, except on cancellation (``usage``, if given, then tells what
+    the run used so far). ``agents``: where to find an Agent built for an earlier run."""
+    progress = Progress(usage=usage if usage is not None else RunUsage())
+    run.worker_hooks = RunHooks(transcript, progress)
     deadline = asyncio.timeout(timeout_seconds)
     code: str | None
     try:
         async with deadline:
             run.state = await definition.prepare(run)
-            agent = _build_agent(definition, run, model, model_settings, transcript, progress)
+            agent = _agent_for(definition, run, model, agents)
             prompt = await definition.user_prompt(run)
             output = await _drive(
                 agent,
@@ -232,6 +194,7 @@ async def run_definition(
                 transcript=transcript,
                 progress=progress,
                 usage_limits=UsageLimits(request_limit=definition.max_model_requests),
+                model_settings=model_settings,
             )
         result = definition.result_of(run, output)
     except ExecutionFailed as exc:
@@ -263,27 +226,29 @@ async def run_definition(
             else:
                 logger.exception("execution %s: unexpected error", run.execution_id)
     else:
-        await _close_transcript(transcript, progress, "result", "The result passed validation.")
-        return Outcome(usage=usage_dict(progress.usage), result=result)
+        closing = _closing(transcript, progress, TraceEntry("result", RESULT_NOTE))
+        return Outcome(usage=usage_dict(progress.usage), result=result, closing=closing)
     explanation = _clipped(explanation) or "The execution failed."
-    await _close_transcript(transcript, progress, "failure", explanation, failure_code=code)
+    ending = TraceEntry("failure", explanation, payload={"failure_code": code})
     return Outcome(
-        usage=usage_dict(progress.usage), failure_code=code, failure_explanation=explanation
+        usage=usage_dict(progress.usage),
+        failure_code=code,
+        failure_explanation=explanation,
+        closing=_closing(transcript, progress, ending),
     )
 
 
-async def _close_transcript(
-    transcript: Transcript, progress: _Progress, role: str, content: str, **payload: Any
-) -> None:
-    # What the run did before it ended (a tool call that stopped it, say) is written even when
-    # the run ended with an exception; a transcript that cannot be written must not hide the
-    # outcome, which is the source of truth.
+def _closing(
+    transcript: Transcript, progress: Progress, ending: TraceEntry
+) -> tuple[TraceEntry, ...]:
+    # What the run did before it ended (a tool call that stopped it, say) goes into the trace
+    # even when the run ended with an exception; a part that cannot be described must not hide
+    # the outcome, which is the source of truth.
     try:
-        await transcript.sync(
-            progress.messages(), TraceEntry(role, content, payload=payload or None)
-        )
+        return (*transcript.unwritten(progress.messages()), ending)
     except Exception:
-        logger.exception("could not write the end of the transcript")
+        logger.exception("could not describe the end of the run for its trace")
+        return (ending,)
 
 
 def _rejections(messages: list[ModelMessage], feedback: list[str]) -> list[str]:
@@ -305,7 +270,7 @@ async def _summary(
     model: Model,
     model_settings: RequestSettings | None,
     transcript: Transcript,
-    progress: _Progress,
+    progress: Progress,
     exc: UnexpectedModelBehavior,
 ) -> str:
     """Ask the model, in one short call without tools, why it could not satisfy the validators;
@@ -319,10 +284,9 @@ async def _summary(
     )
     listing = "\n".join(f"- {text}" for text in rejections[-5:]) or f"- {exc.message}"
     prompt = f"Task: {definition.name}.\n\nThe checks rejected your answers with:\n{listing}"
-    agent: Agent[None, str] = Agent(
-        model, output_type=str, system_prompt=SUMMARY_INSTRUCTIONS, model_settings=model_settings
-    )
-    summary = _Progress()
+    # Built for this rare moment only: not worth a cached Agent.
+    agent: Agent[None, str] = Agent(model, output_type=str, system_prompt=SUMMARY_INSTRUCTIONS)
+    summary = Progress()
     try:
         # The run's last parts go into the trace before the summary exchange.
         await transcript.sync(progress.messages())
@@ -334,6 +298,7 @@ async def _summary(
                 transcript=transcript,
                 progress=summary,
                 usage_limits=UsageLimits(request_limit=1),
+                model_settings=model_settings,
             )
     except Exception as summary_error:
         logger.warning("no failure summary from the model: %s", error_text(summary_error))

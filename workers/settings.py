@@ -38,6 +38,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.logging import configure_logging
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
+from workers.agents import AgentCache
 from workers.heartbeat import Runs, keep_beating
 from workers.jobs import run_execution
 from workers.loop import SUMMARY_TIMEOUT_SECONDS
@@ -46,8 +47,9 @@ from workers.reconciler import keep_reconciling
 
 logger = logging.getLogger(__name__)
 
-# Results are only read by tests and operators; the execution row holds the outcome.
-KEEP_RESULT_SECONDS = 60
+# Nothing reads arq's job results (the execution row holds the outcome): not storing them saves
+# pickling each result and a Redis write per job.
+KEEP_RESULT_SECONDS = 0
 # Beyond the execution's own limit: the failure summary and writing the outcome.
 RUN_MARGIN_SECONDS = SUMMARY_TIMEOUT_SECONDS + 60
 # Writes that may each be retried for AGENTRUN_WORKER_DATABASE_RETRY_SECONDS outside the run's
@@ -98,6 +100,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         pass
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["models"] = ModelFactory(settings)
+    ctx["agents"] = AgentCache()
     ctx["runs"] = Runs()
     if settings.stale_after_seconds < 2 * settings.heartbeat_seconds:
         logger.warning(
@@ -116,6 +119,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    ctx["agents"].clear()
     await ctx["models"].aclose()
     await ctx["engine"].dispose()
 

@@ -1,14 +1,15 @@
 """Appending an execution's trace (model turns, tool calls, validator verdicts) to its
 conversation, as the run goes, so that reading the conversation shows the run so far."""
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Insert, Table, bindparam, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.conversations.models import Message
 from app.core.db import utcnow
@@ -42,27 +43,57 @@ def _truncated(value: str | None, width: int) -> str | None:
     return None if value is None else value[:width]
 
 
-async def append_trace(
-    session: AsyncSession, conversation_id: int, entries: Sequence[TraceEntry]
-) -> None:
-    """Add the entries as messages, in order (ids grow in the order given)."""
-    if not entries:
-        return
-    now = utcnow()
-    # One multi-row INSERT, without the ORM's unit of work: the worker writes the trace of
-    # every step of every run, so this path is kept cheap.
-    await session.execute(
-        insert(Message),
+_COLUMNS = (
+    "conversation_id",
+    "role",
+    "content",
+    "tool_name",
+    "tool_call_id",
+    "payload",
+    "created_at",
+)
+# Past this many entries, append_trace writes in several statements (a statement takes at most
+# 32767 parameters).
+ROWS_PER_STATEMENT = 500
+
+
+@functools.lru_cache(maxsize=64)
+def trace_insert(rows: int) -> Insert:
+    """One INSERT of ``rows`` messages, its values bound by ``trace_values`` (``<column>_<row>``).
+
+    Built once per number of rows: building a statement costs more CPU than running it, and
+    the worker writes the trace of every step of every run. The rows go in the order given
+    (ids grow in that order). The worker also sends it inside a larger statement (a CTE of the
+    UPDATE that stores the outcome).
+    """
+    table = cast(Table, Message.__table__)
+    return insert(table).values(
         [
-            {
-                "conversation_id": conversation_id,
-                "role": entry.role[:_ROLE],
-                "content": entry.content.replace("\x00", ""),
-                "tool_name": _truncated(entry.tool_name, _TOOL_NAME),
-                "tool_call_id": _truncated(entry.tool_call_id, _TOOL_CALL_ID),
-                "payload": _without_nul(entry.payload),
-                "created_at": entry.created_at or now,
-            }
-            for entry in entries
-        ],
+            {name: bindparam(f"{name}_{row}", type_=table.c[name].type) for name in _COLUMNS}
+            for row in range(rows)
+        ]
     )
+
+
+def trace_values(conversation_id: int, entries: Sequence[TraceEntry]) -> dict[str, Any]:
+    """The parameters of ``trace_insert(len(entries))``."""
+    now = utcnow()
+    values: dict[str, Any] = {}
+    for row, entry in enumerate(entries):
+        values[f"conversation_id_{row}"] = conversation_id
+        values[f"role_{row}"] = entry.role[:_ROLE]
+        values[f"content_{row}"] = entry.content.replace("\x00", "")
+        values[f"tool_name_{row}"] = _truncated(entry.tool_name, _TOOL_NAME)
+        values[f"tool_call_id_{row}"] = _truncated(entry.tool_call_id, _TOOL_CALL_ID)
+        values[f"payload_{row}"] = _without_nul(entry.payload)
+        values[f"created_at_{row}"] = entry.created_at or now
+    return values
+
+
+async def append_trace(
+    executor: AsyncSession | AsyncConnection, conversation_id: int, entries: Sequence[TraceEntry]
+) -> None:
+    """Add the entries as messages, in order: one statement (a very long batch takes more)."""
+    for start in range(0, len(entries), ROWS_PER_STATEMENT):
+        batch = entries[start : start + ROWS_PER_STATEMENT]
+        await executor.execute(trace_insert(len(batch)), trace_values(conversation_id, batch))

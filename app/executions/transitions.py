@@ -3,7 +3,9 @@
 Every transition is one conditional UPDATE (``WHERE id = :id AND status = :expected``) that
 answers whether it happened, so a late or duplicate worker can never move an execution that
 another one already ended. ``finished_at`` is set exactly when a terminal state is reached.
-The caller owns the transaction (``async with session.begin(): ...``).
+The caller owns the transaction (``async with session.begin(): ...``). ``start_pending`` and
+``conclude_statement`` answer the statement instead of running it, built once with bound
+parameters, for the worker's hot path, which sends each as one statement of its own.
 
 A running execution's ``heartbeat_at`` is bumped by its worker (``beat``); one whose heartbeat
 is older than ``stale_after`` seconds, or NULL (its worker handed it back), is *orphaned*: only
@@ -11,21 +13,44 @@ then may another worker take it over (``restart_attempt``). Heartbeats use the d
 so workers' clocks need not agree.
 """
 
+import functools
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, func, or_, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    String,
+    Text,
+    Update,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
-from app.executions.models import AgenticExecution, ExecutionStatus
+from app.executions.models import (
+    CANCELLED,
+    AgenticExecution,
+    ExecutionStatus,
+    cancelled_explanation,
+)
 
 OPEN_STATUSES = (ExecutionStatus.PENDING.value, ExecutionStatus.IN_PROGRESS.value)
 
 
-async def _moved(session: AsyncSession, statement: Any) -> bool:
-    result = await session.execute(statement, execution_options={"synchronize_session": False})
+async def _moved(
+    session: AsyncSession, statement: Any, parameters: dict[str, Any] | None = None
+) -> bool:
+    result = await session.execute(
+        statement, parameters, execution_options={"synchronize_session": False}
+    )
     # An UPDATE answers with a cursor result, which counts the rows it changed.
     return cast(CursorResult[Any], result).rowcount == 1
 
@@ -38,21 +63,28 @@ def orphaned(stale_after: float) -> ColumnElement[bool]:
     )
 
 
-async def mark_in_progress(session: AsyncSession, execution_id: int) -> bool:
-    """``pending → in_progress``, counting the attempt; the heartbeat starts."""
-    return await _moved(
-        session,
+@functools.cache
+def start_pending() -> Update:
+    """``pending → in_progress`` as a statement (``execution_id`` bound at execution), counting
+    the attempt; the heartbeat starts. Built once; for callers that add to it (the worker's
+    claim joins the agent and returns what it runs)."""
+    return (
         update(AgenticExecution)
         .where(
-            AgenticExecution.id == execution_id,
+            AgenticExecution.id == bindparam("execution_id"),
             AgenticExecution.status == ExecutionStatus.PENDING.value,
         )
         .values(
             status=ExecutionStatus.IN_PROGRESS.value,
             attempts=AgenticExecution.attempts + 1,
             heartbeat_at=func.now(),
-        ),
+        )
     )
+
+
+async def mark_in_progress(session: AsyncSession, execution_id: int) -> bool:
+    """``pending → in_progress``, counting the attempt; the heartbeat starts."""
+    return await _moved(session, start_pending(), {"execution_id": execution_id})
 
 
 async def restart_attempt(
@@ -155,3 +187,83 @@ async def mark_failed(
         .where(AgenticExecution.id == execution_id, AgenticExecution.status.in_(OPEN_STATUSES))
         .values(**values),
     )
+
+
+def _cancelled_explanation_sql() -> ColumnElement[str]:
+    # cancelled_explanation(<who asked>) computed by PostgreSQL from the row it updates.
+    before, after = cancelled_explanation("\x00").split("\x00")
+    who = func.coalesce(AgenticExecution.cancel_requested_by, "a user")
+    return literal(before) + who + literal(after)
+
+
+@functools.cache
+def conclude_statement(finished: bool) -> Update:
+    """The run's end as one conditional UPDATE, its values bound by ``conclusion_values``:
+    ``in_progress → finished`` with the result, or ``pending | in_progress → failed`` (as
+    ``mark_finished`` and ``mark_failed``). It RETURNs the status, failure code and explanation
+    stored; no row when the execution was terminal already (a late duplicate). Built once per
+    kind (building a statement costs more CPU than running it).
+
+    A cancellation a user asked for (``cancel_requested_at``, its abort lost on the way) wins
+    over the outcome given: the row stores ``failed``/``cancelled`` instead. The decision is
+    taken on the row as it is updated, under its lock: a cancel request committed meanwhile is
+    seen (PostgreSQL re-reads the row it waited for), and one that comes later finds the
+    execution ended.
+    """
+    asked = AgenticExecution.cancel_requested_at.is_not(None)
+    values: dict[str, Any] = {
+        "status": case((asked, ExecutionStatus.FAILED.value), else_=bindparam("outcome_status")),
+        "failure_code": case((asked, CANCELLED), else_=bindparam("outcome_code", type_=String)),
+        "failure_explanation": case(
+            (asked, _cancelled_explanation_sql()),
+            else_=bindparam("outcome_explanation", type_=Text),
+        ),
+        "usage": bindparam("outcome_usage", type_=AgenticExecution.usage.type),
+        "finished_at": bindparam("outcome_finished_at", type_=AgenticExecution.finished_at.type),
+    }
+    if finished:
+        expected = AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value
+        # A cancelled run keeps the result column as it was (empty).
+        values["result"] = case(
+            (asked, AgenticExecution.result),
+            else_=bindparam("outcome_result", type_=AgenticExecution.result.type),
+        )
+    else:
+        expected = AgenticExecution.status.in_(OPEN_STATUSES)
+    return (
+        update(AgenticExecution)
+        .where(AgenticExecution.id == bindparam("execution_id"), expected)
+        .values(**values)
+        .returning(
+            AgenticExecution.status,
+            AgenticExecution.failure_code,
+            AgenticExecution.failure_explanation,
+        )
+    )
+
+
+def conclusion_values(
+    execution_id: int,
+    *,
+    result: Any = None,
+    failure_code: str | None = None,
+    failure_explanation: str = "",
+    usage: dict[str, int],
+) -> dict[str, Any]:
+    """The parameters of ``conclude_statement`` for this outcome: finished when
+    ``failure_code`` is None, else failed (a missing code is stored as ``unknown``, as
+    ``mark_failed`` does)."""
+    values: dict[str, Any] = {
+        "execution_id": execution_id,
+        "outcome_usage": usage,
+        "outcome_finished_at": utcnow(),
+    }
+    if failure_code is None:
+        values["outcome_status"] = ExecutionStatus.FINISHED.value
+        values["outcome_code"] = values["outcome_explanation"] = None
+        values["outcome_result"] = result
+    else:
+        values["outcome_status"] = ExecutionStatus.FAILED.value
+        values["outcome_code"] = failure_code or "unknown"
+        values["outcome_explanation"] = failure_explanation
+    return values

@@ -6,7 +6,7 @@ from datetime import timedelta
 from arq.connections import ArqRedis
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
@@ -116,3 +116,64 @@ async def test_execution_cancelled_while_its_worker_was_gone_is_not_run_again(
         "Cancelled by bob.",
     )
     assert script.requests == []
+
+
+async def test_cancel_committed_while_the_outcome_waits_for_the_row_still_wins(
+    worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # The cancel request's transaction holds the row while the worker's final UPDATE arrives:
+    # the UPDATE waits, then decides on the row as the request left it.
+    execution = await task(factory)
+    lock_taken = asyncio.Event()
+
+    async def cancel_holding_the_row() -> None:
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                update(AgenticExecution)
+                .where(AgenticExecution.id == execution.id)
+                .values(cancel_requested_at=utcnow(), cancel_requested_by="carol")
+            )
+            lock_taken.set()
+            while not await _someone_waits_for_a_lock(sessionmaker):
+                await asyncio.sleep(0.01)
+
+    canceller: asyncio.Task[None] | None = None
+
+    async def answer_while_a_cancel_is_on_its_way(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> ModelResponse:
+        nonlocal canceller
+        canceller = asyncio.create_task(cancel_holding_the_row())
+        await lock_taken.wait()
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"hi": True})])
+
+    status = await asyncio.wait_for(
+        worker.run(execution.id, FunctionModel(answer_while_a_cancel_is_on_its_way)), 10
+    )
+    assert canceller is not None
+    await canceller
+
+    assert status == "failed"
+    done = await reload(sessionmaker, execution.id)
+    assert (done.status, done.failure_code, done.failure_explanation, done.result) == (
+        "failed",
+        "cancelled",
+        "Cancelled by carol.",
+        None,
+    )
+    # The trace's end was written with the outcome.
+    assert roles(await trace(sessionmaker, execution.conversation_id))[-2:] == [
+        "tool_result",
+        "result",
+    ]
+
+
+async def _someone_waits_for_a_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    async with sessionmaker() as session:
+        waiting = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)

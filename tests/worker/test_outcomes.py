@@ -213,6 +213,26 @@ async def test_without_schema_any_object_is_the_result(
     assert (done.status, done.result) == ("finished", {"anything": [1, 2]})
 
 
+async def test_result_postgresql_refuses_still_ends_the_execution_and_its_trace(
+    worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # jsonb refuses a NUL character: the outcome cannot be stored with the trace's end in one
+    # statement, so both are written apart, the outcome as a runtime_error.
+    execution = await structured_task(factory, schema=None)
+
+    status = await worker.run(execution.id, Script(answer({"text": "a\x00b"})))
+
+    assert status == "failed"
+    done = await reload(sessionmaker, execution.id)
+    assert (done.status, done.failure_code, done.result) == ("failed", "runtime_error", None)
+    assert done.failure_explanation is not None
+    assert done.failure_explanation.startswith("The result could not be stored: ")
+    assert done.usage is not None
+    assert done.usage["requests"] == 1
+    messages = await trace(sessionmaker, execution.conversation_id)
+    assert roles(messages) == ["system", "user", "tool_call", "tool_result", "result"]
+
+
 def refuse_without_code(run: ExecutionRun, output: Any) -> Verdict:
     return Fail("Refused, for no stated reason.", code=None)
 

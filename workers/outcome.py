@@ -1,0 +1,177 @@
+"""Storing what became of a run: its status and the last entries of its trace, in one statement.
+
+The run's end is one conditional UPDATE (``app.executions.transitions.conclude``: a cancellation
+a user asked for wins, a late duplicate is dropped) with the trace's closing entries as an
+INSERT in its WITH clause, on an autocommit connection: one round trip, atomic. Should
+PostgreSQL refuse it for what it holds (a result it cannot store, say), the trace's end and the
+outcome are written apart, so that neither keeps the other out, and a result that cannot be
+stored still leaves the execution terminal (``runtime_error``).
+
+Writes are retried while PostgreSQL is unreachable (``workers.database``).
+"""
+
+import functools
+import logging
+from collections.abc import Sequence
+from functools import partial
+
+from sqlalchemy import Update, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from app.conversations.trace import TraceEntry, append_trace, trace_insert, trace_values
+from app.core.errors import is_database_outage
+from app.executions.models import (
+    CANCELLED,
+    AgenticExecution,
+    ExecutionStatus,
+    cancelled_explanation,
+)
+from app.executions.transitions import conclude_statement, conclusion_values, mark_failed
+from workers.database import in_one_statement
+from workers.loop import Outcome, error_text
+
+logger = logging.getLogger(__name__)
+
+
+async def persist(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    execution_id: int,
+    conversation_id: int,
+    outcome: Outcome,
+    retry_for: float,
+) -> Outcome | None:
+    """Store the outcome with its closing trace entries, and answer what was stored; None if
+    the execution was already terminal (a late duplicate; its trace entries are written all
+    the same). Retried while PostgreSQL is unreachable; raises if it stays so (the execution
+    then stays in_progress, and is run again once its heartbeat is stale)."""
+    what = f"execution {execution_id}: storing its outcome"
+    closing = outcome.closing
+    try:
+        return await in_one_statement(
+            sessionmaker,
+            partial(_conclude, execution_id, conversation_id, outcome, closing),
+            retry_for=retry_for,
+            what=what,
+        )
+    except Exception as exc:
+        if is_database_outage(exc):
+            raise
+        logger.exception("execution %s: the outcome could not be stored", execution_id)
+    if closing:
+        await _write_closing(sessionmaker, conversation_id, closing, retry_for)
+    if outcome.finished:
+        try:
+            return await in_one_statement(
+                sessionmaker,
+                partial(_conclude, execution_id, conversation_id, outcome, ()),
+                retry_for=retry_for,
+                what=what,
+            )
+        except Exception as exc:
+            if is_database_outage(exc):
+                raise
+            # A result PostgreSQL refuses must still leave the execution terminal.
+            logger.exception("execution %s: the result could not be stored", execution_id)
+            outcome = Outcome(
+                usage=outcome.usage,
+                failure_code="runtime_error",
+                failure_explanation=f"The result could not be stored: {error_text(exc)}",
+            )
+    return await in_one_statement(
+        sessionmaker,
+        partial(_conclude, execution_id, conversation_id, outcome, ()),
+        retry_for=retry_for,
+        what=what,
+    )
+
+
+async def _write_closing(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    conversation_id: int,
+    closing: Sequence[TraceEntry],
+    retry_for: float,
+) -> None:
+    # A transcript that cannot be written must not hide the outcome, the source of truth.
+    try:
+        await in_one_statement(
+            sessionmaker,
+            partial(append_trace, conversation_id=conversation_id, entries=closing),
+            retry_for=retry_for,
+            what="writing the end of the trace",
+        )
+    except Exception:
+        logger.exception("could not write the end of the transcript")
+
+
+@functools.lru_cache(maxsize=64)
+def _statement(finished: bool, closing_rows: int) -> Update:
+    """The outcome's UPDATE, with an INSERT of ``closing_rows`` trace entries in its WITH clause
+    (a data-modifying WITH query runs whether or not the UPDATE refers to it). Built once per
+    shape: building a statement costs more CPU than running it."""
+    statement = conclude_statement(finished)
+    if closing_rows:
+        statement = statement.add_cte(trace_insert(closing_rows).cte("closing"))
+    return statement
+
+
+async def _conclude(
+    execution_id: int,
+    conversation_id: int,
+    outcome: Outcome,
+    closing: Sequence[TraceEntry],
+    connection: AsyncConnection,
+) -> Outcome | None:
+    """One try at storing the outcome (with ``closing`` written in the same statement)."""
+    values = conclusion_values(
+        execution_id,
+        result=outcome.result,
+        failure_code=outcome.failure_code,
+        failure_explanation=outcome.failure_explanation or "",
+        usage=outcome.usage,
+    )
+    if closing:
+        values.update(trace_values(conversation_id, closing))
+    statement = _statement(outcome.finished, len(closing))
+    row = (await connection.execute(statement, values)).first()
+    if row is None:
+        logger.warning("execution %s was already terminal; this outcome is dropped", execution_id)
+        return None
+    status, failure_code, failure_explanation = row
+    logger.info("execution %s %s", execution_id, status)
+    if status == ExecutionStatus.FINISHED:
+        return outcome
+    return Outcome(
+        usage=outcome.usage, failure_code=failure_code, failure_explanation=failure_explanation
+    )
+
+
+async def _cancellation(session: AsyncSession, execution_id: int) -> str | None:
+    """The explanation to record if a user asked to cancel the execution, else None.
+
+    Locks the row until the caller's transaction ends, so that a cancel request arriving
+    meanwhile waits and then finds the execution ended.
+    """
+    row = (
+        await session.execute(
+            select(AgenticExecution.cancel_requested_at, AgenticExecution.cancel_requested_by)
+            .where(AgenticExecution.id == execution_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None or row.cancel_requested_at is None:
+        return None
+    return cancelled_explanation(row.cancel_requested_by or "a user")
+
+
+async def record_cancellation(
+    sessionmaker: async_sessionmaker[AsyncSession], execution_id: int, usage: dict[str, int]
+) -> str | None:
+    """Fail the execution as cancelled if a user asked for it; the explanation, or None."""
+    async with sessionmaker() as session, session.begin():
+        explanation = await _cancellation(session, execution_id)
+        if explanation is None:
+            return None
+        if not await mark_failed(session, execution_id, CANCELLED, explanation, usage):
+            return None
+    logger.info("execution %s cancelled", execution_id)
+    return explanation
