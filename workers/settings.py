@@ -1,7 +1,7 @@
 """The arq worker: ``arq workers.settings.WorkerSettings`` or ``agentrun worker``.
 
 One worker process runs many executions at once (they wait on model providers, not on the
-CPU): ``max_jobs`` is AGENTRUN_WORKER_CONCURRENCY. Polling every 10 ms picks a job up within
+CPU): ``max_jobs`` is AGENTRUN_WORKER_CONCURRENCY. Polling every 50 ms picks a job up within
 tens of milliseconds of its enqueueing.
 
 Beside the jobs, two tasks live from startup to shutdown: the heartbeat of the executions this
