@@ -17,7 +17,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,12 +147,12 @@ def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Sele
     Parameters: the filters' (see visible_ids), ``offset``, ``limit`` and ``count_limit``.
     """
     visible = visible_ids(admin=admin, agent=agent, status=status, dataset=dataset)
-    capped = visible.limit(bindparam("count_limit")).subquery()
+    capped = visible.limit(bindparam("count_limit", type_=Integer)).subquery()
     count = select(func.count()).select_from(capped).scalar_subquery().label("capped_count")
     page_ids = (
         visible.order_by(*NEWEST_FIRST)
-        .offset(bindparam("offset"))
-        .limit(bindparam("limit"))
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
         .subquery()
     )
     return (
