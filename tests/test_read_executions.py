@@ -1,6 +1,7 @@
 """GET one execution, the paginated list with its filters, and the execution's conversation."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from httpx import AsyncClient
@@ -245,3 +246,46 @@ async def test_pages_follow_the_rows_not_an_estimated_count(
     assert last.json()["next"] is None
     assert last.json()["count"] >= 30
     assert beyond.status_code == 404
+
+
+async def test_count_is_exact_on_every_page_up_to_the_limit(
+    client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Page 2 reaches past the limit (25 + 26 rows > 40): it counts from its own rows.
+    alice = await factory.account()
+    await make_history(factory, alice, 35)
+    monkeypatch.setattr(listing, "EXACT_COUNT_LIMIT", 40)
+
+    first = (await client.get("/api/agentic-executions/", headers=alice.headers)).json()
+    second = (await client.get(first["next"], headers=alice.headers)).json()
+
+    assert first["count"] == second["count"] == 35
+    assert len(second["results"]) == 10
+
+
+async def test_a_deep_page_past_the_limit_skips_the_capped_count(
+    client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await factory.account()
+    await make_history(factory, alice, 60)
+    monkeypatch.setattr(listing, "EXACT_COUNT_LIMIT", 30)
+    count_limits: list[int] = []
+    fetch = listing.sql.fetch
+
+    async def spy(session: Any, statement: Any, **values: Any) -> Any:
+        if "count_limit" in values:
+            count_limits.append(values["count_limit"])
+        return await fetch(session, statement, **values)
+
+    monkeypatch.setattr(listing.sql, "fetch", spy)
+
+    first = (await client.get("/api/agentic-executions/", headers=alice.headers)).json()
+    second = (await client.get(first["next"], headers=alice.headers)).json()
+    last = (await client.get(second["next"], headers=alice.headers)).json()
+
+    assert count_limits == [31, 0, 0]
+    assert first["count"] >= 31
+    assert second["count"] >= 51
+    assert last["count"] >= 60
+    assert len(last["results"]) == 10
+    assert last["next"] is None

@@ -5,7 +5,9 @@ Three choices keep a page fast at millions of rows:
 - the page's ids are chosen from an index alone (ORDER BY started_at, id with OFFSET), and
   only those rows are read, so a deep page does not read every row it skips;
 - the count is exact up to ``EXACT_COUNT_LIMIT``; past it, it is PostgreSQL's planner estimate
-  for the same query, so no page costs a scan of every matching row. Whether a page exists, or
+  for the same query, so no page costs a scan of every matching row. A page that reaches past
+  ``EXACT_COUNT_LIMIT`` rows decides the capped count by itself (it is the last page, or more
+  rows are visible), so deep pages skip the count's scan. Whether a page exists, or
   has a next one, is decided by its rows, never by the count;
 - the page, its count and each execution's files are one statement, run on asyncpg
   (app/core/sql.py): one round trip, and no ORM objects built for rows that are only shown.
@@ -25,7 +27,6 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -173,8 +174,16 @@ def _compiled_page(*, admin: bool, agent: bool, status: bool, dataset: bool) -> 
 class Page:
     executions: Sequence[ExecutionRow]
     has_next: bool
-    # Exact up to EXACT_COUNT_LIMIT, else at least EXACT_COUNT_LIMIT + 1 (see count_executions).
+    # Exact up to EXACT_COUNT_LIMIT, else at least EXACT_COUNT_LIMIT + 1 (see count_executions);
+    # 0 when the page has no rows.
     capped_count: int
+
+
+def _counted_by_the_page(offset: int, limit: int) -> bool:
+    """Whether the page itself decides the capped count: it reads up to offset + limit + 1
+    rows, so either it is the last page (count = offset + its rows) or more than
+    EXACT_COUNT_LIMIT rows are visible. Deep pages then skip the capped count's scan."""
+    return offset + limit + 1 > EXACT_COUNT_LIMIT
 
 
 async def list_executions(
@@ -183,26 +192,40 @@ async def list_executions(
     """Newest first: by started_at, then id, both descending. One row more than asked tells
     whether a next page exists, whatever the (possibly estimated) count says."""
     statement = _compiled_page(**_shape(user, filters))
+    by_page = _counted_by_the_page(offset, limit)
     rows = await sql.fetch(
         session,
         statement,
         offset=offset,
         limit=limit + 1,
-        count_limit=EXACT_COUNT_LIMIT + 1,
+        # LIMIT 0: the count's subquery reads nothing.
+        count_limit=0 if by_page else EXACT_COUNT_LIMIT + 1,
         **_values(user, filters),
     )
-    # No row: nothing is visible at all (page 1), or the page is past the end.
-    capped = int(rows[0]["capped_count"]) if rows else 0
+    if not rows:
+        # Nothing is visible at all (page 1), or the page is past the end (not found).
+        capped = 0
+    elif by_page:
+        # The last page: exact; else offset + limit + 1 > EXACT_COUNT_LIMIT rows are visible.
+        capped = offset + len(rows)
+    else:
+        capped = int(rows[0]["capped_count"])
     return Page(executions=rows[:limit], has_next=len(rows) > limit, capped_count=capped)
 
 
-async def _planner_estimate(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
-    query = visible_ids(**_shape(user, filters)).params(**_values(user, filters))
-    compiled = query.compile(
-        dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
-        compile_kwargs={"literal_binds": True},
+@functools.cache
+def _compiled_estimate(*, admin: bool, agent: bool, status: bool, dataset: bool) -> sql.Statement:
+    # EXPLAIN plans the query with the bound values (a utility statement is never given a
+    # generic plan), so the estimate is the one for these filters.
+    visible = sql.compile_statement(
+        visible_ids(admin=admin, agent=agent, status=status, dataset=dataset)
     )
-    plan = await session.scalar(text(f"EXPLAIN (FORMAT JSON) {compiled}"))
+    return sql.Statement(f"EXPLAIN (FORMAT JSON) {visible.sql}", visible.params, visible.fixed)
+
+
+async def _planner_estimate(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
+    statement = _compiled_estimate(**_shape(user, filters))
+    plan = await sql.fetchval(session, statement, **_values(user, filters))
     document = json.loads(plan) if isinstance(plan, str) else plan
     return int(document[0]["Plan"]["Plan Rows"])
 
