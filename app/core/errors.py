@@ -115,6 +115,10 @@ def is_database_outage(exc: BaseException) -> bool:
     # under us, or an error the server sent.
     if isinstance(exc, asyncpg.InterfaceError):
         return "closed" in str(exc)
+    if isinstance(exc, asyncpg.InternalClientError):
+        # The connection's protocol state broke, as when the server ended it while it sat in
+        # the pool ("cannot switch to state …"): app/core/sql.py drops it; the next is fresh.
+        return True
     if isinstance(exc, asyncpg.PostgresError):
         return _sqlstate(exc)[:2] in _OUTAGE_SQLSTATE_CLASSES
     if not isinstance(exc, DBAPIError):
@@ -181,5 +185,6 @@ def install_error_handlers(app: FastAPI) -> None:
         socket.gaierror,
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
     ):
         app.add_exception_handler(error, _database_error)
