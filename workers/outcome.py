@@ -44,15 +44,18 @@ async def persist(
     the execution was already terminal (a late duplicate; its trace entries are written all
     the same). Retried while PostgreSQL is unreachable; raises if it stays so (the execution
     then stays in_progress, and is run again once its heartbeat is stale)."""
-    what = f"execution {execution_id}: storing its outcome"
-    closing = outcome.closing
-    try:
+
+    async def conclude(outcome: Outcome, closing: Sequence[TraceEntry]) -> Outcome | None:
         return await in_one_statement(
             sessionmaker,
             partial(_conclude, execution_id, conversation_id, outcome, closing),
             retry_for=retry_for,
-            what=what,
+            what=f"execution {execution_id}: storing its outcome",
         )
+
+    closing = outcome.closing
+    try:
+        return await conclude(outcome, closing)
     except Exception as exc:
         if is_database_outage(exc):
             raise
@@ -61,12 +64,7 @@ async def persist(
         await _write_closing(sessionmaker, conversation_id, closing, retry_for)
     if outcome.finished:
         try:
-            return await in_one_statement(
-                sessionmaker,
-                partial(_conclude, execution_id, conversation_id, outcome, ()),
-                retry_for=retry_for,
-                what=what,
-            )
+            return await conclude(outcome, ())
         except Exception as exc:
             if is_database_outage(exc):
                 raise
@@ -77,12 +75,7 @@ async def persist(
                 failure_code="runtime_error",
                 failure_explanation=f"The result could not be stored: {error_text(exc)}",
             )
-    return await in_one_statement(
-        sessionmaker,
-        partial(_conclude, execution_id, conversation_id, outcome, ()),
-        retry_for=retry_for,
-        what=what,
-    )
+    return await conclude(outcome, ())
 
 
 async def _write_closing(
