@@ -23,6 +23,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    String,
     bindparam,
     func,
     literal_column,
@@ -108,13 +109,13 @@ def visible_ids(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Sel
     """The ids a user may see, filtered; the values are bound parameters of the same names."""
     query = select(_executions.c.id)
     if not admin:
-        query = query.where(_executions.c.user_id == bindparam("user_id"))
+        query = query.where(_executions.c.user_id == bindparam("user_id", type_=Integer))
     if agent:
-        query = query.where(_executions.c.agent_id == bindparam("agent_id"))
+        query = query.where(_executions.c.agent_id == bindparam("agent_id", type_=Integer))
     if status:
-        query = query.where(_executions.c.status == bindparam("status"))
+        query = query.where(_executions.c.status == bindparam("status", type_=String))
     if dataset:
-        query = query.where(_executions.c.dataset_id == bindparam("dataset_id"))
+        query = query.where(_executions.c.dataset_id == bindparam("dataset_id", type_=Integer))
     return query
 
 
