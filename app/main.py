@@ -14,12 +14,13 @@ from app.catalog.router import router as catalog_router
 from app.conversations.router import media_router
 from app.conversations.router import router as conversations_router
 from app.core.body_limit import RequestBodyLimitMiddleware
+from app.core.completed_requests import CompletedRequestMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
-from app.core.logging import RequestLogMiddleware, configure_logging
-from app.core.metrics import install_metrics
+from app.core.logging import configure_logging, log_request
+from app.core.metrics import install_metrics, record_http_metrics
 from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.router import router as definitions_router
@@ -68,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Innermost, so that the request log and the metrics see its 413s.
     app.add_middleware(RequestBodyLimitMiddleware, max_bytes=settings.request_body_limit)
     install_metrics(app)
-    app.add_middleware(RequestLogMiddleware)
+    # Inside the correlation id's middleware, so that the request's log line carries its id.
+    app.add_middleware(CompletedRequestMiddleware, observers=(log_request, record_http_metrics))
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.add_middleware(ForwardedHeadersMiddleware, trusted_proxies=settings.trusted_proxies)
     if settings.cors_origins:

@@ -2,14 +2,13 @@
 
 import logging
 import sys
-import time
 from contextvars import ContextVar
 from typing import TextIO
 
 from asgi_correlation_id import correlation_id
 from pythonjsonlogger.json import JsonFormatter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.completed_requests import CompletedRequest
 from app.core.config import Settings
 
 # Set by the worker while it runs an execution, so every line it logs says which one.
@@ -49,37 +48,18 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
-class RequestLogMiddleware:
-    """Logs one line per HTTP request: method, path, status and duration."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            request_logger.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+def log_request(completed: CompletedRequest) -> None:
+    """One line per HTTP request: method, path, status and duration."""
+    scope = completed.scope
+    request_logger.info(
+        "%s %s %s",
+        scope["method"],
+        scope["path"],
+        completed.status,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": completed.status,
+            "duration_ms": round(completed.duration_seconds * 1000, 2),
+        },
+    )

@@ -1,7 +1,6 @@
 """Prometheus metrics. The API serves ``/metrics``; each worker serves its own on a port."""
 
 import contextlib
-import time
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -16,8 +15,9 @@ from prometheus_client import (
 )
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
+from app.core.completed_requests import CompletedRequest
 from app.executions.models import AgenticExecution, ExecutionStatus
 from app.executions.queue import QUEUE_ERRORS
 
@@ -118,44 +118,21 @@ def _handler(scope: Scope) -> str:
     return template if isinstance(template, str) else "none"
 
 
-class HttpMetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        response_size = 0
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status, response_size
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name == b"content-length":
-                        response_size = int(value)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            handler = _handler(scope)
-            if handler not in NOT_INSTRUMENTED:
-                duration = time.perf_counter() - started
-                method = scope["method"]
-                request_size = next(
-                    (int(v) for n, v in scope["headers"] if n == b"content-length"), 0
-                )
-                HTTP_REQUESTS.labels(method, f"{str(status)[0]}xx", handler).inc()
-                HTTP_REQUEST_SIZE.labels(handler).observe(request_size)
-                HTTP_RESPONSE_SIZE.labels(handler).observe(response_size)
-                HTTP_LATENCY_HIGHR.observe(duration)
-                HTTP_LATENCY.labels(method, handler).observe(duration)
+def record_http_metrics(completed: CompletedRequest) -> None:
+    handler = _handler(completed.scope)
+    if handler in NOT_INSTRUMENTED:
+        return
+    method = completed.scope["method"]
+    request_size = next(
+        (int(v) for n, v in completed.scope["headers"] if n == b"content-length"), 0
+    )
+    HTTP_REQUESTS.labels(method, f"{str(completed.status)[0]}xx", handler).inc()
+    HTTP_REQUEST_SIZE.labels(handler).observe(request_size)
+    HTTP_RESPONSE_SIZE.labels(handler).observe(completed.response_size)
+    HTTP_LATENCY_HIGHR.observe(completed.duration_seconds)
+    HTTP_LATENCY.labels(method, handler).observe(completed.duration_seconds)
 
 
 def install_metrics(app: FastAPI) -> None:
-    app.add_middleware(HttpMetricsMiddleware)
+    """Serve /metrics (the HTTP series are recorded by ``record_http_metrics``)."""
     app.include_router(router)
