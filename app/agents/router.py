@@ -3,6 +3,7 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from app.agents import service
+from app.agents.dependencies import AgentRequestDep
 from app.agents.models import Agent
 from app.agents.schemas import AgentCreate, AgentOut, ModelSettings
 from app.auth.dependencies import AdminUser, CurrentUser
@@ -83,5 +84,5 @@ async def list_agents(session: SessionDep, user: CurrentUser) -> list[AgentOut]:
     description="One agent you may use.",
     responses={401: {"description": "Missing or invalid token."}, **AGENT_NOT_FOUND},
 )
-async def read_agent(agent_id: int, session: SessionDep, user: CurrentUser) -> AgentOut:
-    return agent_out(await service.get_visible_agent(session, user, agent_id))
+async def read_agent(caller: AgentRequestDep) -> AgentOut:
+    return agent_out(caller.agent)

@@ -3,51 +3,74 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Select, bindparam, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
 from app.auth.models import User
+from app.auth.service import Authenticated, authenticated_from, hash_key, live_token_query
 from app.catalog.models import Dataset, DatasetMember
 from app.core import sql
-from app.core.errors import Invalid, NotFound
+from app.core.errors import Invalid
 from app.definitions.registry import agent_types
+
+_agents = Agent.__table__
+_members = DatasetMember.__table__
+
+
+def _usable_by(is_admin: ColumnElement[bool], user_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """Who may use an agent: admins, and members of its dataset, while it is not deleted."""
+    member_of = select(_members.c.dataset_id).where(_members.c.user_id == user_id)
+    return and_(_agents.c.deleted.is_(False), or_(is_admin, _agents.c.dataset_id.in_(member_of)))
 
 
 def visible_agents(user: User) -> Select[Agent]:
     """Live agents ``user`` may use."""
-    query = select(Agent).where(Agent.deleted.is_(False))
-    if user.is_admin:
-        return query
-    member_of = select(DatasetMember.dataset_id).where(DatasetMember.user_id == user.id)
-    return query.where(Agent.dataset_id.in_(member_of))
+    return select(Agent).where(
+        _usable_by(literal(user.is_admin, Boolean), literal(user.id, Integer))
+    )
 
 
-_agents = Agent.__table__
-_members = DatasetMember.__table__
-# Every start of an execution reads its agent: compiled once, run on asyncpg (app/core/sql.py).
-_VISIBLE_AGENT = sql.compile_statement(
-    select(_agents).where(
-        _agents.c.id == bindparam("agent_id"),
-        _agents.c.deleted.is_(False),
-        or_(
-            bindparam("is_admin", type_=Boolean),
-            _agents.c.dataset_id.in_(
-                select(_members.c.dataset_id).where(_members.c.user_id == bindparam("user_id"))
+# A request on one agent (start an execution, list its types, read it) authenticates its
+# token and reads the agent in one round trip: the live token, with the agent beside it if its
+# user may use it (NULLs if not). Compiled once, run on asyncpg (app/core/sql.py).
+_token = live_token_query().subquery("token")
+_TOKEN_AND_VISIBLE_AGENT = sql.compile_statement(
+    select(
+        _token, *(column.label(f"agent_{column.name}") for column in _agents.columns)
+    ).select_from(
+        _token.outerjoin(
+            _agents,
+            and_(
+                _agents.c.id == bindparam("agent_id", type_=Integer),
+                _usable_by(_token.c.is_admin, _token.c.id),
             ),
-        ),
+        )
     )
 )
 
 
-async def get_visible_agent(session: AsyncSession, user: User, agent_id: int) -> Agent:
-    """The agent, if ``user`` may use it; not attached to the session (read-only use)."""
-    row = await sql.fetchrow(
-        session, _VISIBLE_AGENT, agent_id=agent_id, is_admin=user.is_admin, user_id=user.id
-    )
-    if row is None:
-        raise NotFound("Agent not found.")
-    return Agent(**dict(row))
+async def authenticate_for_agent(
+    session: AsyncSession, raw_key: str, agent_id: int
+) -> tuple[Authenticated | None, Agent | None]:
+    """The live token with this key and its user (None if there is none), and the agent if
+    that user may use it (None if not)."""
+    digest = hash_key(raw_key)
+    row = await sql.fetchrow(session, _TOKEN_AND_VISIBLE_AGENT, digest=digest, agent_id=agent_id)
+    found = await authenticated_from(session, digest, row)
+    if found is None or row is None or row["agent_id"] is None:
+        return found, None
+    return found, Agent(**{column.name: row[f"agent_{column.name}"] for column in _agents.columns})
 
 
 async def list_visible_agents(session: AsyncSession, user: User) -> Sequence[Agent]:

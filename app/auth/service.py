@@ -3,11 +3,12 @@
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -143,20 +144,29 @@ class Authenticated:
 
 _tokens = ApiToken.__table__
 _users = User.__table__
-# Every authenticated request runs these: compiled once, run on asyncpg (app/core/sql.py).
-_LIVE_TOKEN = sql.compile_statement(
-    select(
-        _tokens.c.id.label("token_id"),
-        _tokens.c.key_sha256,
-        _tokens.c.last_used_at,
-        _users.c.id,
-        _users.c.username,
-        _users.c.is_admin,
-        _users.c.created_at,
+
+
+def live_token_query() -> Select[Any]:
+    """The live (not revoked) token whose key has the digest bound as ``digest``, with its
+    user's columns: what ``authenticated_from`` reads. Other statements join it (see
+    app/agents/service.py), so that a request is authenticated in the same round trip."""
+    return (
+        select(
+            _tokens.c.id.label("token_id"),
+            _tokens.c.key_sha256,
+            _tokens.c.last_used_at,
+            _users.c.id,
+            _users.c.username,
+            _users.c.is_admin,
+            _users.c.created_at,
+        )
+        .join_from(_tokens, _users, _users.c.id == _tokens.c.user_id)
+        .where(_tokens.c.key_sha256 == bindparam("digest"), _tokens.c.revoked_at.is_(None))
     )
-    .join_from(_tokens, _users, _users.c.id == _tokens.c.user_id)
-    .where(_tokens.c.key_sha256 == bindparam("digest"), _tokens.c.revoked_at.is_(None))
-)
+
+
+# Every authenticated request runs these: compiled once, run on asyncpg (app/core/sql.py).
+_LIVE_TOKEN = sql.compile_statement(live_token_query())
 _MARK_USED = sql.compile_statement(
     update(ApiToken)
     .where(ApiToken.id == bindparam("token_id"))
@@ -164,14 +174,11 @@ _MARK_USED = sql.compile_statement(
 )
 
 
-async def authenticate_token(session: AsyncSession, raw_key: str) -> Authenticated | None:
-    """The live (not revoked) token with this key and its user; None if there is none.
-
-    Read from the database on every request, never cached, so that a revoked token is refused
-    at once by every API process.
-    """
-    digest = hash_key(raw_key)
-    row = await sql.fetchrow(session, _LIVE_TOKEN, digest=digest)
+async def authenticated_from(
+    session: AsyncSession, digest: str, row: Mapping[str, Any] | None
+) -> Authenticated | None:
+    """The token and user of a row read by ``live_token_query`` for ``digest``, its use
+    recorded (once a minute); None if no live token has that key."""
     if row is None or not hmac.compare_digest(row["key_sha256"], digest):
         return None
     now = utcnow()
@@ -186,6 +193,18 @@ async def authenticate_token(session: AsyncSession, raw_key: str) -> Authenticat
         created_at=row["created_at"],
     )
     return Authenticated(token_id=row["token_id"], user=user)
+
+
+async def authenticate_token(session: AsyncSession, raw_key: str) -> Authenticated | None:
+    """The live (not revoked) token with this key and its user; None if there is none.
+
+    Read from the database on every request, never cached, so that a revoked token is refused
+    at once by every API process.
+    """
+    digest = hash_key(raw_key)
+    return await authenticated_from(
+        session, digest, await sql.fetchrow(session, _LIVE_TOKEN, digest=digest)
+    )
 
 
 async def authenticate(session: AsyncSession, raw_key: str) -> User | None:

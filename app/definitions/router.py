@@ -1,8 +1,6 @@
 from fastapi import APIRouter
 
-from app.agents.service import get_visible_agent
-from app.auth.dependencies import CurrentUser
-from app.core.dependencies import SessionDep
+from app.agents.dependencies import AgentRequestDep
 from app.definitions.registry import definitions_for
 from app.definitions.schemas import ExecutionDefinitionOut
 
@@ -18,13 +16,10 @@ router = APIRouter(tags=["agentic executions"])
     ),
     responses={404: {"description": "No such agent, or not visible to you."}},
 )
-async def list_execution_definitions(
-    agent_id: int, session: SessionDep, user: CurrentUser
-) -> list[ExecutionDefinitionOut]:
-    agent = await get_visible_agent(session, user, agent_id)
+async def list_execution_definitions(caller: AgentRequestDep) -> list[ExecutionDefinitionOut]:
     return [
         ExecutionDefinitionOut(
             key=d.key, name=d.name, description=d.description, input_schema=d.input_schema()
         )
-        for d in definitions_for(agent.agent_type)
+        for d in definitions_for(caller.agent.agent_type)
     ]

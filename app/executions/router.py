@@ -4,7 +4,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from app.agents.service import get_visible_agent
+from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
 from app.conversations.schemas import FileOut
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
@@ -125,11 +125,10 @@ START_OPENAPI: dict[str, Any] = {
     },
 )
 async def start_execution(
-    agent_id: int,
+    caller: AgentRequestDep,
     request: Request,
     response: Response,
     session: SessionDep,
-    user: CurrentUser,
     queue: QueueDep,
     settings: SettingsDep,
     idempotency_key: Annotated[
@@ -143,7 +142,7 @@ async def start_execution(
         ),
     ] = None,
 ) -> ExecutionOut:
-    agent = await get_visible_agent(session, user, agent_id)
+    agent = caller.agent
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         async with request.form(max_files=settings.max_upload_files * 2) as form:
@@ -171,7 +170,7 @@ async def start_execution(
         session,
         queue,
         settings,
-        user=user,
+        user=caller.user,
         agent=agent,
         execution_key=key,
         validated_input=validated_input,
