@@ -4,11 +4,11 @@ Three choices keep a page fast at millions of rows:
 
 - the page's ids are chosen from an index alone (ORDER BY started_at, id with OFFSET), and
   only those rows are read, so a deep page does not read every row it skips;
-- the count is exact up to ``EXACT_COUNT_LIMIT``; past it, it is PostgreSQL's planner estimate
-  for the same query, so no page costs a scan of every matching row. A page that reaches past
-  ``EXACT_COUNT_LIMIT`` rows decides the capped count by itself (it is the last page, or more
-  rows are visible), so deep pages skip the count's scan. Whether a page exists, or
-  has a next one, is decided by its rows, never by the count;
+- the count is exact up to ``EXACT_COUNT_LIMIT`` and on the last page; past it, it is
+  PostgreSQL's planner estimate for the same query, so no page costs a scan of every matching
+  row. A page that reaches past ``EXACT_COUNT_LIMIT`` rows decides the capped count by itself
+  (it is the last page, or more rows are visible), so deep pages skip the count's scan.
+  Whether a page exists, or has a next one, is decided by its rows, never by the count;
 - the page, its count and each execution's files are one statement, run on asyncpg
   (app/core/sql.py): one round trip, and no ORM objects built for rows that are only shown.
 """
@@ -234,8 +234,9 @@ async def _planner_estimate(session: AsyncSession, user: User, filters: Executio
 async def count_executions(
     session: AsyncSession, user: User, filters: ExecutionFilters, page: Page
 ) -> int:
-    """Exact up to EXACT_COUNT_LIMIT (read with the page), the planner's estimate (never less)
-    beyond it: only then is a second statement run."""
-    if page.capped_count <= EXACT_COUNT_LIMIT:
+    """Exact up to EXACT_COUNT_LIMIT (read with the page), and on the last page (its offset
+    plus its rows); else the planner's estimate (never less): only then is a second statement
+    run."""
+    if page.capped_count <= EXACT_COUNT_LIMIT or (page.executions and not page.has_next):
         return page.capped_count
     return max(page.capped_count, await _planner_estimate(session, user, filters))
