@@ -112,10 +112,12 @@ class BenchRun:
             agent.raise_for_status()
             return dataset_id, int(agent.json()["id"])
 
-    def cpu_meter(self, **processes: Process) -> CpuMeter:
-        """A meter of the harness, the API, the model server and ``processes``, started."""
-        assert self.api is not None
-        pids = {"harness": os.getpid(), "api": self.api.pid}
+    def cpu_meter(self, api: Process | None = None, **processes: Process) -> CpuMeter:
+        """A meter of the harness, the API (``api``, else the one of the run), the model server
+        and ``processes``, started."""
+        api = api or self.api
+        assert api is not None
+        pids = {"harness": os.getpid(), "api": api.pid}
         if self.model_process is not None:
             pids["model"] = self.model_process.pid
         pids.update({name: process.pid for name, process in processes.items()})

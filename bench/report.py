@@ -12,7 +12,7 @@ from bench.scenarios import Result
 HEADLINES = {
     "overhead": ("executions_per_execution_ms", "direct_per_execution_ms", "ms/exec"),
     "concurrency": ("first_submit_to_all_terminal_s", "ideal_s", "s"),
-    "submit": ("api.throughput_per_s", "bare.throughput_per_s", "POST/s"),
+    "submit": ("api.throughput_per_s", "bare_in_process.throughput_per_s", "POST/s"),
     "memory": ("per_execution_kib", None, "KiB/exec"),
 }
 

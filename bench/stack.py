@@ -216,24 +216,45 @@ class Stack:
         await self.wait_http(process, "/_bench/stats")
         return process
 
-    async def start_api(self) -> Process:
+    async def start_uvicorn(
+        self, name: str, module: str, *, env: dict[str, str], ready_path: str
+    ) -> Process:
+        """``uvicorn MODULE`` as the API is served, returned once ``ready_path`` answers 200."""
         port = free_port()
-        argv = [str(BIN / "uvicorn"), "app.main:app", "--host", HOST, "--port", str(port)]
+        argv = [str(BIN / "uvicorn"), module, "--host", HOST, "--port", str(port)]
         argv += ["--no-proxy-headers", "--no-access-log", "--log-level", "warning"]
-        process = self.start("api", argv, port=port, env=self.env())
-        await self.wait_http(process, "/healthz")
+        process = self.start(name, argv, port=port, env=env)
+        await self.wait_http(process, ready_path)
         return process
 
-    async def start_bare_api(self, queue_name: str) -> Process:
-        port = free_port()
-        argv = [str(BIN / "uvicorn"), "bench.bare_app:app", "--host", HOST, "--port", str(port)]
-        argv += ["--no-proxy-headers", "--no-access-log", "--log-level", "warning"]
-        env = self.env(
+    async def start_api(self) -> Process:
+        return await self.start_uvicorn(
+            "api", "app.main:app", env=self.env(), ready_path="/healthz"
+        )
+
+    def bare_env(self, queue_name: str) -> dict[str, str]:
+        """The configuration of the bare submit endpoint (bench/bare.py)."""
+        return self.env(
             BENCH_BARE_DSN=self.dsn, BENCH_BARE_REDIS_URL=REDIS_URL, BENCH_BARE_QUEUE=queue_name
         )
-        process = self.start("bare-api", argv, port=port, env=env)
-        await self.wait_http(process, "/healthz")
-        return process
+
+    async def start_api_with_bare(self, queue_name: str) -> Process:
+        """An API process serving the real application with the bare endpoint mounted on it
+        (bench/bare_app.py): the submit scenario's baseline in the same process. Ready when
+        /readyz answers 200, which needs what the application's own lifespan opens."""
+        return await self.start_uvicorn(
+            "api-with-bare",
+            "bench.bare_app:app",
+            env=self.bare_env(queue_name),
+            ready_path="/readyz",
+        )
+
+    async def start_floor_api(self, queue_name: str) -> Process:
+        """The bare endpoint alone in a plain FastAPI app and its own process, no middleware
+        (bench/floor_app.py): the submit scenario's floor."""
+        return await self.start_uvicorn(
+            "floor-api", "bench.floor_app:app", env=self.bare_env(queue_name), ready_path="/healthz"
+        )
 
     async def start_worker(self) -> Process:
         """A worker process, returned once it polls the queue (its health-check key is set)."""
