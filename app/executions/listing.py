@@ -187,6 +187,12 @@ def _counted_by_the_page(offset: int, limit: int) -> bool:
     return offset + limit + 1 > EXACT_COUNT_LIMIT
 
 
+def capped_count_limit(offset: int, limit: int) -> int:
+    """The ``count_limit`` a page's statement runs with: 0 (its count reads nothing) when the
+    page decides the capped count by itself."""
+    return 0 if _counted_by_the_page(offset, limit) else EXACT_COUNT_LIMIT + 1
+
+
 async def list_executions(
     session: AsyncSession, user: User, filters: ExecutionFilters, *, offset: int, limit: int
 ) -> Page:
@@ -199,8 +205,7 @@ async def list_executions(
         statement,
         offset=offset,
         limit=limit + 1,
-        # LIMIT 0: the count's subquery reads nothing.
-        count_limit=0 if by_page else EXACT_COUNT_LIMIT + 1,
+        count_limit=capped_count_limit(offset, limit),
         **_values(user, filters),
     )
     if not rows:

@@ -42,6 +42,6 @@ def list_queries(
         **values,
         offset=offset,
         limit=limit + 1,
-        count_limit=listing.EXACT_COUNT_LIMIT + 1,
+        count_limit=listing.capped_count_limit(offset, limit),
     )
     return {"page": compiled(page)}
