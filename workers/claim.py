@@ -5,9 +5,10 @@ orphaned (``app.executions.transitions.orphaned``: no heartbeat for ``stale_afte
 handed back): its worker is gone, and the claim is its next attempt. A live worker's execution
 is never claimed, whatever duplicate of its job another worker picks up.
 
-The common case, a pending execution, is claimed in one statement (``claim_pending``): the
-UPDATE joins the agent and returns what the run needs, files included. Anything else (missing,
-running, orphaned, cancelled, terminal) is decided by ``claim_execution`` in a transaction.
+The common case, a pending execution, is claimed in one statement (``claim_pending``, compiled
+once and run on asyncpg: ``app.core.sql``): the UPDATE joins the agent and returns what the run
+needs, files included. Anything else (missing, running, orphaned, cancelled, terminal) is
+decided by ``claim_execution`` in a transaction.
 """
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agents.models import Agent
 from app.conversations.models import ConversationFile
+from app.core import sql
 from app.definitions.run import AttachedFile
 from app.executions.models import (
     CANCELLED,
@@ -85,7 +87,7 @@ _FILES = (
 
 
 # pending → in_progress, joined with the agent, answering what the run needs.
-_CLAIM_PENDING = (
+_CLAIM_PENDING = sql.compile_statement(
     start_pending()
     .where(Agent.id == AgenticExecution.agent_id)
     .returning(
@@ -107,7 +109,7 @@ _CLAIM_PENDING = (
 async def claim_pending(connection: AsyncConnection, execution_id: int) -> Claim | None:
     """Claim a pending execution in one statement (on an autocommit connection: one round
     trip); None when it is not pending, or its agent is gone."""
-    row = (await connection.execute(_CLAIM_PENDING, {"execution_id": execution_id})).first()
+    row = await sql.fetchrow(connection, _CLAIM_PENDING, execution_id=execution_id)
     return None if row is None else _claimed(execution_id, tuple(row))
 
 

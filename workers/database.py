@@ -7,7 +7,10 @@ lost, server starting up); a write PostgreSQL refuses for its content fails at o
 Two ways to write: ``in_transaction`` (a session and a transaction: BEGIN … COMMIT) and
 ``in_one_statement`` (one statement on a connection in autocommit mode, which PostgreSQL
 commits on its own). The worker's hot path (the claim, the trace, the outcome) is one statement
-per step, so it takes the second: one round trip instead of three or more.
+per step, so it takes the second: one round trip instead of three or more. Those statements
+are compiled once and run on the connection's asyncpg connection (``app.core.sql``, which also
+decides what becomes of a connection whose statement failed); autocommit mode keeps anything
+run through SQLAlchemy on it out of a transaction too.
 """
 
 import asyncio
@@ -70,7 +73,8 @@ async def in_one_statement(
     what: str,
 ) -> T:
     """Run ``work``, which executes ONE statement (atomic on its own; a second one would not be
-    in the same transaction), on an autocommit connection; retried like ``in_transaction``."""
+    in the same transaction), on an autocommit connection; retried like ``in_transaction``,
+    each try on a connection checked out for it."""
     engine = autocommit_engine(sessionmaker)
 
     async def attempt() -> T:

@@ -6,7 +6,8 @@ executions this worker runs, whose heartbeat it keeps) and, in tests, an optiona
 ``model_override`` (a pydantic-ai ``Model``) used instead of the agent's configured model.
 
 An execution costs the worker few round trips to PostgreSQL: the claim, each step of the trace
-and the outcome (with the trace's last entries) are one statement each.
+and the outcome (with the trace's last entries) are one statement each, compiled once and run
+on asyncpg (``app.core.sql``).
 
 When the task is cancelled: a cancellation a user asked for is recorded (``cancelled``); a run
 this worker found taken over elsewhere ends without a write; otherwise the worker is stopping

@@ -2,10 +2,11 @@
 
 The run's end is one conditional UPDATE (``app.executions.transitions.conclude``: a cancellation
 a user asked for wins, a late duplicate is dropped) with the trace's closing entries as an
-INSERT in its WITH clause, on an autocommit connection: one round trip, atomic. Should
-PostgreSQL refuse it for what it holds (a result it cannot store, say), the trace's end and the
-outcome are written apart, so that neither keeps the other out, and a result that cannot be
-stored still leaves the execution terminal (``runtime_error``).
+INSERT in its WITH clause, on an autocommit connection: one round trip, atomic. It is compiled
+once per shape and run on asyncpg (``app.core.sql``). Should PostgreSQL refuse it for what it
+holds (a result it cannot store, say), the trace's end and the outcome are written apart, so
+that neither keeps the other out, and a result that cannot be stored still leaves the
+execution terminal (``runtime_error``).
 
 Writes are retried while PostgreSQL is unreachable (``workers.database``).
 """
@@ -15,10 +16,11 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 
-from sqlalchemy import Update, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from app.conversations.trace import TraceEntry, append_trace, trace_insert, trace_values
+from app.conversations.trace import TraceEntry, trace_insert, trace_values
+from app.core import sql
 from app.core.errors import is_database_outage
 from app.executions.models import (
     CANCELLED,
@@ -29,6 +31,7 @@ from app.executions.models import (
 from app.executions.transitions import conclude_statement, conclusion_values, mark_failed
 from workers.database import in_one_statement
 from workers.loop import Outcome, error_text
+from workers.transcript import append_entries
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +89,10 @@ async def _write_closing(
 ) -> None:
     # A transcript that cannot be written must not hide the outcome, the source of truth.
     try:
-        await in_one_statement(
+        await append_entries(
             sessionmaker,
-            partial(append_trace, conversation_id=conversation_id, entries=closing),
+            conversation_id,
+            closing,
             retry_for=retry_for,
             what="writing the end of the trace",
         )
@@ -97,14 +101,14 @@ async def _write_closing(
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(finished: bool, closing_rows: int) -> Update:
+def _statement(finished: bool, closing_rows: int) -> sql.Statement:
     """The outcome's UPDATE, with an INSERT of ``closing_rows`` trace entries in its WITH clause
-    (a data-modifying WITH query runs whether or not the UPDATE refers to it). Built once per
-    shape: building a statement costs more CPU than running it."""
+    (a data-modifying WITH query runs whether or not the UPDATE refers to it). Built and
+    compiled once per shape: that costs more CPU than running it."""
     statement = conclude_statement(finished)
     if closing_rows:
         statement = statement.add_cte(trace_insert(closing_rows).cte("closing"))
-    return statement
+    return sql.compile_statement(statement)
 
 
 async def _conclude(
@@ -125,7 +129,7 @@ async def _conclude(
     if closing:
         values.update(trace_values(conversation_id, closing))
     statement = _statement(outcome.finished, len(closing))
-    row = (await connection.execute(statement, values)).first()
+    row = await sql.fetchrow(connection, statement, **values)
     if row is None:
         logger.warning("execution %s was already terminal; this outcome is dropped", execution_id)
         return None

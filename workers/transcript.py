@@ -2,11 +2,13 @@
 
 ``Transcript.sync`` is called at every step of the run with the messages so far; it writes the
 parts it has not written yet, each batch in one INSERT committed on its own (no connection is
-held across a model call). Requests are written before they are sent, responses as soon as they
+held across a model call), compiled once per number of rows and run on asyncpg
+(``app.core.sql``). Requests are written before they are sent, responses as soon as they
 arrive, tool results as soon as the tools return. The last entries of a run are written with
 its outcome, in the same statement (``workers.outcome``).
 """
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -26,9 +28,10 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_core import to_jsonable_python
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from app.conversations.trace import TraceEntry, append_trace
+from app.conversations.trace import ROWS_PER_STATEMENT, TraceEntry, trace_insert, trace_values
+from app.core import sql
 from workers.database import in_one_statement
 
 
@@ -127,6 +130,41 @@ def entries_for(message: ModelMessage, parts: Sequence[Any]) -> list[TraceEntry]
     return entries
 
 
+@functools.lru_cache(maxsize=64)
+def _insert(rows: int) -> sql.Statement:
+    # Compiled once per number of rows (a run writes a few different ones), up to 64 of them.
+    return sql.compile_statement(trace_insert(rows))
+
+
+async def _insert_rows(
+    connection: AsyncConnection, conversation_id: int, entries: Sequence[TraceEntry]
+) -> None:
+    await sql.execute(connection, _insert(len(entries)), **trace_values(conversation_id, entries))
+
+
+async def append_entries(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    conversation_id: int,
+    entries: Sequence[TraceEntry],
+    *,
+    retry_for: float,
+    what: str = "writing the trace",
+) -> None:
+    """Add the entries to the conversation, in order: one INSERT committed on its own (a very
+    long batch takes several, each retried alone), retried while PostgreSQL is unreachable."""
+    for start in range(0, len(entries), ROWS_PER_STATEMENT):
+        await in_one_statement(
+            sessionmaker,
+            partial(
+                _insert_rows,
+                conversation_id=conversation_id,
+                entries=entries[start : start + ROWS_PER_STATEMENT],
+            ),
+            retry_for=retry_for,
+            what=what,
+        )
+
+
 class Transcript:
     """The conversation of one execution, written part by part as the run goes."""
 
@@ -168,11 +206,8 @@ class Transcript:
         # synchronous_commit off; waiting for the WAL flush costs PostgreSQL well under a
         # millisecond here, and no CPU of ours, where BEGIN, SET and COMMIT cost three round
         # trips each time.)
-        await in_one_statement(
-            self.sessionmaker,
-            partial(append_trace, conversation_id=self.conversation_id, entries=entries),
-            retry_for=self.retry_for,
-            what="writing the trace",
+        await append_entries(
+            self.sessionmaker, self.conversation_id, entries, retry_for=self.retry_for
         )
 
     async def note(self, role: str, content: str, **payload: Any) -> None:

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, bindparam, insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.conversations.models import Message
 from app.core.db import utcnow
@@ -52,7 +51,7 @@ _COLUMNS = (
     "payload",
     "created_at",
 )
-# Past this many entries, append_trace writes in several statements (a statement takes at most
+# Past this many entries, the worker writes in several statements (a statement takes at most
 # 32767 parameters).
 ROWS_PER_STATEMENT = 500
 
@@ -88,12 +87,3 @@ def trace_values(conversation_id: int, entries: Sequence[TraceEntry]) -> dict[st
         values[f"payload_{row}"] = _without_nul(entry.payload)
         values[f"created_at_{row}"] = entry.created_at or now
     return values
-
-
-async def append_trace(
-    executor: AsyncSession | AsyncConnection, conversation_id: int, entries: Sequence[TraceEntry]
-) -> None:
-    """Add the entries as messages, in order: one statement (a very long batch takes more)."""
-    for start in range(0, len(entries), ROWS_PER_STATEMENT):
-        batch = entries[start : start + ROWS_PER_STATEMENT]
-        await executor.execute(trace_insert(len(batch)), trace_values(conversation_id, batch))

@@ -227,6 +227,9 @@ async def test_result_postgresql_refuses_still_ends_the_execution_and_its_trace(
     assert (done.status, done.failure_code, done.result) == ("failed", "runtime_error", None)
     assert done.failure_explanation is not None
     assert done.failure_explanation.startswith("The result could not be stored: ")
+    # PostgreSQL's own words, not the statement and its parameters (the result) around them.
+    assert "unsupported Unicode escape sequence" in done.failure_explanation
+    assert "UPDATE" not in done.failure_explanation
     assert done.usage is not None
     assert done.usage["requests"] == 1
     messages = await trace(sessionmaker, execution.conversation_id)
