@@ -147,7 +147,9 @@ async def _drive(
                 break
             messages = agent_run.all_messages()
             if isinstance(node, ModelRequestNode):
-                messages.append(node.request)
+                # A new list: all_messages() is the run's own, which pydantic-ai appends the
+                # request to itself; appending here too sent it to the model twice.
+                messages = [*messages, node.request]
             await transcript.sync(messages)
         result = agent_run.result
     if result is None:

@@ -49,7 +49,8 @@ class Script:
             if isinstance(self.summary, Exception):
                 raise self.summary
             return ModelResponse(parts=[TextPart(self.summary)])
-        self.requests.append(messages)
+        # A copy: the run's own list grows after the call.
+        self.requests.append(list(messages))
         assert self.steps, "the model was asked more often than the script foresaw"
         step = self.steps.pop(0)
         return step if isinstance(step, ModelResponse) else step(messages, info)

@@ -91,6 +91,25 @@ async def test_result_failing_a_validator_is_retried_with_its_feedback(
     assert "is not of type 'integer'" in str(script.requests[1][-1])
 
 
+async def test_the_model_is_sent_each_message_once(
+    worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    execution = await structured_task(factory)
+    script = Script(answer({"name": "Ada", "age": "old"}), answer({"name": "Ada", "age": 36}))
+
+    await worker.run(execution.id, script)
+
+    def parts(request: list[ModelMessage]) -> list[list[str]]:
+        return [[part.part_kind for part in message.parts] for message in request]
+
+    # The prompt; then the prompt, the answer and the feedback on it: nothing twice (a prompt
+    # sent again costs its tokens again at every request).
+    assert [parts(request) for request in script.requests] == [
+        [["system-prompt", "user-prompt"]],
+        [["system-prompt", "user-prompt"], ["tool-call"], ["tool-return"]],
+    ]
+
+
 async def test_exhausted_retries_fail_with_the_models_own_summary(
     worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
