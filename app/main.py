@@ -18,6 +18,7 @@ from app.core.completed_requests import CompletedRequestMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
+from app.core.garbage_collection import settle_after_startup
 from app.core.health import router as health_router
 from app.core.logging import configure_logging, log_request
 from app.core.metrics import install_metrics, record_http_metrics
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = await create_queue(settings)
+        settle_after_startup()
         try:
             yield
         finally:

@@ -35,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.garbage_collection import settle_after_startup
 from app.core.logging import configure_logging
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
@@ -112,6 +113,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["background"] = [asyncio.create_task(keep_beating(ctx), name="heartbeat")]
     if "redis" in ctx:  # arq's pool; absent when tests drive jobs without a worker
         ctx["background"].append(asyncio.create_task(keep_reconciling(ctx), name="reconciler"))
+    settle_after_startup()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
