@@ -6,8 +6,9 @@ OpenAI client). With the default thresholds the collector runs a full collection
 every one of them, every few thousand requests, and a young one every 700 allocations: in the
 API about 0.13 ms of CPU per POST went to it, in the worker about 1.7 ms per execution
 (measured with gc.callbacks; 0.4 ms frozen). Freezing what exists once the process has started
-takes it out of every later collection; a larger young generation makes collections rarer. A request's own garbage is freed by reference counting
-either way; only cycles wait for a collection.
+takes it out of every later collection; a larger young generation makes collections rarer.
+A request's own garbage is freed by reference counting either way; only cycles wait for a
+collection.
 """
 
 import functools
