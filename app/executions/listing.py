@@ -24,15 +24,18 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    and_,
     bindparam,
     func,
     literal_column,
+    or_,
     select,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import User
+from app.auth.service import Authenticated, authenticated_from, hash_key, live_token_query
 from app.conversations.models import ConversationFile
 from app.core import sql
 from app.executions.models import AgenticExecution, ExecutionStatus
@@ -83,19 +86,48 @@ def _files_of_each_execution() -> ColumnElement[Any]:
         )
         .scalar_subquery()
     )
-    return func.coalesce(files, literal_column("'[]'::json")).label("files")
+    return func.coalesce(files, literal_column("'[]'::json"))
 
 
-_ONE = sql.compile_statement(
-    select(*SHOWN_COLUMNS, _files_of_each_execution()).where(
-        _executions.c.id == bindparam("execution_id")
-    )
-)
+# An ExecutionRow's columns.
+_SHOWN = (*SHOWN_COLUMNS, _files_of_each_execution().label("files"))
+_ONE = sql.compile_statement(select(*_SHOWN).where(_executions.c.id == bindparam("execution_id")))
 
 
 async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionRow | None:
     """The execution with this id and its files, whoever may see it."""
     return await sql.fetchrow(session, _ONE, execution_id=execution_id)
+
+
+# Polling an execution authenticates the token and reads the execution in one round trip: the
+# live token, with the execution beside it if its user may see it (NULLs if not).
+_token = live_token_query().subquery("token")
+_TOKEN_AND_VISIBLE_EXECUTION = sql.compile_statement(
+    select(_token, *(column.label(f"execution_{column.name}") for column in _SHOWN)).select_from(
+        _token.outerjoin(
+            _executions,
+            and_(
+                _executions.c.id == bindparam("execution_id", type_=Integer),
+                or_(_token.c.is_admin, _executions.c.user_id == _token.c.id),
+            ),
+        )
+    )
+)
+
+
+async def authenticate_for_execution(
+    session: AsyncSession, raw_key: str, execution_id: int
+) -> tuple[Authenticated | None, ExecutionRow | None]:
+    """The live token with this key and its user (None if there is none), and the execution
+    with its files if that user may see it (its owner, or an admin; None if not)."""
+    digest = hash_key(raw_key)
+    row = await sql.fetchrow(
+        session, _TOKEN_AND_VISIBLE_EXECUTION, digest=digest, execution_id=execution_id
+    )
+    found = await authenticated_from(session, digest, row)
+    if found is None or row is None or row["execution_id"] is None:
+        return found, None
+    return found, {column.name: row[f"execution_{column.name}"] for column in _SHOWN}
 
 
 @dataclass(frozen=True)
@@ -158,7 +190,7 @@ def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Sele
         .subquery()
     )
     return (
-        select(*SHOWN_COLUMNS, _files_of_each_execution(), count)
+        select(*_SHOWN, count)
         .join_from(_executions, page_ids, page_ids.c.id == _executions.c.id)
         .order_by(*NEWEST_FIRST)
     )

@@ -10,6 +10,7 @@ from app.conversations.schemas import FileOut
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType, field_errors
 from app.executions import listing, service
+from app.executions.dependencies import ExecutionRequestDep
 from app.executions.listing import ExecutionRow
 from app.executions.models import ExecutionStatus
 from app.executions.queue import job_id_for
@@ -189,11 +190,8 @@ async def start_execution(
     "(read `failure_code` and `failure_explanation`).",
     responses={404: {"description": "No such execution, or not yours."}},
 )
-async def read_execution(
-    execution_id: int, request: Request, session: SessionDep, user: CurrentUser
-) -> ExecutionOut:
-    execution = await service.get_visible_execution(session, user, execution_id)
-    return execution_out(execution, request.scope.get("root_path", ""))
+async def read_execution(caller: ExecutionRequestDep, request: Request) -> ExecutionOut:
+    return execution_out(caller.execution, request.scope.get("root_path", ""))
 
 
 def _page_number(raw: str | None) -> int:
