@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
 from app.auth.models import User
-from app.auth.service import Authenticated, authenticated_from, hash_key, live_token_query
+from app.auth.service import Authenticated, authenticate_beside, live_token_query
 from app.catalog.models import Dataset, DatasetMember
 from app.core import sql
 from app.core.errors import Invalid
@@ -45,9 +45,10 @@ def visible_agents(user: User) -> Select[Agent]:
 # token and reads the agent in one round trip: the live token, with the agent beside it if its
 # user may use it (NULLs if not). Compiled once, run on asyncpg (app/core/sql.py).
 _token = live_token_query().subquery("token")
+_AGENT_COLUMNS = tuple(column.name for column in _agents.columns)
 _TOKEN_AND_VISIBLE_AGENT = sql.compile_statement(
     select(
-        _token, *(column.label(f"agent_{column.name}") for column in _agents.columns)
+        _token, *(_agents.c[name].label(f"agent_{name}") for name in _AGENT_COLUMNS)
     ).select_from(
         _token.outerjoin(
             _agents,
@@ -65,12 +66,15 @@ async def authenticate_for_agent(
 ) -> tuple[Authenticated | None, Agent | None]:
     """The live token with this key and its user (None if there is none), and the agent if
     that user may use it (None if not)."""
-    digest = hash_key(raw_key)
-    row = await sql.fetchrow(session, _TOKEN_AND_VISIBLE_AGENT, digest=digest, agent_id=agent_id)
-    found = await authenticated_from(session, digest, row)
-    if found is None or row is None or row["agent_id"] is None:
-        return found, None
-    return found, Agent(**{column.name: row[f"agent_{column.name}"] for column in _agents.columns})
+    found, columns = await authenticate_beside(
+        session,
+        raw_key,
+        _TOKEN_AND_VISIBLE_AGENT,
+        prefix="agent_",
+        names=_AGENT_COLUMNS,
+        agent_id=agent_id,
+    )
+    return found, None if columns is None else Agent(**columns)
 
 
 async def list_visible_agents(session: AsyncSession, user: User) -> Sequence[Agent]:

@@ -148,8 +148,8 @@ _users = User.__table__
 
 def live_token_query() -> Select[Any]:
     """The live (not revoked) token whose key has the digest bound as ``digest``, with its
-    user's columns: what ``authenticated_from`` reads. Other statements join it (see
-    app/agents/service.py), so that a request is authenticated in the same round trip."""
+    user's columns: what ``_authenticated_from`` reads. Other statements join it (see
+    ``authenticate_beside``), so that a request is authenticated in the same round trip."""
     return (
         select(
             _tokens.c.id.label("token_id"),
@@ -174,10 +174,10 @@ _MARK_USED = sql.compile_statement(
 )
 
 
-async def authenticated_from(
+async def _authenticated_from(
     session: AsyncSession, digest: str, row: Mapping[str, Any] | None
 ) -> Authenticated | None:
-    """The token and user of a row read by ``live_token_query`` for ``digest``, its use
+    """The token and user of a row read with ``live_token_query`` for ``digest``, its use
     recorded (once a minute); None if no live token has that key."""
     if row is None or not hmac.compare_digest(row["key_sha256"], digest):
         return None
@@ -202,9 +202,30 @@ async def authenticate_token(session: AsyncSession, raw_key: str) -> Authenticat
     at once by every API process.
     """
     digest = hash_key(raw_key)
-    return await authenticated_from(
+    return await _authenticated_from(
         session, digest, await sql.fetchrow(session, _LIVE_TOKEN, digest=digest)
     )
+
+
+async def authenticate_beside(
+    session: AsyncSession,
+    raw_key: str,
+    statement: sql.Statement,
+    *,
+    prefix: str,
+    names: Sequence[str],
+    **values: Any,
+) -> tuple[Authenticated | None, dict[str, Any] | None]:
+    """Authenticate and read one object in one round trip: ``statement`` selects
+    ``live_token_query()`` outer-joined with the object, its columns labelled ``prefix`` +
+    name. The live token and its user (None if there is none), and the object's ``names`` (None
+    if the join found none: there is no such object, or the user may not have it)."""
+    digest = hash_key(raw_key)
+    row = await sql.fetchrow(session, statement, digest=digest, **values)
+    found = await _authenticated_from(session, digest, row)
+    if found is None or row is None or row[f"{prefix}id"] is None:
+        return found, None
+    return found, {name: row[f"{prefix}{name}"] for name in names}
 
 
 async def authenticate(session: AsyncSession, raw_key: str) -> User | None:

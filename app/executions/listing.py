@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import User
-from app.auth.service import Authenticated, authenticated_from, hash_key, live_token_query
+from app.auth.service import Authenticated, authenticate_beside, live_token_query
 from app.conversations.models import ConversationFile
 from app.core import sql
 from app.executions.models import AgenticExecution, ExecutionStatus
@@ -102,6 +102,7 @@ async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionRo
 # Polling an execution authenticates the token and reads the execution in one round trip: the
 # live token, with the execution beside it if its user may see it (NULLs if not).
 _token = live_token_query().subquery("token")
+_SHOWN_NAMES = tuple(column.name for column in _SHOWN)
 _TOKEN_AND_VISIBLE_EXECUTION = sql.compile_statement(
     select(_token, *(column.label(f"execution_{column.name}") for column in _SHOWN)).select_from(
         _token.outerjoin(
@@ -120,14 +121,14 @@ async def authenticate_for_execution(
 ) -> tuple[Authenticated | None, ExecutionRow | None]:
     """The live token with this key and its user (None if there is none), and the execution
     with its files if that user may see it (its owner, or an admin; None if not)."""
-    digest = hash_key(raw_key)
-    row = await sql.fetchrow(
-        session, _TOKEN_AND_VISIBLE_EXECUTION, digest=digest, execution_id=execution_id
+    return await authenticate_beside(
+        session,
+        raw_key,
+        _TOKEN_AND_VISIBLE_EXECUTION,
+        prefix="execution_",
+        names=_SHOWN_NAMES,
+        execution_id=execution_id,
     )
-    found = await authenticated_from(session, digest, row)
-    if found is None or row is None or row["execution_id"] is None:
-        return found, None
-    return found, {column.name: row[f"execution_{column.name}"] for column in _SHOWN}
 
 
 @dataclass(frozen=True)
