@@ -18,9 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
 from app.auth.models import User
-from app.auth.service import Authenticated, authenticate_beside, live_token_query
+from app.auth.service import Authenticated, authenticate_beside, token_beside
 from app.catalog.models import Dataset, DatasetMember
-from app.core import sql
 from app.core.errors import Invalid
 from app.definitions.registry import agent_types
 
@@ -42,22 +41,15 @@ def visible_agents(user: User) -> Select[Agent]:
 
 
 # A request on one agent (start an execution, list its types, read it) authenticates its
-# token and reads the agent in one round trip: the live token, with the agent beside it if its
-# user may use it (NULLs if not). Compiled once, run on asyncpg (app/core/sql.py).
-_token = live_token_query().subquery("token")
-_AGENT_COLUMNS = tuple(column.name for column in _agents.columns)
-_TOKEN_AND_VISIBLE_AGENT = sql.compile_statement(
-    select(
-        _token, *(_agents.c[name].label(f"agent_{name}") for name in _AGENT_COLUMNS)
-    ).select_from(
-        _token.outerjoin(
-            _agents,
-            and_(
-                _agents.c.id == bindparam("agent_id", type_=Integer),
-                _usable_by(_token.c.is_admin, _token.c.id),
-            ),
-        )
-    )
+# token and reads the agent in one round trip.
+_TOKEN_AND_VISIBLE_AGENT = token_beside(
+    "agent_",
+    _agents,
+    {column.name: column for column in _agents.columns},
+    lambda token: and_(
+        _agents.c.id == bindparam("agent_id", type_=Integer),
+        _usable_by(token.c.is_admin, token.c.id),
+    ),
 )
 
 
@@ -67,12 +59,7 @@ async def authenticate_for_agent(
     """The live token with this key and its user (None if there is none), and the agent if
     that user may use it (None if not)."""
     found, columns = await authenticate_beside(
-        session,
-        raw_key,
-        _TOKEN_AND_VISIBLE_AGENT,
-        prefix="agent_",
-        names=_AGENT_COLUMNS,
-        agent_id=agent_id,
+        session, raw_key, _TOKEN_AND_VISIBLE_AGENT, agent_id=agent_id
     )
     return found, None if columns is None else Agent(**columns)
 

@@ -3,12 +3,12 @@
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import ColumnElement, FromClause, Select, Subquery, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -207,25 +207,44 @@ async def authenticate_token(session: AsyncSession, raw_key: str) -> Authenticat
     )
 
 
-async def authenticate_beside(
-    session: AsyncSession,
-    raw_key: str,
-    statement: sql.Statement,
-    *,
+@dataclass(frozen=True)
+class TokenBeside:
+    """A statement reading the live token of a key and, beside it, one object the token's user
+    may have (its columns labelled ``prefix`` + name; NULLs when there is none)."""
+
+    statement: sql.Statement
+    prefix: str
+    names: tuple[str, ...]
+
+
+def token_beside(
     prefix: str,
-    names: Sequence[str],
-    **values: Any,
+    table: FromClause,
+    columns: Mapping[str, ColumnElement[Any]],
+    on: Callable[[Subquery], ColumnElement[bool]],
+) -> TokenBeside:
+    """Compile the live token (``live_token_query``) outer-joined with ``table`` on ``on(token)``
+    (which names the object and says whether the token's user may have it), reading
+    ``columns`` of it by name, one of them ``id``."""
+    assert "id" in columns
+    token = live_token_query().subquery("token")
+    labelled = (column.label(f"{prefix}{name}") for name, column in columns.items())
+    statement = select(token, *labelled).select_from(token.outerjoin(table, on(token)))
+    return TokenBeside(sql.compile_statement(statement), prefix, tuple(columns))
+
+
+async def authenticate_beside(
+    session: AsyncSession, raw_key: str, beside: TokenBeside, **values: Any
 ) -> tuple[Authenticated | None, dict[str, Any] | None]:
-    """Authenticate and read one object in one round trip: ``statement`` selects
-    ``live_token_query()`` outer-joined with the object, its columns labelled ``prefix`` +
-    name. The live token and its user (None if there is none), and the object's ``names`` (None
-    if the join found none: there is no such object, or the user may not have it)."""
+    """Authenticate and read one object in one round trip (``token_beside``). The live token
+    and its user (None if there is none), and the object's columns by name (None if there is
+    no such object, or the user may not have it)."""
     digest = hash_key(raw_key)
-    row = await sql.fetchrow(session, statement, digest=digest, **values)
+    row = await sql.fetchrow(session, beside.statement, digest=digest, **values)
     found = await _authenticated_from(session, digest, row)
-    if found is None or row is None or row[f"{prefix}id"] is None:
+    if found is None or row is None or row[f"{beside.prefix}id"] is None:
         return found, None
-    return found, {name: row[f"{prefix}{name}"] for name in names}
+    return found, {name: row[f"{beside.prefix}{name}"] for name in beside.names}
 
 
 async def authenticate(session: AsyncSession, raw_key: str) -> User | None:

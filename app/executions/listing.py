@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import User
-from app.auth.service import Authenticated, authenticate_beside, live_token_query
+from app.auth.service import Authenticated, authenticate_beside, token_beside
 from app.conversations.models import ConversationFile
 from app.core import sql
 from app.executions.models import AgenticExecution, ExecutionStatus
@@ -99,20 +99,15 @@ async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionRo
     return await sql.fetchrow(session, _ONE, execution_id=execution_id)
 
 
-# Polling an execution authenticates the token and reads the execution in one round trip: the
-# live token, with the execution beside it if its user may see it (NULLs if not).
-_token = live_token_query().subquery("token")
-_SHOWN_NAMES = tuple(column.name for column in _SHOWN)
-_TOKEN_AND_VISIBLE_EXECUTION = sql.compile_statement(
-    select(_token, *(column.label(f"execution_{column.name}") for column in _SHOWN)).select_from(
-        _token.outerjoin(
-            _executions,
-            and_(
-                _executions.c.id == bindparam("execution_id", type_=Integer),
-                or_(_token.c.is_admin, _executions.c.user_id == _token.c.id),
-            ),
-        )
-    )
+# Polling an execution authenticates the token and reads the execution in one round trip.
+_TOKEN_AND_VISIBLE_EXECUTION = token_beside(
+    "execution_",
+    _executions,
+    {column.name: column for column in _SHOWN},
+    lambda token: and_(
+        _executions.c.id == bindparam("execution_id", type_=Integer),
+        or_(token.c.is_admin, _executions.c.user_id == token.c.id),
+    ),
 )
 
 
@@ -122,12 +117,7 @@ async def authenticate_for_execution(
     """The live token with this key and its user (None if there is none), and the execution
     with its files if that user may see it (its owner, or an admin; None if not)."""
     return await authenticate_beside(
-        session,
-        raw_key,
-        _TOKEN_AND_VISIBLE_EXECUTION,
-        prefix="execution_",
-        names=_SHOWN_NAMES,
-        execution_id=execution_id,
+        session, raw_key, _TOKEN_AND_VISIBLE_EXECUTION, execution_id=execution_id
     )
 
 
