@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every role:
 #   API (default):  docker run -p 8000:8000 IMAGE
-#   worker:         docker run IMAGE arq workers.settings.WorkerSettings
+#   worker:         docker run IMAGE agentrun worker
 #   migrations:     docker run IMAGE alembic upgrade head
 # Configuration comes from AGENTRUN_* environment variables (app/core/config.py).
 

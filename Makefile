@@ -51,7 +51,7 @@ api: $(STAMP)
 	$(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
 
 worker: $(STAMP)
-	$(BIN)/arq workers.settings.WorkerSettings
+	$(BIN)/agentrun worker
 
 # One command for a newcomer: PostgreSQL and Redis (local ones, or embedded ones from the
 # dev extra's wheels), migrations, demo data, then the API and a worker (app/dev_stack.py).

@@ -1,4 +1,5 @@
-"""The arq worker: ``arq workers.settings.WorkerSettings`` or ``agentrun worker``.
+"""The arq worker: ``agentrun worker`` (on uvloop, with metrics and the service's logging), or
+``arq workers.settings.WorkerSettings``.
 
 One worker process runs many executions at once (they wait on model providers, not on the
 CPU): ``max_jobs`` is AGENTRUN_WORKER_CONCURRENCY. Polling every 50 ms picks a job up within
@@ -24,6 +25,7 @@ import logging
 import math
 from typing import Any
 
+import uvloop
 from arq import func
 from arq.connections import RedisSettings
 from arq.worker import run_worker as run_arq_worker
@@ -161,6 +163,8 @@ def run_worker(settings: Settings) -> None:
     except OSError as exc:
         # Two workers on one host: the second runs without its own metrics endpoint.
         logger.warning("metrics port %s unavailable: %s", settings.worker_metrics_port, exc)
+    # arq runs on the current event loop; uvloop's, as uvicorn gives the API.
+    asyncio.set_event_loop(uvloop.new_event_loop())
     run_arq_worker(worker_settings(settings))
 
 
