@@ -7,10 +7,16 @@ real application with the bare route mounted on it, behind the same middleware a
 The two take turns (ROUNDS turns each, the order swapped every turn), so that a change of the
 machine's load weighs on both alike. Ratio: our throughput / the bare endpoint's. Target >= 0.7.
 
-Also measured, and labelled ``floor``: the bare endpoint alone in its own uvicorn process with
-no middleware (bench/floor_app.py), as the least any submit could cost here.
+Also measured, outside the target:
+- ``bare_rows_in_process``: in the same turns, the bare endpoint writing the rows a real
+  execution has (its conversation and the execution, in the service's tables with their
+  indexes; ``bench.bare.ROWS_PATH``). Against it, ``rows_throughput_ratio`` is what the
+  service's code costs apart from what its schema does.
+- ``floor``: the bare endpoint alone in its own uvicorn process with no middleware
+  (bench/floor_app.py), as the least any submit could cost here.
 """
 
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +24,7 @@ from typing import Any
 import httpx
 
 from bench.bare import PATH as BARE_PATH
+from bench.bare import ROWS_PATH as BARE_ROWS_PATH
 from bench.bare import TABLE as BARE_TABLE
 from bench.context import BenchRun
 from bench.driver import (
@@ -34,7 +41,7 @@ from bench.stack import Process
 
 TARGET = 0.7
 WARM_UP_POSTS = 100
-# Ours and the bare endpoint take turns, each posting count / ROUNDS a turn.
+# Ours and the bare endpoints take turns, each posting count / ROUNDS a turn.
 ROUNDS = 4
 TIME_LIMIT = 180.0
 
@@ -45,12 +52,16 @@ async def run(bench: BenchRun) -> Result:
     count, concurrency = bench.sizes.submit_posts, bench.sizes.submit_concurrency
     bare_queue = f"{bench.stack.queue_name}:bare-{secrets.token_hex(2)}"
     bare_path = BARE_PATH.format(agent_id=bench.agent_id)
+    bare_rows_path = BARE_ROWS_PATH.format(agent_id=bench.agent_id)
 
     async def ours_post(client: httpx.AsyncClient) -> Timed:
         return await submit(client, bench.agent_id)
 
     async def bare_post(client: httpx.AsyncClient) -> Timed:
         return await timed_request(client, "POST", bare_path, json=EXECUTION_BODY)
+
+    async def bare_rows_post(client: httpx.AsyncClient) -> Timed:
+        return await timed_request(client, "POST", bare_rows_path, json=EXECUTION_BODY)
 
     async def measure(
         process: Process, token: str | None, post: Post, server: str
@@ -62,26 +73,28 @@ async def run(bench: BenchRun) -> Result:
             posts, wall = await lanes.run(count, post, time_limit=TIME_LIMIT)
             return _figures(posts, wall, meter.stop(), server)
 
-    async def alternate(api: Process) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Ours and the bare endpoint in turns (ours first, then bare first, ...), so that a
-        change of the machine's load during the scenario weighs on both alike."""
-        sides = {
-            "ours": Lanes(api.url, bench.admin_token, concurrency),
-            "bare": Lanes(api.url, None, concurrency),
-        }
-        posts_of: dict[str, Callable[[httpx.AsyncClient], Awaitable[Timed]]] = {
+    async def alternate(api: Process) -> dict[str, dict[str, Any]]:
+        """Ours and the bare endpoints in turns, the order rotated every turn, so that a change
+        of the machine's load during the scenario weighs on all alike."""
+        posts_of: dict[str, Post] = {
             "ours": ours_post,
             "bare": bare_post,
+            "bare_rows": bare_rows_post,
+        }
+        sides = {
+            side: Lanes(api.url, bench.admin_token if side == "ours" else None, concurrency)
+            for side in posts_of
         }
         runs: dict[str, list[tuple[list[Timed], float, dict[str, float]]]] = {
             side: [] for side in sides
         }
-        async with sides["ours"], sides["bare"]:
+        async with contextlib.AsyncExitStack() as lanes_open:
             for side, lanes in sides.items():
+                await lanes_open.enter_async_context(lanes)
                 await lanes.run(WARM_UP_POSTS, posts_of[side], time_limit=60)
+            names = list(sides)
             for turn in range(ROUNDS):
-                order = ("ours", "bare") if turn % 2 == 0 else ("bare", "ours")
-                for side in order:
+                for side in names[turn % len(names) :] + names[: turn % len(names)]:
                     if side == "ours" and turn == 0:
                         bench.profiler.start("submit-api", api.pid)
                     meter = bench.cpu_meter(api=api)
@@ -89,13 +102,13 @@ async def run(bench: BenchRun) -> Result:
                         count // ROUNDS, posts_of[side], time_limit=TIME_LIMIT / ROUNDS
                     )
                     runs[side].append((posts, wall, meter.stop()))
-        ours, bare = (_combined(runs[side], "api") for side in ("ours", "bare"))
-        return ours, bare
+        return {side: _combined(runs[side], "api") for side in sides}
 
     try:
         api = await bench.stack.start_api_with_bare(bare_queue)
         try:
-            ours, bare = await alternate(api)
+            measured = await alternate(api)
+            ours, bare, bare_rows = measured["ours"], measured["bare"], measured["bare_rows"]
             profiles = bench.profiler.stop()
             discarded = await bench.discard_open_executions()
         finally:
@@ -113,11 +126,19 @@ async def run(bench: BenchRun) -> Result:
     ratio = _ratio(ours["throughput_per_s"], bare["throughput_per_s"]) if bare["accepted"] else None
     notes = [
         "baseline: the bare endpoint in the API's own process, behind the same middleware "
-        "(bench/bare_app.py); floor: the bare endpoint alone in a plain uvicorn app with no "
-        "middleware (bench/floor_app.py), for reference only",
+        "(bench/bare_app.py); for reference only: bare_rows, the same endpoint writing the "
+        "rows of a real execution (its conversation and the execution, in the service's "
+        "tables), and floor, the bare endpoint alone in a plain uvicorn app with no "
+        "middleware (bench/floor_app.py)",
         f"{discarded} submitted executions were failed as bench_discarded afterwards",
     ]
-    for label, figures in (("api", ours), ("bare_in_process", bare), ("floor", floor)):
+    labelled = (
+        ("api", ours),
+        ("bare_in_process", bare),
+        ("bare_rows_in_process", bare_rows),
+        ("floor", floor),
+    )
+    for label, figures in labelled:
         if figures["accepted"] != figures["posts"]:
             notes.append(f"{label}: answered other than 202: {figures['status_codes']}")
     return Result(
@@ -125,10 +146,15 @@ async def run(bench: BenchRun) -> Result:
             "concurrency": concurrency,
             "api": ours,
             "bare_in_process": bare,
+            "bare_rows_in_process": bare_rows,
             "floor": floor,
             # What the throughput ratio would be if the API process alone set the pace.
             "server_cpu_ratio": _ratio(
                 bare["server_cpu_ms_per_post"], ours["server_cpu_ms_per_post"]
+            ),
+            # Ours against the bare endpoint writing the same rows: the cost of our code alone.
+            "rows_throughput_ratio": _ratio(
+                ours["throughput_per_s"], bare_rows["throughput_per_s"]
             ),
             # The same two against the floor: what the middleware and the app's stack cost too.
             "floor_throughput_ratio": _ratio(ours["throughput_per_s"], floor["throughput_per_s"]),
