@@ -141,9 +141,8 @@ def _welcome(settings: Settings, demo: DemoSetup, base: str, notes: list[str]) -
 
 
 async def run_dev_stack(host: str, port: int) -> None:
-    from arq.worker import Worker
-
     from app.main import create_app
+    from workers.execution_worker import ExecutionWorker
     from workers.settings import worker_settings
 
     services = LocalServices()
@@ -163,7 +162,7 @@ async def run_dev_stack(host: str, port: int) -> None:
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
     )
-    worker = Worker(**worker_settings(settings), handle_signals=False)
+    worker = ExecutionWorker(**worker_settings(settings), handle_signals=False)
     print(_welcome(settings, demo, f"http://{host}:{port}", services.notes), file=sys.stderr)
     api = asyncio.create_task(server.serve())
     jobs = asyncio.create_task(worker.async_run())

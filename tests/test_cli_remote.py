@@ -7,17 +7,17 @@ import sys
 from collections.abc import AsyncIterator
 
 import pytest
-from arq.worker import Worker
 
 from app.core.config import Settings
 from tests.factories import Account, Factory
+from workers.execution_worker import ExecutionWorker
 from workers.settings import worker_settings
 
 
 @pytest.fixture
 async def running_worker(settings: Settings) -> AsyncIterator[None]:
     # The settings' default model is pydantic-ai's offline `test` model.
-    worker = Worker(**worker_settings(settings), handle_signals=False)
+    worker = ExecutionWorker(**worker_settings(settings), handle_signals=False)
     task = asyncio.create_task(worker.async_run())
     yield
     task.cancel()

@@ -28,7 +28,6 @@ from typing import Any
 import uvloop
 from arq import func
 from arq.connections import RedisSettings
-from arq.worker import run_worker as run_arq_worker
 from prometheus_client import start_http_server
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -42,6 +41,7 @@ from app.core.logging import configure_logging
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
 from workers.agents import AgentCache
+from workers.execution_worker import ExecutionWorker
 from workers.heartbeat import Runs, keep_beating
 from workers.jobs import run_execution
 from workers.loop import SUMMARY_TIMEOUT_SECONDS
@@ -165,7 +165,7 @@ def run_worker(settings: Settings) -> None:
         logger.warning("metrics port %s unavailable: %s", settings.worker_metrics_port, exc)
     # arq runs on the current event loop; uvloop's, as uvicorn gives the API.
     asyncio.set_event_loop(uvloop.new_event_loop())
-    run_arq_worker(worker_settings(settings))
+    ExecutionWorker(**worker_settings(settings)).run()
 
 
 def __getattr__(name: str) -> Any:
