@@ -57,6 +57,8 @@ async def run(bench: BenchRun) -> Result:
 
     ideal = calls_per_execution * latency
     total = seen - started
+    # The ratio a worker costing nothing would reach after this submit phase.
+    bound = (submitted - started + ideal) / ideal
     finished_at = [r["finished_at"] for r in rows if r["finished_at"] is not None]
     last_finished = max(finished_at).timestamp() - first_submit_wall if finished_at else None
     codes: dict[str, int] = {}
@@ -80,8 +82,7 @@ async def run(bench: BenchRun) -> Result:
         # ideal it says how far the worker alone is from it, whatever the submit rate.
         "last_submit_to_all_terminal_s": round(seen - submitted, 3),
         "last_submit_to_all_terminal_ratio": round((seen - submitted) / ideal, 2),
-        # The ratio a worker costing nothing would reach after this submit phase.
-        "submit_bound_ratio": round((submitted - started + ideal) / ideal, 2),
+        "submit_bound_ratio": round(bound, 2),
         "submit_rate_per_s": round(len(posts) / (submitted - started), 1),
         "post_latency": latency_ms([p.seconds for p in posts]),
         "model_peak_in_flight": stats["peak_in_flight"],
@@ -94,7 +95,6 @@ async def run(bench: BenchRun) -> Result:
         ),
     }
     notes = []
-    bound = (submitted - started + ideal) / ideal
     if bound > TARGET:
         notes.append(
             f"the submit phase alone ({submitted - started:.2f} s for {len(posts)} POSTs) puts "

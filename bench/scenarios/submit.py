@@ -51,17 +51,19 @@ Post = Callable[[httpx.AsyncClient], Awaitable[Timed]]
 async def run(bench: BenchRun) -> Result:
     count, concurrency = bench.sizes.submit_posts, bench.sizes.submit_concurrency
     bare_queue = f"{bench.stack.queue_name}:bare-{secrets.token_hex(2)}"
-    bare_path = BARE_PATH.format(agent_id=bench.agent_id)
-    bare_rows_path = BARE_ROWS_PATH.format(agent_id=bench.agent_id)
 
     async def ours_post(client: httpx.AsyncClient) -> Timed:
         return await submit(client, bench.agent_id)
 
-    async def bare_post(client: httpx.AsyncClient) -> Timed:
-        return await timed_request(client, "POST", bare_path, json=EXECUTION_BODY)
+    def posting_to(path: str) -> Post:
+        url = path.format(agent_id=bench.agent_id)
 
-    async def bare_rows_post(client: httpx.AsyncClient) -> Timed:
-        return await timed_request(client, "POST", bare_rows_path, json=EXECUTION_BODY)
+        async def post(client: httpx.AsyncClient) -> Timed:
+            return await timed_request(client, "POST", url, json=EXECUTION_BODY)
+
+        return post
+
+    bare_post = posting_to(BARE_PATH)
 
     async def measure(
         process: Process, token: str | None, post: Post, server: str
@@ -79,7 +81,7 @@ async def run(bench: BenchRun) -> Result:
         posts_of: dict[str, Post] = {
             "ours": ours_post,
             "bare": bare_post,
-            "bare_rows": bare_rows_post,
+            "bare_rows": posting_to(BARE_ROWS_PATH),
         }
         sides = {
             side: Lanes(api.url, bench.admin_token if side == "ours" else None, concurrency)
