@@ -19,8 +19,18 @@ async def test_me_answers_who_the_token_belongs_to(client: AsyncClient, factory:
     theirs = await client.get("/api/users/me/", headers=admin.headers)
 
     assert mine.status_code == 200
-    assert mine.json() == {"id": alice.user.id, "username": "alice", "is_admin": False}
-    assert theirs.json() == {"id": admin.user.id, "username": "root", "is_admin": True}
+    assert mine.json() == {
+        "id": alice.user.id,
+        "username": "alice",
+        "is_admin": False,
+        "is_active": True,
+    }
+    assert theirs.json() == {
+        "id": admin.user.id,
+        "username": "root",
+        "is_admin": True,
+        "is_active": True,
+    }
 
 
 @pytest.mark.parametrize(
