@@ -122,8 +122,9 @@ async def create_user(body: UserCreate, session: SessionDep, _: AdminUser) -> Ne
 async def update_user(
     user_id: int, body: UserUpdate, session: SessionDep, admin: AdminUser
 ) -> UserOut:
+    user = await service.get_user(session, user_id)
     return user_out(
-        await service.set_user_active(session, admin, user_id, is_active=body.is_active)
+        await service.set_user_active(session, user, is_active=body.is_active, by=admin)
     )
 
 

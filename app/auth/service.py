@@ -111,13 +111,13 @@ async def revoke_token(session: AsyncSession, token: ApiToken) -> ApiToken:
 
 
 async def set_user_active(
-    session: AsyncSession, admin: User, user_id: int, *, is_active: bool
+    session: AsyncSession, user: User, *, is_active: bool, by: User | None = None
 ) -> User:
-    """Enable or disable a user. A disabled user's tokens are refused from the next request
-    on (authentication reads the flag every time); his executions already queued still run.
+    """Enable or disable ``user`` (``by``: the admin asking; None for an operator at the
+    command line). A disabled user's tokens are refused from the next request on
+    (authentication reads the flag every time); his executions already queued still run.
     An admin cannot disable himself, lest no admin be left to undo it."""
-    user = await get_user(session, user_id)
-    if not is_active and user.id == admin.id:
+    if not is_active and by is not None and user.id == by.id:
         raise Invalid({"is_active": "You cannot disable your own user."})
     user.is_active = is_active
     await session.commit()
