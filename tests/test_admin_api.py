@@ -321,6 +321,10 @@ async def test_admin_api_endpoints_are_documented(client: AsyncClient) -> None:
         ("/api/agents/", "post"),
         ("/api/agents/", "get"),
         ("/api/agents/{agent_id}/", "get"),
+        ("/api/datasets/{dataset_id}/members/{user_id}/", "delete"),
+        ("/api/users/{user_id}/", "patch"),
+        ("/api/tokens/", "get"),
+        ("/api/tokens/{token_id}/", "delete"),
     ]:
         operation = schema["paths"][path][method]
         assert operation["summary"]
