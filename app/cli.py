@@ -69,6 +69,19 @@ def create_user(args: argparse.Namespace, settings: Settings) -> None:
     print(token)
 
 
+def set_user_active(args: argparse.Namespace, settings: Settings) -> None:
+    is_active = args.users_command == "enable"
+
+    async def work(session: AsyncSession) -> str:
+        user = await auth.get_user_by_username(session, args.username)
+        await auth.set_user_active(session, user, is_active=is_active)
+        if is_active:
+            return f"User {user.username!r} enabled: his tokens not revoked work again."
+        return f"User {user.username!r} disabled: requests with his tokens get 401 at once."
+
+    print(_run_in_session(settings, work))
+
+
 def create_token(args: argparse.Namespace, settings: Settings) -> None:
     async def work(session: AsyncSession) -> str:
         user = await auth.get_user_by_username(session, args.username)
@@ -167,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true", help="may manage datasets and agents")
     create.add_argument("--token-name", default="default", help="name of the first token")
     create.set_defaults(handler=create_user)
+    disable = users.add_parser(
+        "disable", help="disable a user: requests with any of his tokens get 401 at once"
+    )
+    disable.add_argument("username")
+    disable.set_defaults(handler=set_user_active)
+    enable = users.add_parser("enable", help="enable a disabled user again")
+    enable.add_argument("username")
+    enable.set_defaults(handler=set_user_active)
 
     tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(
         dest="tokens_command", required=True, metavar="ACTION"

@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     # Innermost, so that the request log and the metrics see its 413s.
     app.add_middleware(RequestBodyLimitMiddleware, max_bytes=settings.request_body_limit)
-    install_metrics(app)
+    install_metrics(app, settings)
     # Inside the correlation id's middleware, so that the request's log line carries its id.
     app.add_middleware(CompletedRequestMiddleware, observers=(log_request, record_http_metrics))
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")

@@ -89,6 +89,8 @@ def settings(
         queue_name=f"agentrun:test:{uuid.uuid4().hex[:10]}",
         media_root=tmp_path_factory.mktemp("media"),
         default_model="test",
+        # Gauges read afresh at every scrape, so that a test sees its own rows.
+        metrics_refresh_seconds=0,
         _env_file=None,  # type: ignore[call-arg]
     )
 

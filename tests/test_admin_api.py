@@ -19,8 +19,18 @@ async def test_me_answers_who_the_token_belongs_to(client: AsyncClient, factory:
     theirs = await client.get("/api/users/me/", headers=admin.headers)
 
     assert mine.status_code == 200
-    assert mine.json() == {"id": alice.user.id, "username": "alice", "is_admin": False}
-    assert theirs.json() == {"id": admin.user.id, "username": "root", "is_admin": True}
+    assert mine.json() == {
+        "id": alice.user.id,
+        "username": "alice",
+        "is_admin": False,
+        "is_active": True,
+    }
+    assert theirs.json() == {
+        "id": admin.user.id,
+        "username": "root",
+        "is_admin": True,
+        "is_active": True,
+    }
 
 
 @pytest.mark.parametrize(
@@ -311,6 +321,10 @@ async def test_admin_api_endpoints_are_documented(client: AsyncClient) -> None:
         ("/api/agents/", "post"),
         ("/api/agents/", "get"),
         ("/api/agents/{agent_id}/", "get"),
+        ("/api/datasets/{dataset_id}/members/{user_id}/", "delete"),
+        ("/api/users/{user_id}/", "patch"),
+        ("/api/tokens/", "get"),
+        ("/api/tokens/{token_id}/", "delete"),
     ]:
         operation = schema["paths"][path][method]
         assert operation["summary"]

@@ -1,8 +1,18 @@
 """Behind a gateway that strips a path prefix, links and docs still point at the gateway."""
 
+import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from pydantic import ValidationError
 
+from app.core.config import Settings
+from app.core.logging import configure_logging
+from app.main import create_app
 from tests.factories import Factory
 
 FORWARDED = {
@@ -63,3 +73,57 @@ async def test_forwarded_headers_from_an_untrusted_address_are_ignored(
         )
 
     assert page.json()["next"] == "http://10.0.0.5:8000/api/agentic-executions/?page=2"
+
+
+@contextmanager
+def request_log_clients(settings: Settings) -> Iterator[Callable[[], list[str]]]:
+    """The client address of each request logged from now on (the app's JSON request log)."""
+    buffer = io.StringIO()
+    configure_logging(settings, stream=buffer)
+
+    def clients() -> list[str]:
+        records = [json.loads(line) for line in buffer.getvalue().splitlines()]
+        return [r["client"] for r in records if r["logger"] == "agentrun.request"]
+
+    try:
+        yield clients
+    finally:
+        configure_logging(settings)
+
+
+async def test_the_request_log_names_the_peer_when_its_forwarded_for_is_not_trusted(
+    app: FastAPI, settings: Settings
+) -> None:
+    with request_log_clients(settings) as logged_clients:
+        async with client_at(app, "203.0.113.9") as outsider:
+            await outsider.get("/healthz", headers={"X-Forwarded-For": "192.0.2.1"})
+        async with client_at(app, "127.0.0.1") as gateway:
+            await gateway.get("/healthz", headers={"X-Forwarded-For": "198.51.100.7"})
+            # A client that sends its own X-Forwarded-For through the gateway: the gateway
+            # appends the address it saw, the only one that proves anything.
+            await gateway.get("/healthz", headers={"X-Forwarded-For": "192.0.2.1, 198.51.100.8"})
+
+        assert logged_clients() == ["203.0.113.9", "198.51.100.7", "198.51.100.8"]
+
+
+async def test_trusted_proxies_may_be_networks_and_nothing_outside_them_is_believed(
+    settings: Settings,
+) -> None:
+    app = create_app(settings.model_copy(update={"trusted_proxies": ["10.42.0.0/16"]}))
+    forwarded = {**FORWARDED, "X-Forwarded-For": "198.51.100.7"}
+    with request_log_clients(settings) as logged_clients:
+        async with client_at(app, "10.42.7.9") as gateway:
+            inside = await gateway.get("/docs", headers=forwarded)
+        async with client_at(app, "10.43.0.1") as neighbour:
+            outside = await neighbour.get("/docs", headers=forwarded)
+        async with client_at(app, "127.0.0.1") as loopback:
+            await loopback.get("/docs", headers=forwarded)
+
+        assert "/agentrun/openapi.json" in inside.text
+        assert "/agentrun/openapi.json" not in outside.text
+        assert logged_clients() == ["198.51.100.7", "10.43.0.1", "127.0.0.1"]
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused_at_startup() -> None:
+    with pytest.raises(ValidationError, match="'gateway' is neither an IP address nor a network"):
+        Settings(trusted_proxies=["gateway"], _env_file=None)  # type: ignore[call-arg]

@@ -139,3 +139,24 @@ async def test_help_lists_the_commands(settings: Settings) -> None:
     assert result.code == 0
     for command in ("migrate", "users", "tokens", "serve", "worker"):
         assert command in result.stdout
+
+
+async def test_users_disable_refuses_the_users_tokens_and_enable_restores_them(
+    client: AsyncClient, settings: Settings
+) -> None:
+    token = last_line((await agentrun(settings.database_url, "users", "create", "gina")).stdout)
+    headers = {"Authorization": f"Token {token}"}
+
+    disabled = await agentrun(settings.database_url, "users", "disable", "gina")
+    refused = await client.get("/api/users/me/", headers=headers)
+    enabled = await agentrun(settings.database_url, "users", "enable", "gina")
+    accepted = await client.get("/api/users/me/", headers=headers)
+    unknown = await agentrun(settings.database_url, "users", "disable", "nobody")
+
+    assert disabled.code == 0, disabled.stderr
+    assert "disabled" in disabled.stdout
+    assert refused.status_code == 401
+    assert enabled.code == 0
+    assert accepted.json()["is_active"] is True
+    assert unknown.code == 1
+    assert "No user named 'nobody'" in unknown.stderr

@@ -2,13 +2,19 @@
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
-from httpx import AsyncClient
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
+from sqlalchemy import event
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
+from app.main import create_app
 from tests.factories import Factory
 
 
@@ -80,3 +86,59 @@ async def test_request_metrics_name_the_route_template_and_skip_the_probes(
     )
     assert 'http_request_duration_seconds_bucket{handler="/api/agentic-executions/' in text
     assert 'handler="/healthz"' not in text
+
+
+@asynccontextmanager
+async def served(
+    settings: Settings, **overrides: Any
+) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
+    """A second app with other settings, its lifespan entered, and a client of it."""
+    app = create_app(settings.model_copy(update=overrides))
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        yield app, client
+
+
+async def test_metrics_with_a_token_set_refuse_scrapes_without_it(settings: Settings) -> None:
+    async with served(settings, metrics_token=SecretStr("s3cret-scrape")) as (_, client):
+        anonymous = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        bearer = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"})
+        token = await client.get("/metrics", headers={"Authorization": "Token s3cret-scrape"})
+
+    assert anonymous.status_code == wrong.status_code == 401
+    assert anonymous.json() == {
+        "detail": "Metrics need 'Authorization: Bearer <AGENTRUN_METRICS_TOKEN>'."
+    }
+    assert "agentrun_" not in wrong.text
+    assert bearer.status_code == token.status_code == 200
+    assert "agentrun_executions_open" in bearer.text
+
+
+async def test_scrapes_within_the_refresh_interval_query_the_database_once(
+    settings: Settings, factory: Factory
+) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice))
+    await factory.execution(agent, alice, status="in_progress")
+    async with served(settings, metrics_refresh_seconds=60) as (app, client):
+        engine = app.state.sessionmaker.kw["bind"].sync_engine
+        statements: list[str] = []
+
+        def record(*args: Any) -> None:
+            statements.append(args[2])
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            first = (await client.get("/metrics")).text
+            await factory.execution(agent, alice, status="in_progress")
+            second = (await client.get("/metrics")).text
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    assert len(statements) == 1
+    assert 'agentrun_executions_open{status="in_progress"} 1.0' in first
+    # The second scrape answers the figures of the first, up to 60 s old.
+    assert 'agentrun_executions_open{status="in_progress"} 1.0' in second

@@ -1,6 +1,6 @@
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from app.auth import service
 from app.auth.dependencies import AdminUser, CurrentUser
@@ -12,6 +12,7 @@ from app.auth.schemas import (
     TokenOut,
     UserCreate,
     UserOut,
+    UserUpdate,
 )
 from app.core.dependencies import SessionDep
 
@@ -30,7 +31,9 @@ USER_NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 def user_out(user: User) -> UserOut:
-    return UserOut(id=user.id, username=user.username, is_admin=user.is_admin)
+    return UserOut(
+        id=user.id, username=user.username, is_admin=user.is_admin, is_active=user.is_active
+    )
 
 
 def token_out(token: ApiToken) -> TokenOut:
@@ -96,6 +99,35 @@ async def create_user(body: UserCreate, session: SessionDep, _: AdminUser) -> Ne
     return NewUserOut(user=user_out(user), token=new_token_out(token))
 
 
+@router.patch(
+    "/users/{user_id}/",
+    summary="Disable or enable a user",
+    description=(
+        '`{"is_active": false}` disables the user: every request with one of his tokens is '
+        "refused (401, as an invalid token) from now on, in every API process; his executions "
+        "already queued or running still run to their end. `true` enables him again, with the "
+        "same tokens (those not revoked). An admin cannot disable himself. Admins only."
+    ),
+    responses={
+        **ADMIN_ONLY,
+        400: {
+            "description": "Invalid body (fields named), or an admin disabling himself.",
+            "content": {
+                "application/json": {"example": {"is_active": "You cannot disable your own user."}}
+            },
+        },
+        **USER_NOT_FOUND,
+    },
+)
+async def update_user(
+    user_id: int, body: UserUpdate, session: SessionDep, admin: AdminUser
+) -> UserOut:
+    user = await service.get_user(session, user_id)
+    return user_out(
+        await service.set_user_active(session, user, is_active=body.is_active, by=admin)
+    )
+
+
 @router.get(
     "/users/{user_id}/tokens/",
     summary="List a user's tokens",
@@ -148,3 +180,40 @@ async def revoke_token(user_id: int, token_id: int, session: SessionDep, _: Admi
     user = await service.get_user(session, user_id)
     token = await service.get_user_token(session, user, token_id)
     return token_out(await service.revoke_token(session, token))
+
+
+TOKEN_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "No such token, or another user's (for a user who is not an admin).",
+        "content": {"application/json": {"example": {"detail": "Token not found."}}},
+    }
+}
+
+
+@router.get(
+    "/tokens/",
+    summary="List my tokens",
+    description=(
+        "The tokens of the user the request's token belongs to: id, name, key prefix and times "
+        "(created, last used, revoked); never the key nor its hash."
+    ),
+    responses={401: {"description": "Missing or invalid token."}},
+)
+async def list_own_tokens(session: SessionDep, user: CurrentUser) -> list[TokenOut]:
+    return [token_out(token) for token in await service.list_tokens(session, user)]
+
+
+@router.delete(
+    "/tokens/{token_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a token",
+    description=(
+        "Revokes one of your tokens (admins: anyone's): requests with it are refused (401) "
+        "from now on, in every API process. Revoking a revoked token changes nothing; the "
+        "token used for this request may revoke itself."
+    ),
+    responses={401: {"description": "Missing or invalid token."}, **TOKEN_NOT_FOUND},
+)
+async def revoke_own_token(token_id: int, session: SessionDep, user: CurrentUser) -> Response:
+    await service.revoke_token(session, await service.get_token_of(session, user, token_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

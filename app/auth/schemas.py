@@ -12,6 +12,9 @@ class UserOut(BaseModel):
     id: int = Field(examples=[3])
     username: str = Field(examples=["alice"])
     is_admin: bool = Field(examples=[False])
+    is_active: bool = Field(
+        description="False: disabled by an admin; the user's tokens are refused.", examples=[True]
+    )
 
 
 class UserCreate(BaseModel):
@@ -20,6 +23,16 @@ class UserCreate(BaseModel):
     username: Username = Field(examples=["alice"])
     is_admin: bool = Field(default=False, description="Admins manage users, datasets, agents.")
     token_name: TokenName = Field(default="default", description="Name of the first token.")
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    is_active: bool = Field(
+        description="false disables the user: his tokens are refused (401) from the next "
+        "request on; true enables him again.",
+        examples=[False],
+    )
 
 
 class TokenCreate(BaseModel):

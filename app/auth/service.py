@@ -110,6 +110,29 @@ async def revoke_token(session: AsyncSession, token: ApiToken) -> ApiToken:
     return token
 
 
+async def set_user_active(
+    session: AsyncSession, user: User, *, is_active: bool, by: User | None = None
+) -> User:
+    """Enable or disable ``user`` (``by``: the admin asking; None for an operator at the
+    command line). A disabled user's tokens are refused from the next request on
+    (authentication reads the flag every time); his executions already queued still run.
+    An admin cannot disable himself, lest no admin be left to undo it."""
+    if not is_active and by is not None and user.id == by.id:
+        raise Invalid({"is_active": "You cannot disable your own user."})
+    user.is_active = is_active
+    await session.commit()
+    return user
+
+
+async def get_token_of(session: AsyncSession, caller: User, token_id: int) -> ApiToken:
+    """A token the caller may manage: one of his own, or any for an admin; else 404, so that
+    ids of other users' tokens do not leak."""
+    token = await session.get(ApiToken, token_id)
+    if token is None or not (caller.is_admin or token.user_id == caller.id):
+        raise NotFound("Token not found.")
+    return token
+
+
 async def get_user_token(session: AsyncSession, user: User, token_id: int) -> ApiToken:
     token = await session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id:
@@ -147,9 +170,10 @@ _users = User.__table__
 
 
 def live_token_query() -> Select[Any]:
-    """The live (not revoked) token whose key has the digest bound as ``digest``, with its
-    user's columns: what ``_authenticated_from`` reads. Other statements join it (see
-    ``authenticate_beside``), so that a request is authenticated in the same round trip."""
+    """The live token (not revoked, of an active user) whose key has the digest bound as
+    ``digest``, with its user's columns: what ``_authenticated_from`` reads. Other statements
+    join it (see ``authenticate_beside``), so that a request is authenticated in the same round
+    trip."""
     return (
         select(
             _tokens.c.id.label("token_id"),
@@ -161,7 +185,11 @@ def live_token_query() -> Select[Any]:
             _users.c.created_at,
         )
         .join_from(_tokens, _users, _users.c.id == _tokens.c.user_id)
-        .where(_tokens.c.key_sha256 == bindparam("digest"), _tokens.c.revoked_at.is_(None))
+        .where(
+            _tokens.c.key_sha256 == bindparam("digest"),
+            _tokens.c.revoked_at.is_(None),
+            _users.c.is_active.is_(True),
+        )
     )
 
 
@@ -190,16 +218,18 @@ async def _authenticated_from(
         id=row["id"],
         username=row["username"],
         is_admin=row["is_admin"],
+        is_active=True,
         created_at=row["created_at"],
     )
     return Authenticated(token_id=row["token_id"], user=user)
 
 
 async def authenticate_token(session: AsyncSession, raw_key: str) -> Authenticated | None:
-    """The live (not revoked) token with this key and its user; None if there is none.
+    """The live token with this key and its user; None if there is none (or it is revoked, or
+    its user disabled).
 
-    Read from the database on every request, never cached, so that a revoked token is refused
-    at once by every API process.
+    Read from the database on every request, never cached, so that a revoked token, or a
+    disabled user's, is refused at once by every API process.
     """
     digest = hash_key(raw_key)
     return await _authenticated_from(

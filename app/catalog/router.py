@@ -92,6 +92,34 @@ async def add_member(
     return MemberOut(dataset=dataset_id, user=body.user_id)
 
 
+@router.delete(
+    "/datasets/{dataset_id}/members/{user_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a member from a dataset",
+    description=(
+        "From the next request on, the user no longer sees the dataset, its products or its "
+        "agents (404), so he can start no execution on them; the executions he already "
+        "started stay his to read, and run to their end. Admins keep seeing every dataset."
+    ),
+    responses={
+        **ADMIN_ONLY,
+        404: {
+            "description": "No such dataset or user, or the user is not a member.",
+            "content": {
+                "application/json": {
+                    "example": {"detail": "The user is not a member of this dataset."}
+                }
+            },
+        },
+    },
+)
+async def remove_member(
+    dataset_id: int, user_id: int, session: SessionDep, _: AdminUser
+) -> Response:
+    await service.remove_member(session, dataset_id, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 async def _json_body(request: Request) -> Any:
     try:
         return await request.json()

@@ -3,7 +3,7 @@
 from collections import Counter
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,6 +61,23 @@ async def add_member(session: AsyncSession, dataset_id: int, user_id: int) -> bo
     )
     await session.commit()
     return added is not None
+
+
+async def remove_member(session: AsyncSession, dataset_id: int, user_id: int) -> None:
+    """Take the user out of the dataset: from the next request on, its agents answer him 404
+    (he can no longer start executions on them); the executions he started stay his to read.
+    404 if the dataset or user does not exist, or he is not a member."""
+    await get_dataset(session, dataset_id)
+    if await session.get(User, user_id) is None:
+        raise NotFound("User not found.")
+    removed = await session.scalar(
+        delete(DatasetMember)
+        .where(DatasetMember.dataset_id == dataset_id, DatasetMember.user_id == user_id)
+        .returning(DatasetMember.user_id)
+    )
+    await session.commit()
+    if removed is None:
+        raise NotFound("The user is not a member of this dataset.")
 
 
 def _quoted(skus: Sequence[str]) -> str:

@@ -4,8 +4,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.core.proxy import trusted_networks
 
 
 class Settings(BaseSettings):
@@ -72,11 +74,23 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     # 0 disables the worker's Prometheus endpoint.
     worker_metrics_port: int = 9100
+    # Set: the API's /metrics answers only scrapes presenting it (Bearer or Token); unset, it
+    # stays open as before (keep the port away from the public then).
+    metrics_token: SecretStr | None = None
+    # The API's gauges read from PostgreSQL are refreshed at most this often, per process.
+    metrics_refresh_seconds: float = Field(default=15.0, ge=0)
     cors_origins: list[str] = []
     # Served below this path prefix by a gateway that strips it (e.g. "/agentrun").
     root_path: str = ""
-    # Addresses whose X-Forwarded-Proto/-Host/-For/-Prefix headers are believed; "*" for any.
+    # Addresses or networks (10.42.0.0/16) whose X-Forwarded-Proto/-Host/-For/-Prefix headers
+    # are believed: the gateway's only. "*" trusts any peer, so any client could spoof them.
     trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, entries: list[str]) -> list[str]:
+        trusted_networks(entry for entry in entries if entry != "*")
+        return entries
 
     @property
     def request_body_limit(self) -> int:

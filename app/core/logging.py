@@ -49,8 +49,10 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
 
 
 def log_request(completed: CompletedRequest) -> None:
-    """One line per HTTP request: method, path, status and duration."""
+    """One line per HTTP request: method, path, status, duration and the client's address
+    (the peer's, or the one a trusted proxy forwarded)."""
     scope = completed.scope
+    client = scope.get("client")
     request_logger.info(
         "%s %s %s",
         scope["method"],
@@ -61,5 +63,6 @@ def log_request(completed: CompletedRequest) -> None:
             "path": scope["path"],
             "status": completed.status,
             "duration_ms": round(completed.duration_seconds * 1000, 2),
+            "client": None if client is None else client[0],
         },
     )

@@ -1,9 +1,11 @@
 """Prometheus metrics. The API serves ``/metrics``; each worker serves its own on a port."""
 
+import asyncio
 import contextlib
+import hmac
+import time
 from typing import Any
 
-from arq.connections import ArqRedis
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Scope
 
 from app.core.completed_requests import CompletedRequest
+from app.core.config import Settings
+from app.core.errors import Unauthenticated
 from app.executions.models import AgenticExecution, ExecutionStatus
 from app.executions.queue import QUEUE_ERRORS
 
@@ -40,7 +44,8 @@ MODEL_TOKENS = Counter(
     "agentrun_model_tokens_total", "Tokens used, by direction.", ["model", "direction"]
 )
 
-# Refreshed by the API at each scrape, from the source of truth.
+# Refreshed by the API from the source of truth: the queue at each scrape (one Redis command),
+# the executions at most every AGENTRUN_METRICS_REFRESH_SECONDS (a PostgreSQL query).
 QUEUE_DEPTH = Gauge("agentrun_queue_depth", "Jobs waiting in the queue.")
 EXECUTIONS_OPEN = Gauge(
     "agentrun_executions_open", "Executions not yet terminal, by status.", ["status"]
@@ -49,10 +54,24 @@ EXECUTIONS_OPEN = Gauge(
 router = APIRouter(include_in_schema=False)
 
 
-async def _refresh_gauges(session: AsyncSession, queue: ArqRedis, queue_name: str) -> None:
-    # Redis down: the scrape still answers, with the last known depth; /readyz says why.
-    with contextlib.suppress(*QUEUE_ERRORS):
-        QUEUE_DEPTH.set(await queue.zcard(queue_name))
+class DatabaseGauges:
+    """When the gauges read from PostgreSQL were last refreshed, so that frequent scrapes
+    (several Prometheus servers, a short interval, many API processes) cost the database at
+    most one query each ``every_seconds`` per process."""
+
+    def __init__(self, every_seconds: float) -> None:
+        self.every_seconds = every_seconds
+        self.refreshed_at: float | None = None
+        # Concurrent scrapes: one queries, the others wait and reuse its figures.
+        self.lock = asyncio.Lock()
+
+    def due(self) -> bool:
+        return self.refreshed_at is None or (
+            time.monotonic() - self.refreshed_at >= self.every_seconds
+        )
+
+
+async def _refresh_open_executions(session: AsyncSession) -> None:
     open_statuses = [ExecutionStatus.PENDING.value, ExecutionStatus.IN_PROGRESS.value]
     counts = dict.fromkeys(open_statuses, 0)
     query = (
@@ -66,12 +85,36 @@ async def _refresh_gauges(session: AsyncSession, queue: ArqRedis, queue_name: st
         EXECUTIONS_OPEN.labels(status=status).set(count)
 
 
+async def _refresh_gauges(request: Request, settings: Settings) -> None:
+    # Redis down: the scrape still answers, with the last known depth; /readyz says why.
+    with contextlib.suppress(*QUEUE_ERRORS):
+        QUEUE_DEPTH.set(await request.app.state.queue.zcard(settings.queue_name))
+    gauges: DatabaseGauges = request.app.state.database_gauges
+    async with gauges.lock:
+        if gauges.due():
+            async with request.app.state.sessionmaker() as session:
+                await _refresh_open_executions(session)
+            gauges.refreshed_at = time.monotonic()
+
+
+def _check_scraper(request: Request, settings: Settings) -> None:
+    """With AGENTRUN_METRICS_TOKEN set, a scrape must present it (``Authorization: Bearer``,
+    as Prometheus's ``authorization`` setting sends it, or ``Token``); else 401."""
+    expected = "" if settings.metrics_token is None else settings.metrics_token.get_secret_value()
+    if not expected:
+        return
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() not in ("bearer", "token") or not hmac.compare_digest(
+        presented.strip().encode(), expected.encode()
+    ):
+        raise Unauthenticated("Metrics need 'Authorization: Bearer <AGENTRUN_METRICS_TOKEN>'.")
+
+
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    async with request.app.state.sessionmaker() as session:
-        await _refresh_gauges(
-            session, request.app.state.queue, request.app.state.settings.queue_name
-        )
+    settings: Settings = request.app.state.settings
+    _check_scraper(request, settings)
+    await _refresh_gauges(request, settings)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -133,6 +176,7 @@ def record_http_metrics(completed: CompletedRequest) -> None:
     HTTP_LATENCY.labels(method, handler).observe(completed.duration_seconds)
 
 
-def install_metrics(app: FastAPI) -> None:
+def install_metrics(app: FastAPI, settings: Settings) -> None:
     """Serve /metrics (the HTTP series are recorded by ``record_http_metrics``)."""
+    app.state.database_gauges = DatabaseGauges(settings.metrics_refresh_seconds)
     app.include_router(router)
