@@ -41,8 +41,9 @@ def agent_out(agent: Agent) -> AgentOut:
     ),
     responses={
         400: {
-            "description": "Invalid body (fields named), an unknown `agent_type` or a "
-            "`dataset_id` that does not exist.",
+            "description": "Invalid body (fields named), an unknown `agent_type`, a "
+            "`dataset_id` that does not exist, a `model.base_url` that is not an http(s) URL "
+            "without a query, or a `model.api_key_env` outside AGENTRUN_MODEL_KEY_ENV_PREFIX.",
             "content": {
                 "application/json": {
                     "example": {
