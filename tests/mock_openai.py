@@ -128,6 +128,9 @@ class MockOpenAI:
         self.host = host
         self.port = port
         self.requests: list[dict[str, Any]] = []
+        # The headers of every request received (any path), names in lower case: which
+        # credentials reached the server.
+        self.headers: list[dict[str, str]] = []
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -178,6 +181,7 @@ class MockOpenAI:
                     name, _, value = line.decode("latin-1").partition(":")
                     headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.headers.append(headers)
                 status, payload, extra = await self._answer(method, path, body)
                 data = json.dumps(payload).encode()
                 head = [

@@ -203,7 +203,7 @@ async def test_admin_creates_an_agent_with_model_settings(
         "dataset": dataset.id,
         "agent_type": "catalog-enrichment",
         "file_upload": True,
-        "model": {"name": "test", "base_url": None, "temperature": 0.2},
+        "model": {"name": "test", "base_url": None, "api_key_env": None, "temperature": 0.2},
         "created_at": body["created_at"],
     }
     read = await client.get(f"/api/agents/{body['id']}/", headers=admin.headers)
@@ -229,7 +229,12 @@ async def test_agent_defaults_to_no_file_upload_and_default_model(
 
     assert response.status_code == 201
     assert response.json()["file_upload"] is False
-    assert response.json()["model"] == {"name": None, "base_url": None, "temperature": None}
+    assert response.json()["model"] == {
+        "name": None,
+        "base_url": None,
+        "api_key_env": None,
+        "temperature": None,
+    }
 
 
 async def test_unknown_agent_type_is_400_listing_the_known_ones(

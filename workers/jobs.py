@@ -44,8 +44,9 @@ from app.executions.models import CANCELLED, ExecutionStatus
 from app.executions.transitions import release
 from workers.claim import Claim, claim_execution, claim_pending
 from workers.database import in_one_statement, in_transaction
+from workers.failures import public_explanation
 from workers.heartbeat import CANCEL_REQUESTED, SUPERSEDED, HeldRun, Runs
-from workers.loop import Outcome, error_text, run_definition, usage_dict
+from workers.loop import Outcome, run_definition, usage_dict
 from workers.models import ModelFactory, request_settings
 from workers.outcome import persist, record_cancellation
 from workers.transcript import Transcript
@@ -118,7 +119,7 @@ async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
         outcome = Outcome(
             usage=usage_dict(usage),
             failure_code="runtime_error",
-            failure_explanation=error_text(exc),
+            failure_explanation=public_explanation(exc),
         )
     # From here on the run is over: its heartbeat goes on while the outcome is written.
     run.ending = True

@@ -10,7 +10,8 @@ Outcomes (DESIGN.md):
   definition's own code) with the reason;
 - retries exhausted → ``max_retries_exceeded`` with a short summary the model is asked for;
 - anything unexpected (provider down, a bug, the time limit) → ``runtime_error`` with
-  ``ExceptionType: message``.
+  ``ExceptionType: message``; a provider's error says its HTTP status and a short reason, never
+  its body (``workers.failures``).
 
 Nothing here holds a database session across a model call: the transcript and the tools use a
 short session each time.
@@ -40,6 +41,7 @@ from app.definitions.base import ExecutionDefinition
 from app.definitions.run import ExecutionRun
 from app.definitions.validators import ExecutionFailed
 from workers.agents import AgentCache, Progress, RunHooks, build_agent
+from workers.failures import error_text, log_provider_error, public_explanation
 from workers.transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -83,17 +85,6 @@ def usage_dict(usage: RunUsage) -> dict[str, int]:
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
     }
-
-
-def error_text(exc: BaseException) -> str:
-    """``ExceptionType: message``, naming the public class (pydantic-ai raises private
-    subclasses such as ``_HTTPModelServerError`` of ``ModelHTTPError``)."""
-    name = next(
-        (c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_")),
-        type(exc).__name__,
-    )
-    message = str(exc).strip()
-    return f"{name}: {message}" if message else name
 
 
 def _clipped(text: str) -> str:
@@ -208,25 +199,25 @@ async def run_definition(
                 definition, model, model_settings, transcript, progress, exc
             )
         else:
-            code, explanation = "runtime_error", error_text(exc)
+            code, explanation = "runtime_error", public_explanation(exc)
+            logger.debug("execution %s: %s", run.execution_id, error_text(exc))
     except TimeoutError as exc:
         code = "runtime_error"
         explanation = (
             f"TimeoutError: the execution timed out after {timeout_seconds:g} seconds."
             if deadline.expired()
-            else error_text(exc)
+            else public_explanation(exc)
         )
     except Exception as exc:
         failure = _deliberate_failure(exc)
         if failure is not None:
             code, explanation = failure.code or "unknown", failure.explanation
+        elif isinstance(exc, ModelAPIError):
+            # The provider failed (down, overloaded, refused): not a bug of ours.
+            code, explanation = "runtime_error", log_provider_error(run.execution_id, exc)
         else:
-            code, explanation = "runtime_error", error_text(exc)
-            if isinstance(exc, ModelAPIError):
-                # The provider failed (down, overloaded, refused): not a bug of ours.
-                logger.warning("execution %s: %s", run.execution_id, explanation)
-            else:
-                logger.exception("execution %s: unexpected error", run.execution_id)
+            code, explanation = "runtime_error", public_explanation(exc)
+            logger.exception("execution %s: unexpected error", run.execution_id)
     else:
         closing = _closing(transcript, progress, TraceEntry("result", RESULT_NOTE))
         return Outcome(usage=usage_dict(progress.usage), result=result, closing=closing)
@@ -282,7 +273,7 @@ async def _summary(
         f"The model could not satisfy the validators after {definition.max_retries} retries. "
         f"Last feedback: {rejections[-1]}"
         if rejections
-        else error_text(exc)
+        else public_explanation(exc)
     )
     listing = "\n".join(f"- {text}" for text in rejections[-5:]) or f"- {exc.message}"
     prompt = f"Task: {definition.name}.\n\nThe checks rejected your answers with:\n{listing}"
@@ -303,7 +294,8 @@ async def _summary(
                 model_settings=model_settings,
             )
     except Exception as summary_error:
-        logger.warning("no failure summary from the model: %s", error_text(summary_error))
+        logger.warning("no failure summary from the model: %s", public_explanation(summary_error))
+        logger.debug("the failed summary request in full: %s", error_text(summary_error))
         text = ""
     finally:
         progress.usage.incr(summary.usage)

@@ -3,13 +3,15 @@
 ``openai:<name>`` (or a bare name with a ``base_url``) goes through the Chat Completions API, so
 that any OpenAI-compatible server (Ollama, vLLM, llama.cpp) works through a base URL;
 ``anthropic:<name>`` through Anthropic; ``test`` is pydantic-ai's TestModel; anything else is
-left to pydantic-ai's own inference (keys from the environment). Models are cached per worker
-and share one HTTP connection pool, which the worker closes when it stops.
+left to pydantic-ai's own inference (keys from the environment, sent to each provider's own
+address). Which key an OpenAI or Anthropic request carries depends on where it goes
+(``workers.model_credentials``). Models are cached per worker and share one HTTP connection
+pool, which the worker closes when it stops.
 
 The OpenAI and Anthropic clients retry what is worth retrying (429, 408, 409, 5xx, timeouts,
 lost connections) with exponential backoff, honouring the provider's Retry-After, up to
 AGENTRUN_MODEL_MAX_RETRIES times; one request may take AGENTRUN_MODEL_TIMEOUT_SECONDS. What
-still fails ends the run as ``runtime_error`` naming the provider's error.
+still fails ends the run as ``runtime_error`` with the provider's status (``workers.failures``).
 """
 
 from anthropic import AsyncAnthropic
@@ -24,6 +26,13 @@ from pydantic_ai.settings import ModelSettings as RequestSettings
 
 from app.agents.schemas import ModelSettings
 from app.core.config import Settings
+from workers.model_credentials import (
+    ANTHROPIC_DEFAULT_URL,
+    NO_KEY,
+    OPENAI_DEFAULT_URL,
+    CredentialError,
+    endpoint,
+)
 
 OPENAI_PREFIXES = ("openai:", "openai-chat:")
 
@@ -38,60 +47,80 @@ def request_settings(model_settings: ModelSettings) -> RequestSettings | None:
 class ModelFactory:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._models: dict[tuple[str, str | None], Model] = {}
+        self._models: dict[tuple[str, str | None, str | None], Model] = {}
         self._http_client = create_async_httpx2_client()
 
     def model_for(self, model_settings: ModelSettings) -> Model:
         name = model_settings.name or self.settings.default_model
-        key = (name, model_settings.base_url)
+        key = (name, model_settings.base_url, model_settings.api_key_env)
         if key not in self._models:
-            self._models[key] = self._build(name, model_settings.base_url)
+            self._models[key] = self._build(name, model_settings)
         return self._models[key]
 
-    def _build(self, name: str, base_url: str | None) -> Model:
+    def _build(self, name: str, model_settings: ModelSettings) -> Model:
         if name == "test":
             # No tool calls: a TestModel calling every tool with made-up arguments would call
             # stop_execution (and write made-up product data).
             return TestModel(call_tools=[])
         openai_name = next((name[len(p) :] for p in OPENAI_PREFIXES if name.startswith(p)), None)
-        if openai_name is None and base_url is not None and ":" not in name:
+        if openai_name is None and model_settings.base_url is not None and ":" not in name:
             openai_name = name
         if openai_name is not None:
-            return OpenAIChatModel(openai_name, provider=self._openai(base_url))
+            return OpenAIChatModel(openai_name, provider=self._openai(model_settings))
         if name.startswith("anthropic:"):
             return AnthropicModel(
-                name.removeprefix("anthropic:"), provider=self._anthropic(base_url)
+                name.removeprefix("anthropic:"), provider=self._anthropic(model_settings)
+            )
+        if model_settings.api_key_env is not None:
+            raise CredentialError(
+                f"An agent's own key (api_key_env) works with openai: and anthropic: models, "
+                f"not {name!r}."
             )
         return infer_model(name)
 
-    def _openai(self, base_url: str | None) -> OpenAIProvider:
-        key = self.settings.openai_api_key
-        api_key = key.get_secret_value() if key else None
-        base_url = base_url or self.settings.openai_base_url
-        if api_key is None and base_url is None:
+    def _openai(self, model_settings: ModelSettings) -> OpenAIProvider:
+        settings = self.settings
+        to = endpoint(
+            settings,
+            agent_url=model_settings.base_url,
+            key_env=model_settings.api_key_env,
+            configured_url=settings.openai_base_url,
+            default_url=OPENAI_DEFAULT_URL,
+            service_key=settings.openai_api_key,
+        )
+        if to.api_key is None and model_settings.base_url is None and not settings.openai_base_url:
             # Neither a key nor a server: pydantic-ai raises its error naming the setting.
             return OpenAIProvider(http_client=self._http_client)
         client = AsyncOpenAI(
             # A local OpenAI-compatible server may want no key, but the client wants one.
-            api_key=api_key or "api-key-not-set",
-            base_url=base_url,
+            api_key=to.api_key or NO_KEY,
+            base_url=to.base_url,
             http_client=self._http_client,
-            max_retries=self.settings.model_max_retries,
-            timeout=self.settings.model_timeout_seconds,
+            max_retries=settings.model_max_retries,
+            timeout=settings.model_timeout_seconds,
         )
         return OpenAIProvider(openai_client=client)
 
-    def _anthropic(self, base_url: str | None) -> AnthropicProvider:
-        key = self.settings.anthropic_api_key
-        if key is None:
-            # pydantic-ai raises its error naming the setting.
-            return AnthropicProvider(base_url=base_url, http_client=self._http_client)
+    def _anthropic(self, model_settings: ModelSettings) -> AnthropicProvider:
+        settings = self.settings
+        to = endpoint(
+            settings,
+            agent_url=model_settings.base_url,
+            key_env=model_settings.api_key_env,
+            configured_url=settings.anthropic_base_url,
+            default_url=ANTHROPIC_DEFAULT_URL,
+            service_key=settings.anthropic_api_key,
+        )
+        if to.api_key is None and model_settings.base_url is None:
+            # No key for Anthropic itself: pydantic-ai raises its error naming the setting.
+            return AnthropicProvider(base_url=to.base_url, http_client=self._http_client)
         client = AsyncAnthropic(
-            api_key=key.get_secret_value(),
-            base_url=base_url,
+            # Never None: the SDK would look for credentials in the environment itself.
+            api_key=to.api_key or NO_KEY,
+            base_url=to.base_url,
             http_client=self._http_client,
-            max_retries=self.settings.model_max_retries,
-            timeout=self.settings.model_timeout_seconds,
+            max_retries=settings.model_max_retries,
+            timeout=settings.model_timeout_seconds,
         )
         return AnthropicProvider(anthropic_client=client)
 

@@ -30,7 +30,8 @@ from app.executions.models import (
 )
 from app.executions.transitions import conclude_statement, conclusion_values, mark_failed
 from workers.database import in_one_statement
-from workers.loop import Outcome, error_text
+from workers.failures import error_text
+from workers.loop import Outcome
 from workers.transcript import append_entries
 
 logger = logging.getLogger(__name__)

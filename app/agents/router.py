@@ -5,9 +5,9 @@ from fastapi import APIRouter, status
 from app.agents import service
 from app.agents.dependencies import AgentRequestDep
 from app.agents.models import Agent
-from app.agents.schemas import AgentCreate, AgentOut, ModelSettings
+from app.agents.schemas import AgentCreate, AgentOut, ModelSettingsOut
 from app.auth.dependencies import AdminUser, CurrentUser
-from app.core.dependencies import SessionDep
+from app.core.dependencies import SessionDep, SettingsDep
 
 router = APIRouter(tags=["agents"])
 
@@ -26,7 +26,7 @@ def agent_out(agent: Agent) -> AgentOut:
         dataset=agent.dataset_id,
         agent_type=agent.agent_type,
         file_upload=agent.file_upload,
-        model=ModelSettings.model_validate(agent.model_settings),
+        model=ModelSettingsOut.model_validate(agent.model_settings),
         created_at=agent.created_at,
     )
 
@@ -41,8 +41,9 @@ def agent_out(agent: Agent) -> AgentOut:
     ),
     responses={
         400: {
-            "description": "Invalid body (fields named), an unknown `agent_type` or a "
-            "`dataset_id` that does not exist.",
+            "description": "Invalid body (fields named), an unknown `agent_type`, a "
+            "`dataset_id` that does not exist, a `model.base_url` that is not an http(s) URL "
+            "without a query, or a `model.api_key_env` outside AGENTRUN_MODEL_KEY_ENV_PREFIX.",
             "content": {
                 "application/json": {
                     "example": {
@@ -56,7 +57,9 @@ def agent_out(agent: Agent) -> AgentOut:
         403: {"description": "Not an admin token."},
     },
 )
-async def create_agent(body: AgentCreate, session: SessionDep, _: AdminUser) -> AgentOut:
+async def create_agent(
+    body: AgentCreate, session: SessionDep, settings: SettingsDep, _: AdminUser
+) -> AgentOut:
     agent = await service.create_agent(
         session,
         name=body.name,
@@ -64,6 +67,7 @@ async def create_agent(body: AgentCreate, session: SessionDep, _: AdminUser) -> 
         agent_type=body.agent_type,
         file_upload=body.file_upload,
         model_settings=body.model.model_dump(exclude_none=True) if body.model else None,
+        settings=settings,
     )
     return agent_out(agent)
 

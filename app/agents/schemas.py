@@ -1,7 +1,16 @@
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_serializer,
+    field_validator,
+)
 
+from app.core.redaction import redact_url
 from app.core.schemas import Timestamp
 
 
@@ -20,10 +29,56 @@ class ModelSettings(BaseModel):
     )
     base_url: str | None = Field(
         default=None,
-        description="Base URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp).",
+        description=(
+            "Base URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp). The service's "
+            "provider key is sent only to that provider's configured base URL; anywhere else "
+            "the agent runs with its own key (`api_key_env`) or none. Shown with any "
+            "`user:password@` and secret query values replaced by `***`."
+        ),
         examples=["http://127.0.0.1:11434/v1"],
     )
+    api_key_env: str | None = Field(
+        default=None,
+        description=(
+            "The name of the worker's environment variable holding this agent's own provider "
+            "key (never the key itself); it must start with AGENTRUN_MODEL_KEY_ENV_PREFIX "
+            "(default `AGENTRUN_AGENT_KEY_`). Unset: the provider's service-wide key, only on "
+            "its configured base URL."
+        ),
+        examples=["AGENTRUN_AGENT_KEY_ACME"],
+    )
     temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class ModelSettingsIn(ModelSettings):
+    """Model settings as an admin sends them: a base URL must be an http(s) URL with a host,
+    and no query or fragment."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError("Not a valid URL.") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("An http:// or https:// URL with a host.")
+        if parts.query or parts.fragment or value.rstrip().endswith(("?", "#")):
+            # The clients append their paths to the base URL: after a query they break.
+            raise ValueError("A base URL takes no query (?…) or fragment (#…).")
+        return value
+
+
+class ModelSettingsOut(ModelSettings):
+    """Model settings as the API shows them, to members and admins alike: the base URL's
+    credentials are never echoed back."""
+
+    @field_serializer("base_url")
+    def _redacted(self, value: str | None) -> str | None:
+        return None if value is None else redact_url(value)
 
 
 AgentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -41,7 +96,7 @@ class AgentCreate(BaseModel):
     file_upload: bool = Field(
         default=False, description="Whether executions may attach files (multipart `files[]`)."
     )
-    model: ModelSettings | None = Field(
+    model: ModelSettingsIn | None = Field(
         default=None, description="The LLM to use; unset fields fall back to the defaults."
     )
 
@@ -52,5 +107,5 @@ class AgentOut(BaseModel):
     dataset: int = Field(examples=[1])
     agent_type: str = Field(examples=["catalog-enrichment"])
     file_upload: bool
-    model: ModelSettings
+    model: ModelSettingsOut
     created_at: Timestamp

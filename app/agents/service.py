@@ -16,10 +16,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agents.model_keys import key_env_problem
 from app.agents.models import Agent
 from app.auth.models import User
 from app.auth.service import Authenticated, authenticate_beside, token_beside
 from app.catalog.models import Dataset, DatasetMember
+from app.core.config import Settings, get_settings
 from app.core.errors import Invalid
 from app.definitions.registry import agent_types
 
@@ -76,13 +78,18 @@ async def create_agent(
     agent_type: str,
     file_upload: bool = False,
     model_settings: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> Agent:
-    """Create an agent of a registered type on an existing dataset."""
+    """Create an agent of a registered type on an existing dataset. ``settings`` (unset: the
+    service's) decide which variables may hold an agent's own key."""
     known = agent_types()
     if agent_type not in known:
         raise Invalid(
             {"agent_type": f"Unknown agent type {agent_type!r}. Known: {', '.join(sorted(known))}."}
         )
+    key_env = (model_settings or {}).get("api_key_env")
+    if key_env is not None and (problem := key_env_problem(key_env, settings or get_settings())):
+        raise Invalid({"model.api_key_env": problem})
     if await session.get(Dataset, dataset_id) is None:
         raise Invalid({"dataset_id": "Dataset not found."})
     agent = Agent(

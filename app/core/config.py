@@ -37,6 +37,14 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("AGENTRUN_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
     )
+    anthropic_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AGENTRUN_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
+    )
+    # An agent's own provider key is read from the environment variable its model settings
+    # name (``api_key_env``), which must start with this prefix: an admin cannot have any other
+    # variable of the service (AGENTRUN_DATABASE_URL, say) sent to a URL of his choice.
+    model_key_env_prefix: str = Field(default="AGENTRUN_AGENT_KEY_", min_length=1)
 
     worker_concurrency: int = 500
     # Each poll is two Redis round trips: every 10 ms an idle worker burnt ~13% of a core

@@ -1,4 +1,9 @@
-"""Structured logs: one JSON object a line, carrying the request id and the execution id."""
+"""Structured logs: one JSON object a line, carrying the request id and the execution id.
+
+Every line is written with the credentials of any URL in it hidden (``app.core.redaction``):
+an HTTP client logs each request's URL at INFO, and a model's base URL may carry
+``user:password@`` or ``?api-key=…``.
+"""
 
 import logging
 import sys
@@ -10,6 +15,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from app.core.completed_requests import CompletedRequest
 from app.core.config import Settings
+from app.core.redaction import redact_urls_in
 
 # Set by the worker while it runs an execution, so every line it logs says which one.
 execution_id_var: ContextVar[int | None] = ContextVar("execution_id", default=None)
@@ -24,18 +30,31 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class RedactingJsonFormatter(JsonFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        # The whole line: the message, its arguments, extras and any traceback.
+        return redact_urls_in(super().format(record))
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_urls_in(super().format(record))
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.addFilter(ContextFilter())
     if settings.log_format == "json":
         handler.setFormatter(
-            JsonFormatter(
+            RedactingJsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(execution_id)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(
+            RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(settings.log_level.upper())

@@ -56,9 +56,9 @@ async def test_always_rate_limited_fails_as_runtime_error_naming_the_429(
 
     done = await reload(sessionmaker, execution_id)
     assert (done.status, done.failure_code) == ("failed", "runtime_error")
-    assert done.failure_explanation is not None
-    assert done.failure_explanation.startswith("ModelRateLimitError: status_code: 429")
-    assert "Rate limit reached for requests." in done.failure_explanation
+    assert done.failure_explanation == (
+        "ModelRateLimitError: the model provider answered HTTP 429 (rate limited) for model mock."
+    )
     # The first request and AGENTRUN_MODEL_MAX_RETRIES (2) retries.
     assert len(mock_model.requests) == 3
 

@@ -217,8 +217,10 @@ async def test_provider_answering_500_fails_as_runtime_error_naming_it(
     done = await reload(sessionmaker, execution.id)
     assert (done.status, done.failure_code) == ("failed", "runtime_error")
     assert done.failure_explanation is not None
-    assert done.failure_explanation.startswith("ModelServerError: status_code: 500")
-    assert "The engine is overloaded." in done.failure_explanation
+    assert done.failure_explanation == (
+        "ModelServerError: the model provider answered HTTP 500 (server error) "
+        "for model gpt-4o-mini."
+    )
     assert done.usage == {"requests": 0, "input_tokens": 0, "output_tokens": 0}
 
 
