@@ -1,7 +1,6 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from pydantic import BeforeValidator
 from starlette.datastructures import FormData, UploadFile
 
 from app.agents.dependencies import AgentRequestDep
@@ -9,6 +8,7 @@ from app.auth.dependencies import CurrentUser
 from app.conversations.schemas import FileOut
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
+from app.core.query import EMPTY_IS_NONE
 from app.executions import listing, service
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.listing import ExecutionRow
@@ -198,10 +198,6 @@ async def start_execution(
 )
 async def read_execution(caller: ExecutionRequestDep, request: Request) -> ExecutionOut:
     return execution_out(caller.execution, request.scope.get("root_path", ""))
-
-
-# An empty filter (`?agent_id=`) is no filter, as in Enthusiast's list view.
-EMPTY_IS_NONE = BeforeValidator(lambda value: None if value == "" else value)
 
 
 def _page_number(raw: str | None) -> int:

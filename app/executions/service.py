@@ -148,8 +148,9 @@ _RELEASE_KEY = sql.compile_statement(
     .where(AgenticExecution.id == bindparam("id"))
     .values(idempotency_key=None)
 )
-# The new execution with its (locked) conversation and the conversation's files, in one
-# statement: atomic without a transaction around it, and one round trip (app/core/sql.py).
+# The new execution with its (locked) conversation, the conversation's files and a message
+# for each file, in one statement: atomic without a transaction around it, and one round
+# trip (app/core/sql.py).
 # The conversation's id is given when files were written under it already, else drawn here.
 _INSERT_EXECUTION = sql.compile_statement(
     text(
@@ -161,6 +162,15 @@ WITH conversation AS (
         :agent_id, :user_id, true, :now
     )
     RETURNING id
+), file_messages AS (
+    -- One "file" entry a file in the conversation, before the run's, as Enthusiast writes.
+    INSERT INTO messages (conversation_id, role, content, payload, created_at)
+    SELECT conversation.id, 'file', 'Uploaded ' || file.filename,
+           jsonb_build_object('filename', file.filename, 'content_type', file.content_type),
+           CAST(:now AS timestamptz)
+    FROM conversation, unnest(CAST(:filenames AS varchar[]), CAST(:content_types AS varchar[]))
+        WITH ORDINALITY AS file (filename, content_type, position)
+    ORDER BY file.position
 ), files AS (
     INSERT INTO conversation_files
         (conversation_id, filename, content_type, size, sha256, storage_key, hidden, created_at)
