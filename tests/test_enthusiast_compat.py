@@ -188,6 +188,16 @@ async def test_missing_execution_key_has_detail_and_a_list_field_error(
     assert too_many.status_code == 400
     assert isinstance(too_many.json()["detail"], str)
     assert too_many.json()["files"] == ["At most 10 files per execution."]
+    # Every field error of the endpoint has that shape, a header's too.
+    long_key = await client.post(
+        start_url(agent.id),
+        json={"execution_key": KEY},
+        headers={**alice.headers, "Idempotency-Key": "k" * 256},
+    )
+    assert long_key.status_code == 400
+    assert isinstance(long_key.json()["detail"], str)
+    [message] = long_key.json()["Idempotency-Key"]
+    assert "255" in message
 
 
 async def test_a_status_filter_beside_an_empty_one_still_filters(

@@ -144,14 +144,16 @@ async def start_execution(
         str | None,
         Header(
             alias="Idempotency-Key",
-            min_length=1,
-            max_length=service.IDEMPOTENCY_KEY_MAX_LENGTH,
+            # Checked below, to answer in the shape of the endpoint's other field errors.
+            json_schema_extra={"minLength": 1, "maxLength": service.IDEMPOTENCY_KEY_MAX_LENGTH},
             description="Makes retries safe: a repeat within 24 hours answers the first "
             "execution instead of starting another.",
         ),
     ] = None,
 ) -> ExecutionOut:
     agent = caller.agent
+    if idempotency_key is not None:
+        service.check_idempotency_key(idempotency_key)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         async with request.form(max_files=settings.max_upload_files * 2) as form:

@@ -64,6 +64,14 @@ def field_error(field: str, message: str, detail: str | None = None) -> Invalid:
     return Invalid({"detail": detail or message, field: [message]})
 
 
+def check_idempotency_key(key: str) -> None:
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise field_error(
+            "Idempotency-Key",
+            f"Must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters long (got {len(key)}).",
+        )
+
+
 def execution_key_of(agent: Agent, raw: Any) -> str:
     """The ``execution_key`` of a start request: a non-empty string, else a 400 naming the keys."""
     if isinstance(raw, str) and raw:
