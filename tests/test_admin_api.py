@@ -237,7 +237,8 @@ async def test_unknown_agent_type_is_400_listing_the_known_ones(
 
     assert response.status_code == 400
     assert response.json() == {
-        "agent_type": "Unknown agent type 'nope'. Known: catalog-enrichment, structured-task."
+        "agent_type": "Unknown agent type 'nope'. Known: catalog-enrichment, invoice-scanning, "
+        "structured-task."
     }
 
 
