@@ -205,6 +205,7 @@ async def test_admin_creates_an_agent_with_model_settings(
         "file_upload": True,
         "model": {"name": "test", "base_url": None, "api_key_env": None, "temperature": 0.2},
         "created_at": body["created_at"],
+        "deleted_at": None,
     }
     read = await client.get(f"/api/agents/{body['id']}/", headers=admin.headers)
     assert read.json() == body
@@ -251,7 +252,8 @@ async def test_unknown_agent_type_is_400_listing_the_known_ones(
 
     assert response.status_code == 400
     assert response.json() == {
-        "agent_type": "Unknown agent type 'nope'. Known: catalog-enrichment, structured-task."
+        "agent_type": "Unknown agent type 'nope'. Known: catalog-enrichment, invoice-scanning, "
+        "structured-task."
     }
 
 

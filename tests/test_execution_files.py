@@ -118,7 +118,7 @@ async def test_same_name_twice_and_hostile_names_never_overwrite_or_escape(
 @pytest.mark.parametrize(
     ("filename", "content", "message"),
     [
-        ("tool.exe", b"MZ\x90\x00", "Unsupported file type '.exe'"),
+        ("tool.exe", b"MZ\x90\x00", "File type '.exe' is not supported"),
         ("fake.pdf", b"just text", "is not a valid PDF file"),
         ("fake.png", PDF, "is not a valid PNG file"),
         ("binary.txt", b"\x00\x01\x02", "is not UTF-8 text"),
@@ -162,7 +162,10 @@ async def test_files_for_an_agent_without_file_upload_are_400(
     )
 
     assert with_file.status_code == 400
-    assert with_file.json() == {"files": ["This agent does not accept file uploads."]}
+    assert with_file.json() == {
+        "detail": "This agent does not support file uploads.",
+        "files": ["This agent does not support file uploads."],
+    }
     assert await nothing_stored(session, settings)
 
 
@@ -193,7 +196,7 @@ async def test_too_large_file_is_413_and_too_many_files_400(
     assert too_large.status_code == 413
     assert "larger than the limit of 10 bytes" in too_large.json()["detail"]
     assert too_many.status_code == 400
-    assert too_many.json() == {"files": ["At most 2 files per execution."]}
+    assert too_many.json()["files"] == ["At most 2 files per execution."]
     assert await nothing_stored(session, settings)
 
 
@@ -212,7 +215,7 @@ async def test_multipart_input_errors_are_400(client: AsyncClient, factory: Fact
     [message] = bad_json.json()["input"]
     assert message.startswith("Invalid JSON: ")
     assert bad_field.json() == {"input": {"skus": "Input should be a valid list"}}
-    assert no_key.json() == {"execution_key": "Field required"}
+    assert no_key.json()["execution_key"] == ["This field is required."]
 
 
 async def test_media_is_served_to_its_owner_only(client: AsyncClient, factory: Factory) -> None:

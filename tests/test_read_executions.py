@@ -208,7 +208,7 @@ async def test_the_executions_conversation_shows_its_trace_in_order(
     assert response.status_code == 200
     body = response.json()
     assert body["locked"] is True
-    assert body["agent"] == agent.id
+    assert body["agent"]["id"] == agent.id
     assert [(m["role"], m["content"]) for m in body["messages"]] == [
         ("user", "Enrich SKU-001"),
         ("assistant", "Done"),

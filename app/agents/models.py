@@ -23,4 +23,6 @@ class Agent(Base):
     # provider, model name, base URL, temperature: see app.agents.schemas.ModelSettings
     model_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     deleted: Mapped[bool] = mapped_column(default=False)
+    # Set with ``deleted`` by DELETE /api/agents/{id}/; its executions stay readable.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

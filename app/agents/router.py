@@ -1,6 +1,6 @@
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from app.agents import service
 from app.agents.dependencies import AgentRequestDep
@@ -28,6 +28,7 @@ def agent_out(agent: Agent) -> AgentOut:
         file_upload=agent.file_upload,
         model=ModelSettingsOut.model_validate(agent.model_settings),
         created_at=agent.created_at,
+        deleted_at=agent.deleted_at,
     )
 
 
@@ -75,11 +76,32 @@ async def create_agent(
 @router.get(
     "/agents/",
     summary="List agents",
-    description="The agents on datasets you are a member of (all of them for admins), by id.",
+    description="The agents on datasets you are a member of (all of them for admins), by id; "
+    "`?dataset=` keeps one dataset's (Enthusiast's web client asks so).",
     responses={401: {"description": "Missing or invalid token."}},
 )
-async def list_agents(session: SessionDep, user: CurrentUser) -> list[AgentOut]:
-    return [agent_out(a) for a in await service.list_visible_agents(session, user)]
+async def list_agents(
+    session: SessionDep,
+    user: CurrentUser,
+    dataset: Annotated[int | None, Query(description="Only agents on this dataset.")] = None,
+) -> list[AgentOut]:
+    return [agent_out(a) for a in await service.list_visible_agents(session, user, dataset)]
+
+
+@router.delete(
+    "/agents/{agent_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an agent",
+    description="Soft delete: the agent takes no new executions and leaves the lists; its "
+    "executions and their conversations stay readable. For admins.",
+    responses={
+        401: {"description": "Missing or invalid token."},
+        403: {"description": "Not an admin token."},
+        **AGENT_NOT_FOUND,
+    },
+)
+async def delete_agent(agent_id: int, session: SessionDep, _: AdminUser) -> None:
+    await service.delete_agent(session, agent_id)
 
 
 @router.get(

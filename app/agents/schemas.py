@@ -109,3 +109,6 @@ class AgentOut(BaseModel):
     file_upload: bool
     model: ModelSettingsOut
     created_at: Timestamp
+    deleted_at: Timestamp | None = Field(
+        default=None, description="Set when the agent was deleted (its executions stay readable)."
+    )

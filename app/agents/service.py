@@ -13,6 +13,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +23,8 @@ from app.auth.models import User
 from app.auth.service import Authenticated, authenticate_beside, token_beside
 from app.catalog.models import Dataset, DatasetMember
 from app.core.config import Settings, get_settings
-from app.core.errors import Invalid
+from app.core.db import utcnow
+from app.core.errors import Invalid, NotFound
 from app.definitions.registry import agent_types
 
 _agents = Agent.__table__
@@ -66,8 +68,27 @@ async def authenticate_for_agent(
     return found, None if columns is None else Agent(**columns)
 
 
-async def list_visible_agents(session: AsyncSession, user: User) -> Sequence[Agent]:
-    return (await session.scalars(visible_agents(user).order_by(Agent.id))).all()
+async def list_visible_agents(
+    session: AsyncSession, user: User, dataset_id: int | None = None
+) -> Sequence[Agent]:
+    query = visible_agents(user)
+    if dataset_id is not None:
+        query = query.where(Agent.dataset_id == dataset_id)
+    return (await session.scalars(query.order_by(Agent.id))).all()
+
+
+async def delete_agent(session: AsyncSession, agent_id: int) -> None:
+    """Soft delete, as Enthusiast: the agent takes no new executions and leaves the lists;
+    its executions, conversations and files stay readable (and a running one finishes)."""
+    deleted = await session.scalar(
+        update(Agent)
+        .where(Agent.id == agent_id, Agent.deleted.is_(False))
+        .values(deleted=True, deleted_at=utcnow())
+        .returning(Agent.id)
+    )
+    if deleted is None:
+        raise NotFound("Agent not found.")
+    await session.commit()
 
 
 async def create_agent(

@@ -60,7 +60,8 @@ def detect_content_type(filename: str, data: bytes) -> str:
             except ValueError:
                 raise UnsupportedFile(f"{filename!r} is not valid JSON.") from None
         return TEXT_TYPES[extension]
+    # Enthusiast's wording (agent/agentic_execution/services.py), with the file named.
     raise UnsupportedFile(
-        f"Unsupported file type {extension or '(none)'!r} for {filename!r}. "
-        f"Accepted: {', '.join(ACCEPTED_EXTENSIONS)}."
+        f"File type {extension!r} is not supported. Supported: {', '.join(ACCEPTED_EXTENSIONS)}. "
+        f"({filename!r})"
     )

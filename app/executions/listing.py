@@ -259,6 +259,17 @@ async def _planner_estimate(session: AsyncSession, user: User, filters: Executio
     return int(document[0]["Plan"]["Plan Rows"])
 
 
+async def count_executions_exactly(
+    session: AsyncSession, user: User, filters: ExecutionFilters
+) -> int:
+    """Every visible execution counted (a scan of the matches): for ``?page=last`` only."""
+    visible = visible_ids(**_shape(user, filters)).subquery()
+    counted = await session.scalar(
+        select(func.count()).select_from(visible), _values(user, filters)
+    )
+    return int(counted or 0)
+
+
 async def count_executions(
     session: AsyncSession, user: User, filters: ExecutionFilters, page: Page
 ) -> int:

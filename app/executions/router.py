@@ -1,14 +1,14 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
 from app.conversations.schemas import FileOut
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
-from app.core.errors import Invalid, NotFound, UnsupportedMediaType, field_errors
+from app.core.errors import Invalid, NotFound, UnsupportedMediaType
+from app.core.query import EMPTY_IS_NONE
 from app.executions import listing, service
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.listing import ExecutionRow
@@ -56,22 +56,28 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
     )
 
 
-async def _json_body(request: Request) -> StartExecutionRequest:
+async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
         raise Invalid("JSON parse error: the body is not valid JSON.") from None
-    try:
-        return StartExecutionRequest.model_validate(body)
-    except ValidationError as exc:
-        raise Invalid(field_errors(exc.errors())) from None
+    if not isinstance(body, dict):
+        raise Invalid("Expected a JSON object with `execution_key` and `input`.")
+    # Other top-level fields are ignored, as Enthusiast's serializer does (`input` is strict).
+    return body
+
+
+def _json_input(body: dict[str, Any]) -> Any:
+    raw = body.get("input", {})
+    # A JSON-encoded string is parsed, as Enthusiast's serializer does.
+    return service.parse_form_input(raw) if isinstance(raw, str) else raw
 
 
 def _form_files(form: FormData) -> list[UploadFile]:
     # `files[]` is the documented name; the reference server and its web client use `files`.
     values = [*form.getlist("files[]"), *form.getlist("files")]
     if any(not isinstance(value, UploadFile) for value in values):
-        raise Invalid({"files": ["Expected file uploads, got a plain form field."]})
+        raise service.field_error("files", "Expected file uploads, got a plain form field.")
     return [value for value in values if isinstance(value, UploadFile)]
 
 
@@ -107,7 +113,9 @@ START_OPENAPI: dict[str, Any] = {
     responses={
         400: {
             "description": "Unknown `execution_key`, invalid `input` (fields named), files "
-            "sent to an agent without file upload, or an unsupported file type.",
+            "sent to an agent without file upload, or an unsupported file type. A `detail` "
+            "string says what is wrong, beside a field's messages as a list of strings "
+            "(`execution_key`, `files`); `input` names its fields.",
             "content": {
                 "application/json": {"example": {"input": {"skus": "Input should be a valid list"}}}
             },
@@ -136,20 +144,20 @@ async def start_execution(
         str | None,
         Header(
             alias="Idempotency-Key",
-            min_length=1,
-            max_length=service.IDEMPOTENCY_KEY_MAX_LENGTH,
+            # Checked below, to answer in the shape of the endpoint's other field errors.
+            json_schema_extra={"minLength": 1, "maxLength": service.IDEMPOTENCY_KEY_MAX_LENGTH},
             description="Makes retries safe: a repeat within 24 hours answers the first "
             "execution instead of starting another.",
         ),
     ] = None,
 ) -> ExecutionOut:
     agent = caller.agent
+    if idempotency_key is not None:
+        service.check_idempotency_key(idempotency_key)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         async with request.form(max_files=settings.max_upload_files * 2) as form:
-            key = form.get("execution_key")
-            if not isinstance(key, str) or not key:
-                raise Invalid({"execution_key": "Field required"})
+            key = service.execution_key_of(agent, form.get("execution_key"))
             raw_input = form.get("input")
             validated_input = service.validate_input(
                 agent,
@@ -159,8 +167,8 @@ async def start_execution(
             uploads = await service.read_uploads(agent, _form_files(form), settings)
     elif content_type == "application/json" or content_type.endswith("+json"):
         body = await _json_body(request)
-        key = body.execution_key
-        validated_input = service.validate_input(agent, key, body.input)
+        key = service.execution_key_of(agent, body.get("execution_key"))
+        validated_input = service.validate_input(agent, key, _json_input(body))
         uploads = []
     else:
         raise UnsupportedMediaType(
@@ -219,18 +227,29 @@ async def list_executions(
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
-    agent_id: Annotated[int | None, Query(description="Only this agent's executions.")] = None,
+    agent_id: Annotated[
+        int | None, EMPTY_IS_NONE, Query(description="Only this agent's executions.")
+    ] = None,
     status: Annotated[
-        ExecutionStatus | None, Query(description="Only executions in this status.")
+        ExecutionStatus | None,
+        EMPTY_IS_NONE,
+        Query(description="Only executions in this status."),
     ] = None,
     dataset_id: Annotated[
-        int | None, Query(description="Only executions of agents on this dataset.")
+        int | None, EMPTY_IS_NONE, Query(description="Only executions of agents on this dataset.")
     ] = None,
-    page: Annotated[str | None, Query(description="Page number, from 1.", examples=["1"])] = None,
+    page: Annotated[
+        str | None, Query(description="Page number, from 1, or `last`.", examples=["1"])
+    ] = None,
 ) -> ExecutionPage:
-    number = _page_number(page)
     filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
     size = settings.page_size
+    if page == "last":
+        # As DRF's paginator: the last page (page 1 when there is nothing).
+        total = await listing.count_executions_exactly(session, user, filters)
+        number = max(1, -(-total // size))
+    else:
+        number = _page_number(page)
     found = await listing.list_executions(
         session, user, filters, offset=(number - 1) * size, limit=size
     )

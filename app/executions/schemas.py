@@ -13,8 +13,10 @@ EXAMPLE_INPUT: dict[str, Any] = {
 
 
 class StartExecutionRequest(BaseModel):
+    """The JSON body (documentation: the router reads it). Other fields are ignored."""
+
     model_config = ConfigDict(
-        extra="forbid",
+        extra="ignore",
         json_schema_extra={
             "examples": [{"execution_key": "catalog-enrichment", "input": EXAMPLE_INPUT}]
         },
@@ -25,7 +27,8 @@ class StartExecutionRequest(BaseModel):
     )
     input: Any = Field(
         default_factory=dict,
-        description="Validated against the definition's `input_schema`.",
+        description="Validated against the definition's `input_schema`; a JSON-encoded "
+        "string is parsed first.",
     )
 
 

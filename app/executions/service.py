@@ -43,16 +43,43 @@ from app.executions.queue import (
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 QUEUE_UNAVAILABLE = "Job queue unavailable, try again shortly. Nothing was stored."
+# Enthusiast's wording (agent/agentic_execution/views.py), which its clients may match.
+NO_FILE_UPLOAD = "This agent does not support file uploads."
 
 
 def parse_form_input(raw: str | None) -> Any:
-    """The multipart ``input`` field: a JSON-encoded object (missing means ``{}``)."""
+    """``input`` as a JSON-encoded string (a multipart field, or a JSON body's string, which
+    Enthusiast parses too); missing means ``{}``."""
     if raw is None or raw.strip() == "":
         return {}
     try:
         return json.loads(raw)
     except ValueError as exc:
         raise Invalid({"input": [f"Invalid JSON: {exc}"]}) from None
+
+
+def field_error(field: str, message: str, detail: str | None = None) -> Invalid:
+    """A 400 in the shape Enthusiast's web client reads: ``detail`` (a string) and the field's
+    messages as a list of strings."""
+    return Invalid({"detail": detail or message, field: [message]})
+
+
+def check_idempotency_key(key: str) -> None:
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise field_error(
+            "Idempotency-Key",
+            f"Must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters long (got {len(key)}).",
+        )
+
+
+def execution_key_of(agent: Agent, raw: Any) -> str:
+    """The ``execution_key`` of a start request: a non-empty string, else a 400 naming the keys."""
+    if isinstance(raw, str) and raw:
+        return raw
+    known = ", ".join(d.key for d in definitions_for(agent.agent_type)) or "none"
+    message = "This field is required." if raw is None or raw == "" else "Not a valid string."
+    detail = f"execution_key: {message} Available for this agent: {known}."
+    raise field_error("execution_key", message, detail)
 
 
 def validate_input(agent: Agent, execution_key: str, raw_input: Any) -> dict[str, Any]:
@@ -80,9 +107,9 @@ async def read_uploads(
     if not files:
         return []
     if not agent.file_upload:
-        raise Invalid({"files": ["This agent does not accept file uploads."]})
+        raise field_error("files", "This agent does not support file uploads.", NO_FILE_UPLOAD)
     if len(files) > settings.max_upload_files:
-        raise Invalid({"files": [f"At most {settings.max_upload_files} files per execution."]})
+        raise field_error("files", f"At most {settings.max_upload_files} files per execution.")
     uploads = []
     for file in files:
         filename = file.filename or "file"
@@ -95,7 +122,7 @@ async def read_uploads(
         try:
             content_type = detect_content_type(filename, data)
         except UnsupportedFile as exc:
-            raise Invalid({"files": [str(exc)]}) from None
+            raise field_error("files", str(exc)) from None
         uploads.append(Upload(filename=filename, content_type=content_type, data=data))
     return uploads
 
@@ -129,8 +156,9 @@ _RELEASE_KEY = sql.compile_statement(
     .where(AgenticExecution.id == bindparam("id"))
     .values(idempotency_key=None)
 )
-# The new execution with its (locked) conversation and the conversation's files, in one
-# statement: atomic without a transaction around it, and one round trip (app/core/sql.py).
+# The new execution with its (locked) conversation, the conversation's files and a message
+# for each file, in one statement: atomic without a transaction around it, and one round
+# trip (app/core/sql.py).
 # The conversation's id is given when files were written under it already, else drawn here.
 _INSERT_EXECUTION = sql.compile_statement(
     text(
@@ -142,6 +170,15 @@ WITH conversation AS (
         :agent_id, :user_id, true, :now
     )
     RETURNING id
+), file_messages AS (
+    -- One "file" entry a file in the conversation, before the run's, as Enthusiast writes.
+    INSERT INTO messages (conversation_id, role, content, payload, created_at)
+    SELECT conversation.id, 'file', 'Uploaded ' || file.filename,
+           jsonb_build_object('filename', file.filename, 'content_type', file.content_type),
+           CAST(:now AS timestamptz)
+    FROM conversation, unnest(CAST(:filenames AS varchar[]), CAST(:content_types AS varchar[]))
+        WITH ORDINALITY AS file (filename, content_type, position)
+    ORDER BY file.position
 ), files AS (
     INSERT INTO conversation_files
         (conversation_id, filename, content_type, size, sha256, storage_key, hidden, created_at)
