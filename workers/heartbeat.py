@@ -115,7 +115,8 @@ async def keep_beating(ctx: dict[str, Any]) -> None:
     while True:
         pause = settings.heartbeat_seconds
         try:
-            await beat_once(ctx["sessionmaker"], runs)
+            # On a connection of its own (workers.settings), never waiting for the runs' pool.
+            await beat_once(ctx["heartbeat_sessionmaker"], runs)
         except Exception as exc:
             if is_database_outage(exc):
                 runs.note_database_trouble()
