@@ -15,11 +15,14 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.conversations.trace import TraceEntry
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.executions.models import AgenticExecution
 from tests.factories import Factory
 from tests.worker.harness import Worker, answer, reload, trace, worker_context
+from workers.loop import Outcome
+from workers.outcome import Attempt, persist
 
 
 async def stale_heartbeat(
@@ -90,3 +93,30 @@ async def test_an_attempt_taken_over_cannot_write_its_outcome_over_the_next_one(
     calls = [m.payload["args"] for m in messages if m.role == "tool_call" and m.payload]
     assert calls == [{"by": "attempt 2"}]
     assert [m.role for m in messages].count("result") == 1
+
+
+async def test_an_outcome_is_stored_only_by_the_attempt_holding_the_execution(
+    factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # Taken over already: attempt 2 holds it. Attempt 1's last write is its outcome with the
+    # trace's end (no trace write before it noticed the takeover).
+    owner = await factory.account()
+    agent = await factory.agent(await factory.dataset(owner), agent_type="structured-task")
+    execution = await factory.execution(
+        agent, owner, input={"instructions": "Say who."}, status="in_progress", attempts=2
+    )
+    usage = {"requests": 1, "input_tokens": 1, "output_tokens": 1}
+
+    def outcome(by: str) -> Outcome:
+        closing = (TraceEntry("result", f"Result of {by}."),)
+        return Outcome(usage=usage, result={"by": by}, closing=closing)
+
+    first = Attempt(execution.id, execution.conversation_id, 1)
+    second = Attempt(execution.id, execution.conversation_id, 2)
+    assert await persist(sessionmaker, first, outcome("attempt 1"), retry_for=0) is None
+    assert await persist(sessionmaker, second, outcome("attempt 2"), retry_for=0) is not None
+
+    done = await reload(sessionmaker, execution.id)
+    assert (done.status, done.result) == ("finished", {"by": "attempt 2"})
+    messages = await trace(sessionmaker, execution.conversation_id)
+    assert [m.content for m in messages] == ["Result of attempt 2."]
