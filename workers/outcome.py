@@ -3,11 +3,11 @@
 The run's end is one conditional UPDATE (``app.executions.transitions.conclude_statement``: a
 cancellation a user asked for wins; an attempt that no longer holds the execution, ended or
 taken over, writes nothing) with the trace's closing entries as an INSERT conditional on it,
-on an autocommit connection: one round trip, atomic. It is compiled
-once per shape and run on asyncpg (``app.core.sql``). Should PostgreSQL refuse it for what it
-holds (a result it cannot store, say), the trace's end and the outcome are written apart, so
-that neither keeps the other out, and a result that cannot be stored still leaves the
-execution terminal (``runtime_error``).
+on an autocommit connection: one round trip, atomic. It is compiled once per shape and run on
+asyncpg (``app.core.sql``). Should PostgreSQL refuse it for what it holds (a result it cannot
+store, say), the trace's end and the outcome are written apart, so that neither keeps the
+other out, and a result that cannot be stored still leaves the execution terminal
+(``runtime_error``).
 
 Writes are retried while PostgreSQL is unreachable (``workers.database``).
 """
