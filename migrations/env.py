@@ -1,3 +1,7 @@
+"""Alembic's environment. Rule for every migration: the previous release must keep working
+against it during a rolling deploy (expand/contract: add nullable or filled columns now,
+NOT NULL and drops only in a later release; deploy/README.md)."""
+
 import asyncio
 from logging.config import fileConfig
 

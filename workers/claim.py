@@ -152,7 +152,8 @@ async def claim_execution(
     if execution.status == ExecutionStatus.IN_PROGRESS and execution.cancel_requested_at:
         # Cancelled while its worker was gone: nothing left to run.
         explanation = cancelled_explanation(execution.cancel_requested_by or "a user")
-        await mark_failed(session, execution_id, CANCELLED, explanation)
+        # Conditional on the attempt seen, as a takeover is: another worker may decide too.
+        await mark_failed(session, execution_id, CANCELLED, explanation, attempt=execution.attempts)
         return CANCELLED
     if execution.status == ExecutionStatus.PENDING:
         moved = await mark_in_progress(session, execution_id)
@@ -162,7 +163,9 @@ async def claim_execution(
                 f"The worker running this execution stopped {execution.attempts} times before "
                 "it finished (crash, restart or lost connection); it is not tried again."
             )
-            await mark_failed(session, execution_id, "worker_lost", explanation)
+            await mark_failed(
+                session, execution_id, "worker_lost", explanation, attempt=execution.attempts
+            )
             return "worker_lost"
         moved = await restart_attempt(session, execution_id, execution.attempts, stale_after)
     else:

@@ -9,6 +9,10 @@ The same UPDATE tells the worker about its runs what Redis may have failed to: a
 over by another worker (this worker lost PostgreSQL for longer than ``stale_after_seconds``)
 is stopped without writing anything, and a run a user cancelled (the abort through Redis was
 lost) is stopped and recorded as cancelled.
+
+It beats on a connection of its own (``workers.settings``), whose statements are cancelled
+after one interval: runs holding every connection of the pool, or a statement stuck behind a
+lock, cannot keep it from beating (their executions would be taken for orphans).
 """
 
 import asyncio
@@ -115,7 +119,8 @@ async def keep_beating(ctx: dict[str, Any]) -> None:
     while True:
         pause = settings.heartbeat_seconds
         try:
-            await beat_once(ctx["sessionmaker"], runs)
+            # On a connection of its own (workers.settings), never waiting for the runs' pool.
+            await beat_once(ctx["heartbeat_sessionmaker"], runs)
         except Exception as exc:
             if is_database_outage(exc):
                 runs.note_database_trouble()

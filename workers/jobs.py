@@ -40,7 +40,7 @@ from app.core.metrics import (
 )
 from app.definitions.registry import find_definition
 from app.definitions.run import ExecutionRun
-from app.executions.models import CANCELLED, ExecutionStatus
+from app.executions.models import ExecutionStatus
 from app.executions.transitions import release
 from workers.claim import Claim, claim_execution, claim_pending
 from workers.database import in_one_statement, in_transaction
@@ -48,7 +48,7 @@ from workers.failures import public_explanation
 from workers.heartbeat import CANCEL_REQUESTED, SUPERSEDED, HeldRun, Runs
 from workers.loop import Outcome, run_definition, usage_dict
 from workers.models import ModelFactory, request_settings
-from workers.outcome import persist, record_cancellation
+from workers.outcome import Attempt, persist, record_cancellation
 from workers.transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,15 @@ async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
     sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
     retry_for = ctx["settings"].worker_database_retry_seconds
     execution_id = claim.execution_id
-    transcript = Transcript(sessionmaker, claim.conversation_id, retry_for=retry_for)
+    transcript = Transcript(
+        sessionmaker,
+        claim.conversation_id,
+        execution_id=execution_id,
+        attempt=claim.attempt,
+        retry_for=retry_for,
+        # Its write refused: another attempt took the execution over, or it ended.
+        on_lost=lambda: run.stop(SUPERSEDED),
+    )
     usage = RunUsage()
     model: Model | None = None
     try:
@@ -123,9 +131,9 @@ async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
         )
     # From here on the run is over: its heartbeat goes on while the outcome is written.
     run.ending = True
-    stored = await persist(sessionmaker, execution_id, claim.conversation_id, outcome, retry_for)
+    stored = await persist(sessionmaker, _attempt_of(claim), outcome, retry_for)
     if stored is None:
-        return "already terminal"
+        return SUPERSEDED
     _observe(claim, stored, model)
     return stored.status
 
@@ -146,14 +154,15 @@ async def _stopped(
         return SUPERSEDED
     # Shielded: arq may cancel the task again (a repeated abort) while this is written.
     try:
-        explanation = await asyncio.shield(record_cancellation(sessionmaker, execution_id, usage))
+        explanation = await asyncio.shield(
+            record_cancellation(sessionmaker, _attempt_of(claim), usage)
+        )
     except Exception:
         # PostgreSQL unreachable: the cancellation, if one was asked for, is recorded by the
         # attempt that runs next (it finds cancel_requested_at).
         logger.exception("execution %s: could not check for a cancel request", execution_id)
         explanation = None
     if explanation is not None:
-        await asyncio.shield(transcript.note("failure", explanation, failure_code=CANCELLED))
         if run.stop_reason == CANCEL_REQUESTED:
             _uncancel()
             return ExecutionStatus.FAILED.value
@@ -162,6 +171,10 @@ async def _stopped(
     # another worker takes it over at once rather than after the heartbeat goes stale.
     await asyncio.shield(_hand_back(sessionmaker, claim, transcript))
     return None
+
+
+def _attempt_of(claim: Claim) -> Attempt:
+    return Attempt(claim.execution_id, claim.conversation_id, claim.attempt)
 
 
 def _uncancel() -> None:

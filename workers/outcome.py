@@ -1,12 +1,13 @@
 """Storing what became of a run: its status and the last entries of its trace, in one statement.
 
-The run's end is one conditional UPDATE (``app.executions.transitions.conclude``: a cancellation
-a user asked for wins, a late duplicate is dropped) with the trace's closing entries as an
-INSERT in its WITH clause, on an autocommit connection: one round trip, atomic. It is compiled
-once per shape and run on asyncpg (``app.core.sql``). Should PostgreSQL refuse it for what it
-holds (a result it cannot store, say), the trace's end and the outcome are written apart, so
-that neither keeps the other out, and a result that cannot be stored still leaves the
-execution terminal (``runtime_error``).
+The run's end is one conditional UPDATE (``app.executions.transitions.conclude_statement``: a
+cancellation a user asked for wins; an attempt that no longer holds the execution, ended or
+taken over, writes nothing) with the trace's closing entries as an INSERT conditional on it,
+on an autocommit connection: one round trip, atomic. It is compiled once per shape and run on
+asyncpg (``app.core.sql``). Should PostgreSQL refuse it for what it holds (a result it cannot
+store, say), the trace's end and the outcome are written apart, so that neither keeps the
+other out, and a result that cannot be stored still leaves the execution terminal
+(``runtime_error``).
 
 Writes are retried while PostgreSQL is unreachable (``workers.database``).
 """
@@ -14,9 +15,10 @@ Writes are retried while PostgreSQL is unreachable (``workers.database``).
 import functools
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.conversations.trace import TraceEntry, trace_insert, trace_values
@@ -28,7 +30,13 @@ from app.executions.models import (
     ExecutionStatus,
     cancelled_explanation,
 )
-from app.executions.transitions import conclude_statement, conclusion_values, mark_failed
+from app.executions.transitions import (
+    attempt_holds,
+    attempt_values,
+    conclude_statement,
+    conclusion_values,
+    mark_failed,
+)
 from workers.database import in_one_statement
 from workers.failures import error_text
 from workers.loop import Outcome
@@ -37,22 +45,32 @@ from workers.transcript import append_entries
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """The attempt whose outcome is stored: only while it holds the execution."""
+
+    execution_id: int
+    conversation_id: int
+    number: int
+
+
 async def persist(
     sessionmaker: async_sessionmaker[AsyncSession],
-    execution_id: int,
-    conversation_id: int,
+    attempt: Attempt,
     outcome: Outcome,
     retry_for: float,
 ) -> Outcome | None:
-    """Store the outcome with its closing trace entries, and answer what was stored; None if
-    the execution was already terminal (a late duplicate; its trace entries are written all
-    the same). Retried while PostgreSQL is unreachable; raises if it stays so (the execution
-    then stays in_progress, and is run again once its heartbeat is stale)."""
+    """Store the outcome of ``attempt`` with its closing trace entries, and answer what was
+    stored; None if the attempt no longer holds the execution (it ended, or another attempt
+    took it over): then nothing is written. Retried while PostgreSQL is unreachable; raises if
+    it stays so (the execution then stays in_progress, and is run again once its heartbeat is
+    stale)."""
+    execution_id = attempt.execution_id
 
     async def conclude(outcome: Outcome, closing: Sequence[TraceEntry]) -> Outcome | None:
         return await in_one_statement(
             sessionmaker,
-            partial(_conclude, execution_id, conversation_id, outcome, closing),
+            partial(_conclude, attempt, outcome, closing),
             retry_for=retry_for,
             what=f"execution {execution_id}: storing its outcome",
         )
@@ -65,7 +83,7 @@ async def persist(
             raise
         logger.exception("execution %s: the outcome could not be stored", execution_id)
     if closing:
-        await _write_closing(sessionmaker, conversation_id, closing, retry_for)
+        await _write_closing(sessionmaker, attempt, closing, retry_for)
     if outcome.finished:
         try:
             return await conclude(outcome, ())
@@ -84,7 +102,7 @@ async def persist(
 
 async def _write_closing(
     sessionmaker: async_sessionmaker[AsyncSession],
-    conversation_id: int,
+    attempt: Attempt,
     closing: Sequence[TraceEntry],
     retry_for: float,
 ) -> None:
@@ -92,8 +110,10 @@ async def _write_closing(
     try:
         await append_entries(
             sessionmaker,
-            conversation_id,
+            attempt.conversation_id,
             closing,
+            execution_id=attempt.execution_id,
+            attempt=attempt.number,
             retry_for=retry_for,
             what="writing the end of the trace",
         )
@@ -103,36 +123,49 @@ async def _write_closing(
 
 @functools.lru_cache(maxsize=64)
 def _statement(finished: bool, closing_rows: int) -> sql.Statement:
-    """The outcome's UPDATE, with an INSERT of ``closing_rows`` trace entries in its WITH clause
-    (a data-modifying WITH query runs whether or not the UPDATE refers to it). Built and
-    compiled once per shape: that costs more CPU than running it."""
+    """The outcome's UPDATE and, when ``closing_rows``, an INSERT of that many trace entries
+    that runs only if the UPDATE did (the attempt still held the execution): the UPDATE in a
+    WITH query the INSERT reads, both answered by one statement. Built and compiled once per
+    shape: that costs more CPU than running it."""
     statement = conclude_statement(finished)
-    if closing_rows:
-        statement = statement.add_cte(trace_insert(closing_rows).cte("closing"))
-    return sql.compile_statement(statement)
+    if not closing_rows:
+        return sql.compile_statement(statement)
+    concluded = statement.cte("concluded")
+    closing = trace_insert(closing_rows, exists(select(concluded.c.status))).cte("closing")
+    return sql.compile_statement(
+        select(
+            concluded.c.status, concluded.c.failure_code, concluded.c.failure_explanation
+        ).add_cte(closing)
+    )
 
 
 async def _conclude(
-    execution_id: int,
-    conversation_id: int,
+    attempt: Attempt,
     outcome: Outcome,
     closing: Sequence[TraceEntry],
     connection: AsyncConnection,
 ) -> Outcome | None:
     """One try at storing the outcome (with ``closing`` written in the same statement)."""
+    execution_id = attempt.execution_id
     values = conclusion_values(
         execution_id,
+        attempt.number,
         result=outcome.result,
         failure_code=outcome.failure_code,
         failure_explanation=outcome.failure_explanation or "",
         usage=outcome.usage,
     )
     if closing:
-        values.update(trace_values(conversation_id, closing))
+        values.update(trace_values(attempt.conversation_id, closing))
     statement = _statement(outcome.finished, len(closing))
     row = await sql.fetchrow(connection, statement, **values)
     if row is None:
-        logger.warning("execution %s was already terminal; this outcome is dropped", execution_id)
+        logger.warning(
+            "execution %s: attempt %s no longer holds it (ended, or taken over by another "
+            "attempt); its outcome is dropped",
+            execution_id,
+            attempt.number,
+        )
         return None
     status, failure_code, failure_explanation = row
     logger.info("execution %s %s", execution_id, status)
@@ -162,14 +195,29 @@ async def _cancellation(session: AsyncSession, execution_id: int) -> str | None:
 
 
 async def record_cancellation(
-    sessionmaker: async_sessionmaker[AsyncSession], execution_id: int, usage: dict[str, int]
+    sessionmaker: async_sessionmaker[AsyncSession], attempt: Attempt, usage: dict[str, int]
 ) -> str | None:
-    """Fail the execution as cancelled if a user asked for it; the explanation, or None."""
+    """Fail the execution as cancelled if a user asked for it, while ``attempt`` holds it; the
+    explanation, or None."""
+    execution_id = attempt.execution_id
     async with sessionmaker() as session, session.begin():
         explanation = await _cancellation(session, execution_id)
         if explanation is None:
             return None
-        if not await mark_failed(session, execution_id, CANCELLED, explanation, usage):
+        # The trace's last entry, in the same transaction: written only if the attempt still
+        # holds the execution, which the UPDATE then fails.
+        ending = TraceEntry("failure", explanation, payload={"failure_code": CANCELLED})
+        await session.execute(
+            trace_insert(1, attempt_holds()),
+            {
+                **trace_values(attempt.conversation_id, [ending]),
+                **attempt_values(execution_id, attempt.number),
+            },
+        )
+        failed = await mark_failed(
+            session, execution_id, CANCELLED, explanation, usage, attempt=attempt.number
+        )
+        if not failed:
             return None
     logger.info("execution %s cancelled", execution_id)
     return explanation

@@ -102,6 +102,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     async with ctx["engine"].connect():
         pass
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
+    # The heartbeat's own connection: runs holding every connection of the pool (500 runs, 20
+    # connections) must not keep it from beating, or their executions are taken for orphans
+    # and run twice. Its statement is cancelled after one heartbeat interval: a beat never
+    # hangs longer than that, and the next one is tried soon after (workers.heartbeat).
+    ctx["heartbeat_engine"] = create_engine(
+        settings, pool_size=1, statement_timeout_seconds=settings.heartbeat_seconds
+    )
+    ctx["heartbeat_sessionmaker"] = create_sessionmaker(ctx["heartbeat_engine"])
     ctx["models"] = ModelFactory(settings)
     ctx["agents"] = AgentCache()
     ctx["runs"] = Runs()
@@ -125,6 +133,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
             await task
     ctx["agents"].clear()
     await ctx["models"].aclose()
+    await ctx["heartbeat_engine"].dispose()
     await ctx["engine"].dispose()
 
 

@@ -6,11 +6,16 @@ held across a model call), compiled once per number of rows and run on asyncpg
 (``app.core.sql``). Requests are written before they are sent, responses as soon as they
 arrive, tool results as soon as the tools return. The last entries of a run are written with
 its outcome, in the same statement (``workers.outcome``).
+
+Each INSERT is fenced by the attempt (``app.executions.transitions.attempt_holds``): once
+another attempt took the execution over, or it ended, this attempt's writes insert nothing,
+and the run is stopped (``on_lost``) instead of writing on beside its successor.
 """
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -32,7 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from app.conversations.trace import ROWS_PER_STATEMENT, TraceEntry, trace_insert, trace_values
 from app.core import sql
+from app.executions.transitions import attempt_holds, attempt_values
 from workers.database import in_one_statement
+
+logger = logging.getLogger(__name__)
 
 
 def _describe(content: BinaryContent) -> str:
@@ -133,13 +141,20 @@ def entries_for(message: ModelMessage, parts: Sequence[Any]) -> list[TraceEntry]
 @functools.lru_cache(maxsize=64)
 def _insert(rows: int) -> sql.Statement:
     # Compiled once per number of rows (a run writes a few different ones), up to 64 of them.
-    return sql.compile_statement(trace_insert(rows))
+    return sql.compile_statement(trace_insert(rows, attempt_holds()))
 
 
 async def _insert_rows(
-    connection: AsyncConnection, conversation_id: int, entries: Sequence[TraceEntry]
-) -> None:
-    await sql.execute(connection, _insert(len(entries)), **trace_values(conversation_id, entries))
+    connection: AsyncConnection,
+    conversation_id: int,
+    entries: Sequence[TraceEntry],
+    fence: dict[str, int],
+) -> bool:
+    status = await sql.execute(
+        connection, _insert(len(entries)), **trace_values(conversation_id, entries), **fence
+    )
+    # "INSERT 0 <rows>": none when the attempt no longer holds its execution.
+    return not status.endswith(" 0")
 
 
 async def append_entries(
@@ -147,38 +162,56 @@ async def append_entries(
     conversation_id: int,
     entries: Sequence[TraceEntry],
     *,
+    execution_id: int,
+    attempt: int,
     retry_for: float,
     what: str = "writing the trace",
-) -> None:
-    """Add the entries to the conversation, in order: one INSERT committed on its own (a very
-    long batch takes several, each retried alone), retried while PostgreSQL is unreachable."""
+) -> bool:
+    """Add the entries to the conversation, in order, while ``attempt`` holds the execution:
+    one INSERT committed on its own (a very long batch takes several, each retried alone),
+    retried while PostgreSQL is unreachable. False when the attempt lost the execution (taken
+    over, or ended): nothing more is written."""
+    fence = attempt_values(execution_id, attempt)
     for start in range(0, len(entries), ROWS_PER_STATEMENT):
-        await in_one_statement(
+        written = await in_one_statement(
             sessionmaker,
             partial(
                 _insert_rows,
                 conversation_id=conversation_id,
                 entries=entries[start : start + ROWS_PER_STATEMENT],
+                fence=fence,
             ),
             retry_for=retry_for,
             what=what,
         )
+        if not written:
+            return False
+    return True
 
 
 class Transcript:
-    """The conversation of one execution, written part by part as the run goes."""
+    """The conversation of one execution, written part by part as the run goes by one of its
+    attempts; once the attempt lost the execution, ``on_lost`` is called (the worker stops
+    the run) and nothing more is written."""
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         conversation_id: int,
         *,
+        execution_id: int,
+        attempt: int,
         retry_for: float = 0.0,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.conversation_id = conversation_id
+        self.execution_id = execution_id
+        self.attempt = attempt
         # How long a write is tried again while PostgreSQL is unreachable.
         self.retry_for = retry_for
+        self.on_lost = on_lost
+        self.lost = False
         # The run's messages keep their parts alive, so their ids stay unique meanwhile.
         self._written: set[int] = set()
 
@@ -200,15 +233,30 @@ class Transcript:
         await self.write([*self.unwritten(messages), *then])
 
     async def write(self, entries: Sequence[TraceEntry]) -> None:
-        if not entries:
+        if not entries or self.lost:
             return
         # One INSERT, committed on its own: one round trip. (It used to be a transaction with
         # synchronous_commit off; waiting for the WAL flush costs PostgreSQL well under a
         # millisecond here, and no CPU of ours, where BEGIN, SET and COMMIT cost three round
         # trips each time.)
-        await append_entries(
-            self.sessionmaker, self.conversation_id, entries, retry_for=self.retry_for
+        written = await append_entries(
+            self.sessionmaker,
+            self.conversation_id,
+            entries,
+            execution_id=self.execution_id,
+            attempt=self.attempt,
+            retry_for=self.retry_for,
         )
+        if not written:
+            self.lost = True
+            logger.warning(
+                "execution %s: attempt %s no longer holds it (taken over or ended); its trace "
+                "is not written, and the run stops",
+                self.execution_id,
+                self.attempt,
+            )
+            if self.on_lost is not None:
+                self.on_lost()
 
     async def note(self, role: str, content: str, **payload: Any) -> None:
         """An entry of our own: a validator's verdict, the outcome, a restarted attempt."""

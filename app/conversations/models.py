@@ -1,11 +1,11 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, utcnow
+from app.core.nul_free import NulFreeJSONB, NulFreeString, NulFreeText
 
 
 class Conversation(Base):
@@ -29,11 +29,12 @@ class Message(Base):
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
     # system, user, assistant, tool_call, tool_result, retry, ...
-    role: Mapped[str] = mapped_column(String(32))
-    content: Mapped[str] = mapped_column(Text, default="")
-    tool_name: Mapped[str | None] = mapped_column(String(200))
-    tool_call_id: Mapped[str | None] = mapped_column(String(200))
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Written by the worker from what a model said: NUL characters are replaced (nul_free).
+    role: Mapped[str] = mapped_column(NulFreeString(32))
+    content: Mapped[str] = mapped_column(NulFreeText, default="")
+    tool_name: Mapped[str | None] = mapped_column(NulFreeString(200))
+    tool_call_id: Mapped[str | None] = mapped_column(NulFreeString(200))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(NulFreeJSONB)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -2,13 +2,13 @@
 conversation, as the run goes, so that reading the conversation shows the run so far."""
 
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, bindparam, insert
+from sqlalchemy import ColumnElement, Insert, Table, bindparam, column, insert, select
+from sqlalchemy import values as values_list
 
 from app.conversations.models import Message
 from app.core.db import utcnow
@@ -25,17 +25,6 @@ class TraceEntry:
     tool_call_id: str | None = None
     payload: dict[str, Any] | None = None
     created_at: datetime | None = None
-
-
-def _without_nul(payload: dict[str, Any] | None) -> dict[str, Any] | None:
-    # PostgreSQL refuses NUL in text and jsonb; a PDF's text or a model's output may carry one.
-    if payload is None:
-        return None
-    encoded = json.dumps(payload, default=str)
-    if "\\u0000" not in encoded:
-        return payload
-    cleaned: dict[str, Any] = json.loads(encoded.replace("\\u0000", ""))
-    return cleaned
 
 
 def _truncated(value: str | None, width: int) -> str | None:
@@ -56,21 +45,27 @@ _COLUMNS = (
 ROWS_PER_STATEMENT = 500
 
 
-@functools.lru_cache(maxsize=64)
-def trace_insert(rows: int) -> Insert:
-    """One INSERT of ``rows`` messages, its values bound by ``trace_values`` (``<column>_<row>``).
+@functools.lru_cache(maxsize=128)
+def trace_insert(rows: int, only_if: ColumnElement[bool] | None = None) -> Insert:
+    """One INSERT of ``rows`` messages, its values bound by ``trace_values`` (``<column>_<row>``);
+    with ``only_if``, the rows are inserted only if it holds (the attempt writing them still
+    holds its execution: ``app.executions.transitions.attempt_holds``).
 
-    Built once per number of rows: building a statement costs more CPU than running it, and
-    the worker writes the trace of every step of every run. The rows go in the order given
-    (ids grow in that order). The worker also sends it inside a larger statement (a CTE of the
-    UPDATE that stores the outcome).
+    Built once per shape: building a statement costs more CPU than running it, and the worker
+    writes the trace of every step of every run. The rows go in the order given (ids grow in
+    that order). The worker also sends it inside a larger statement (a CTE of the UPDATE that
+    stores the outcome). NUL characters are replaced by the columns' types (app/core/nul_free).
     """
     table = cast(Table, Message.__table__)
-    return insert(table).values(
-        [
-            {name: bindparam(f"{name}_{row}", type_=table.c[name].type) for name in _COLUMNS}
-            for row in range(rows)
-        ]
+    rows_bound = [
+        tuple(bindparam(f"{name}_{row}", type_=table.c[name].type) for name in _COLUMNS)
+        for row in range(rows)
+    ]
+    if only_if is None:
+        return insert(table).values([dict(zip(_COLUMNS, row, strict=True)) for row in rows_bound])
+    entries = values_list(*(column(name, table.c[name].type) for name in _COLUMNS), name="entries")
+    return insert(table).from_select(
+        list(_COLUMNS), select(entries.data(rows_bound)).where(only_if)
     )
 
 
@@ -81,9 +76,9 @@ def trace_values(conversation_id: int, entries: Sequence[TraceEntry]) -> dict[st
     for row, entry in enumerate(entries):
         values[f"conversation_id_{row}"] = conversation_id
         values[f"role_{row}"] = entry.role[:_ROLE]
-        values[f"content_{row}"] = entry.content.replace("\x00", "")
+        values[f"content_{row}"] = entry.content
         values[f"tool_name_{row}"] = _truncated(entry.tool_name, _TOOL_NAME)
         values[f"tool_call_id_{row}"] = _truncated(entry.tool_call_id, _TOOL_CALL_ID)
-        values[f"payload_{row}"] = _without_nul(entry.payload)
+        values[f"payload_{row}"] = entry.payload
         values[f"created_at_{row}"] = entry.created_at or now
     return values

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     database_pool_timeout_seconds: float = 10.0
     # An unreachable (not refusing) database answers 503 after this long, not after asyncpg's 60 s.
     database_connect_timeout_seconds: float = 5.0
+    # PostgreSQL cancels any statement running longer (statement_timeout on every connection the
+    # API and workers open), so that a hung one cannot hold its connection; 0 disables.
+    database_statement_timeout_seconds: float = Field(default=30.0, ge=0)
     redis_url: str = "redis://127.0.0.1:6379/0"
     queue_name: str = "agentrun:queue"
     media_root: Path = Path("media")

@@ -33,20 +33,41 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(
+    settings: Settings,
+    *,
+    pool_size: int | None = None,
+    statement_timeout_seconds: float | None = None,
+) -> AsyncEngine:
+    """The engine of a process: ``settings.database_pool_size`` connections (or ``pool_size``),
+    on each of which PostgreSQL cancels a statement that runs longer than
+    ``settings.database_statement_timeout_seconds`` (or ``statement_timeout_seconds``)."""
+    timeout = (
+        settings.database_statement_timeout_seconds
+        if statement_timeout_seconds is None
+        else statement_timeout_seconds
+    )
     return create_async_engine(
         settings.database_url,
         # A fixed set of connections, kept open: overflow connections are opened and closed
         # around single requests under load (a TLS handshake attempt and a server fork each),
         # which cost more than waiting a moment for a pooled one. A request that waits longer
         # than the pool timeout answers 503 (app/core/errors.py), like an unreachable server.
-        pool_size=settings.database_pool_size,
+        pool_size=settings.database_pool_size if pool_size is None else pool_size,
         max_overflow=0,
         pool_timeout=settings.database_pool_timeout_seconds,
         # No ping before each checkout (three round trips): a connection that died with its
         # server fails its statement, the pool is invalidated, and callers answer 503 or retry.
         pool_pre_ping=False,
-        connect_args={"timeout": settings.database_connect_timeout_seconds},
+        connect_args={
+            "timeout": settings.database_connect_timeout_seconds,
+            # Sent when the connection opens (no round trip of its own), so it holds for every
+            # statement, SQLAlchemy's and those run on asyncpg directly (app/core/sql.py). A
+            # statement cancelled for it fails with "canceling statement due to statement
+            # timeout" (SQLSTATE 57014: an outage to the callers, who answer 503 or retry);
+            # its connection stays usable.
+            "server_settings": {"statement_timeout": str(round(timeout * 1000))},
+        },
     )
 
 

@@ -2,11 +2,12 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, utcnow
+from app.core.nul_free import NulFreeJSONB, NulFreeString, NulFreeText
 
 
 class ExecutionStatus(enum.StrEnum):
@@ -67,9 +68,10 @@ class AgenticExecution(Base):
     )
     status: Mapped[str] = mapped_column(String(16), default=ExecutionStatus.PENDING.value)
     input: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    result: Mapped[Any | None] = mapped_column(JSONB)
-    failure_code: Mapped[str | None] = mapped_column(String(100))
-    failure_explanation: Mapped[str | None] = mapped_column(Text)
+    # The outcome, from what a model said: NUL characters are replaced (app/core/nul_free.py).
+    result: Mapped[Any | None] = mapped_column(NulFreeJSONB)
+    failure_code: Mapped[str | None] = mapped_column(NulFreeString(100))
+    failure_explanation: Mapped[str | None] = mapped_column(NulFreeText)
     job_id: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(default=0)
     # model requests and tokens of the run: {"requests": n, "input_tokens": n, "output_tokens": n}

@@ -21,11 +21,12 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
-    String,
-    Text,
+    Exists,
     Update,
+    and_,
     bindparam,
     case,
+    exists,
     func,
     literal,
     or_,
@@ -109,6 +110,25 @@ async def restart_attempt(
     )
 
 
+@functools.cache
+def attempt_holds() -> Exists:
+    """True while the attempt bound as ``fence_attempt`` holds execution ``fence_execution_id``:
+    in_progress, and not taken over since (a takeover counts one more attempt). Every write an
+    attempt makes is conditional on it (its trace here; its heartbeat, hand-back and end by
+    the same columns), as its claim was: an attempt that lost the execution (its worker lost
+    PostgreSQL for longer than the staleness, say) writes nothing over its successor's."""
+    return exists().where(
+        AgenticExecution.id == bindparam("fence_execution_id"),
+        AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+        AgenticExecution.attempts == bindparam("fence_attempt"),
+    )
+
+
+def attempt_values(execution_id: int, attempt: int) -> dict[str, int]:
+    """The parameters of ``attempt_holds``."""
+    return {"fence_execution_id": execution_id, "fence_attempt": attempt}
+
+
 async def beat(session: AsyncSession, held: Mapping[int, int]) -> dict[int, bool]:
     """Bump the heartbeat of the executions this worker runs (id → attempt), in one UPDATE.
 
@@ -171,8 +191,11 @@ async def mark_failed(
     code: str | None,
     explanation: str,
     usage: dict[str, int] | None = None,
+    *,
+    attempt: int | None = None,
 ) -> bool:
-    """``pending | in_progress → failed``. A missing code is stored as ``unknown``."""
+    """``pending | in_progress → failed``. A missing code is stored as ``unknown``. With
+    ``attempt``: only while that attempt holds the execution (in_progress, its attempt count)."""
     values: dict[str, Any] = {
         "status": ExecutionStatus.FAILED.value,
         "failure_code": code or "unknown",
@@ -181,11 +204,17 @@ async def mark_failed(
     }
     if usage is not None:
         values["usage"] = usage
+    fence = (
+        AgenticExecution.status.in_(OPEN_STATUSES)
+        if attempt is None
+        else and_(
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+            AgenticExecution.attempts == attempt,
+        )
+    )
     return await _moved(
         session,
-        update(AgenticExecution)
-        .where(AgenticExecution.id == execution_id, AgenticExecution.status.in_(OPEN_STATUSES))
-        .values(**values),
+        update(AgenticExecution).where(AgenticExecution.id == execution_id, fence).values(**values),
     )
 
 
@@ -199,9 +228,10 @@ def _cancelled_explanation_sql() -> ColumnElement[str]:
 @functools.cache
 def conclude_statement(finished: bool) -> Update:
     """The run's end as one conditional UPDATE, its values bound by ``conclusion_values``:
-    ``in_progress → finished`` with the result, or ``pending | in_progress → failed`` (as
-    ``mark_finished`` and ``mark_failed``). It RETURNs the status, failure code and explanation
-    stored; no row when the execution was terminal already (a late duplicate). Built once per
+    ``in_progress → finished`` with the result, or ``in_progress → failed``, by the attempt
+    that holds the execution (``attempts = :attempt``). It RETURNs the status, failure code and
+    explanation stored; no row when the execution was terminal already, or another attempt
+    took it over (this one lost it: its outcome must not overwrite anything). Built once per
     kind (building a statement costs more CPU than running it).
 
     A cancellation a user asked for (``cancel_requested_at``, its abort lost on the way) wins
@@ -213,26 +243,32 @@ def conclude_statement(finished: bool) -> Update:
     asked = AgenticExecution.cancel_requested_at.is_not(None)
     values: dict[str, Any] = {
         "status": case((asked, ExecutionStatus.FAILED.value), else_=bindparam("outcome_status")),
-        "failure_code": case((asked, CANCELLED), else_=bindparam("outcome_code", type_=String)),
+        # Bound with the columns' own types, which replace NUL characters (app/core/nul_free.py).
+        "failure_code": case(
+            (asked, CANCELLED),
+            else_=bindparam("outcome_code", type_=AgenticExecution.failure_code.type),
+        ),
         "failure_explanation": case(
             (asked, _cancelled_explanation_sql()),
-            else_=bindparam("outcome_explanation", type_=Text),
+            else_=bindparam("outcome_explanation", type_=AgenticExecution.failure_explanation.type),
         ),
         "usage": bindparam("outcome_usage", type_=AgenticExecution.usage.type),
         "finished_at": bindparam("outcome_finished_at", type_=AgenticExecution.finished_at.type),
     }
     if finished:
-        expected = AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value
         # A cancelled run keeps the result column as it was (empty).
         values["result"] = case(
             (asked, AgenticExecution.result),
             else_=bindparam("outcome_result", type_=AgenticExecution.result.type),
         )
-    else:
-        expected = AgenticExecution.status.in_(OPEN_STATUSES)
     return (
         update(AgenticExecution)
-        .where(AgenticExecution.id == bindparam("execution_id"), expected)
+        .where(
+            AgenticExecution.id == bindparam("execution_id"),
+            # Only the attempt that holds the execution ends it (see attempt_holds).
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+            AgenticExecution.attempts == bindparam("attempt"),
+        )
         .values(**values)
         .returning(
             AgenticExecution.status,
@@ -244,6 +280,7 @@ def conclude_statement(finished: bool) -> Update:
 
 def conclusion_values(
     execution_id: int,
+    attempt: int,
     *,
     result: Any = None,
     failure_code: str | None = None,
@@ -255,6 +292,7 @@ def conclusion_values(
     ``mark_failed`` does)."""
     values: dict[str, Any] = {
         "execution_id": execution_id,
+        "attempt": attempt,
         "outcome_usage": usage,
         "outcome_finished_at": utcnow(),
     }

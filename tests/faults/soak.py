@@ -266,7 +266,7 @@ async def report(
     print(f"submitting took {submitted - began:.1f} s; all terminal after {ended - began:.1f} s")
     print(f"two model requests in flight for one execution: {log.overlapping()}")
     print(f"attempts whose trace has two endings: {double_ends}")
-    print(f"outcomes dropped as already terminal: {dropped}")
+    print(f"outcomes dropped (their attempt no longer held the execution): {dropped}")
     still_open = statuses["pending"] + statuses["in_progress"]
     ok = still_open == 0 and log.overlapping() == 0 and double_ends == 0
     print("OK" if ok else f"NOT OK: {still_open} executions not terminal")

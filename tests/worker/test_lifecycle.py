@@ -97,10 +97,11 @@ async def test_late_worker_cannot_overwrite_an_execution_ended_meanwhile(
 
     status = await worker.run(execution.id, Script(answer_after_someone_else_ended_it))
 
-    assert status == "already terminal"
+    assert status == "superseded"
     done = await reload(sessionmaker, execution.id)
     assert (done.status, done.failure_code, done.result) == ("failed", "worker_lost", None)
-    assert roles(await trace(sessionmaker, execution.conversation_id))[-1] == "result"
+    # Nothing of the late answer is written: the attempt no longer held the execution.
+    assert roles(await trace(sessionmaker, execution.conversation_id)) == ["system", "user"]
 
 
 async def test_transitions_only_move_from_the_expected_status(

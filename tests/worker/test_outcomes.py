@@ -232,27 +232,27 @@ async def test_without_schema_any_object_is_the_result(
     assert (done.status, done.result) == ("finished", {"anything": [1, 2]})
 
 
-async def test_result_postgresql_refuses_still_ends_the_execution_and_its_trace(
+async def test_a_value_postgresql_refuses_fails_the_execution_at_its_first_attempt(
     worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    # jsonb refuses a NUL character: the outcome cannot be stored with the trace's end in one
-    # statement, so both are written apart, the outcome as a runtime_error.
+    # jsonb refuses Infinity (no JSON number): the trace cannot store the model's answer, and
+    # the execution ends at once as a runtime_error rather than being run again.
     execution = await structured_task(factory, schema=None)
 
-    status = await worker.run(execution.id, Script(answer({"text": "a\x00b"})))
+    status = await worker.run(execution.id, Script(answer({"x": float("inf")})))
 
     assert status == "failed"
     done = await reload(sessionmaker, execution.id)
     assert (done.status, done.failure_code, done.result) == ("failed", "runtime_error", None)
+    assert done.attempts == 1
     assert done.failure_explanation is not None
-    assert done.failure_explanation.startswith("The result could not be stored: ")
-    # PostgreSQL's own words, not the statement and its parameters (the result) around them.
-    assert "unsupported Unicode escape sequence" in done.failure_explanation
-    assert "UPDATE" not in done.failure_explanation
+    # PostgreSQL's own words, not the statement and its parameters around them.
+    assert 'Token "Infinity" is invalid' in done.failure_explanation
+    assert "INSERT" not in done.failure_explanation
     assert done.usage is not None
     assert done.usage["requests"] == 1
     messages = await trace(sessionmaker, execution.conversation_id)
-    assert roles(messages) == ["system", "user", "tool_call", "tool_result", "result"]
+    assert roles(messages) == ["system", "user", "failure"]
 
 
 def refuse_without_code(run: ExecutionRun, output: Any) -> Verdict:
@@ -294,7 +294,9 @@ async def test_validator_failure_without_code_is_unknown_and_own_codes_are_kept(
                 Definition(),
                 run,
                 Script(answer({"x": 1})).model,
-                Transcript(sessionmaker, execution.conversation_id),
+                Transcript(
+                    sessionmaker, execution.conversation_id, execution_id=execution.id, attempt=1
+                ),
                 timeout_seconds=5,
             )
         )
