@@ -131,3 +131,20 @@ async def test_a_schema_whose_references_expand_exponentially_is_400(
     message = refusal(await submit(client, factory, doubling(30)))
 
     assert message == "output_schema expands to more than 20000 JSON values through its $refs"
+
+
+async def test_a_schema_with_too_many_patterns_once_expanded_is_400(
+    client: AsyncClient, factory: Factory
+) -> None:
+    # 20 patterns, written once and repeated 10 times through the references: 220.
+    schema = {
+        "type": "array",
+        "items": {"allOf": [{"$ref": "#/$defs/word"}] * 10},
+        "$defs": {"word": {"allOf": [{"pattern": f"^[a-z]{{{n}}}"} for n in range(20)]}},
+    }
+
+    message = refusal(await submit(client, factory, schema))
+
+    assert message == "output_schema has more than 200 patterns (counting those its $refs repeat)"
+    schema["items"] = {"allOf": [{"$ref": "#/$defs/word"}] * 9}
+    assert (await submit(client, factory, schema)).status_code == 202
