@@ -39,7 +39,7 @@ from app.core.metrics import (
     MODEL_TOKENS,
 )
 from app.definitions.registry import find_definition
-from app.definitions.run import ExecutionRun
+from app.definitions.run import STORED_INPUT, ExecutionRun
 from app.executions.models import ExecutionStatus
 from app.executions.transitions import release
 from workers.claim import Claim, claim_execution, claim_pending
@@ -241,7 +241,7 @@ async def _execute(
         dataset_id=claim.dataset_id,
         user_id=claim.user_id,
         conversation_id=claim.conversation_id,
-        input=definition.Input.model_validate(claim.input),
+        input=definition.Input.model_validate(claim.input, context=STORED_INPUT),
         sessionmaker=ctx["sessionmaker"],
         media_root=settings.media_root,
         files=claim.files,

@@ -85,10 +85,10 @@ async def test_result_failing_a_validator_is_retried_with_its_feedback(
         "tool_result",
         "result",
     ]
-    assert "at $.age: 'old' is not of type 'integer'" in messages[3].content
+    assert 'at $.age: "old" is not of type "integer"' in messages[3].content
     assert messages[4].content == messages[3].content
     # The model saw the feedback in its second request.
-    assert "is not of type 'integer'" in str(script.requests[1][-1])
+    assert 'is not of type "integer"' in str(script.requests[1][-1])
 
 
 async def test_the_model_is_sent_each_message_once(
@@ -151,7 +151,7 @@ async def test_without_a_summary_the_explanation_is_the_last_feedback(
     assert done.failure_explanation.startswith(
         "The model could not satisfy the validators after 3 retries. Last feedback:"
     )
-    assert "'age' is a required property" in done.failure_explanation
+    assert '"age" is a required property' in done.failure_explanation
 
 
 async def test_unexpected_exception_is_a_runtime_error_naming_it(

@@ -1,9 +1,10 @@
 """``structured-task``: follow instructions and answer with JSON matching a given schema.
 
-The schema is given to the model as the shape of its result tool and checked with
-``jsonschema`` on every answer; the errors go back to the model until it matches or the
-retries are exhausted. A schema that is not an object schema (an array, a string, …) is
-wrapped as ``{"result": <schema>}`` for the model and unwrapped in the stored result.
+The schema is given to the model as the shape of its result tool and checked on every answer
+(``output_schema``: what is refused and why, at submit and again here); the errors go back to
+the model until it matches or the retries are exhausted. A schema that is not an object schema
+(an array, a string, …) is wrapped as ``{"result": <schema>}`` for the model and unwrapped in
+the stored result.
 """
 
 import functools
@@ -11,18 +12,21 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import SchemaError
-from jsonschema.exceptions import best_match
-from jsonschema.protocols import Validator as SchemaValidator
-from jsonschema.validators import validator_for
-from pydantic import BaseModel, ConfigDict, Field
+import jsonschema_rs
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_ai import StructuredDict
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.output import OutputSpec
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticCustomError, to_jsonable_python
 
+from app.agent_types.structured_task.output_schema import (
+    UnsafeSchema,
+    check_depth,
+    compile_schema,
+    errors_of,
+)
 from app.definitions.base import FREE_OBJECT, ExecutionDefinition, files_paragraph
-from app.definitions.run import ExecutionRun
+from app.definitions.run import STORED_INPUT, ExecutionRun
 from app.definitions.validators import OK, ExecutionFailed, Retry, Verdict
 
 MAX_REPORTED_ERRORS = 10
@@ -48,10 +52,25 @@ class StructuredTaskAgenticExecutionInput(BaseModel):
         default=None, description="A JSON schema the result must validate against."
     )
 
+    @field_validator("output_schema")
+    @classmethod
+    def _usable_schema(
+        cls, schema: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
+        # Checked again when the run is prepared (a stored row then fails with its own code).
+        if schema is not None and info.context != STORED_INPUT:
+            try:
+                compile_schema(schema)
+            except UnsafeSchema as exc:
+                raise PydanticCustomError(
+                    "output_schema", "output_schema {reason}", {"reason": str(exc)}
+                ) from None
+        return schema
+
 
 @dataclass(frozen=True)
 class TaskState:
-    schema_validator: SchemaValidator | None
+    schema_validator: jsonschema_rs.Validator | None
     output_type: OutputSpec[Any]
     # True when the model answers {"result": value} for a schema that is not an object.
     wrapped: bool = False
@@ -75,9 +94,19 @@ def _wrapped(schema: dict[str, Any]) -> dict[str, Any]:
     return wrapper
 
 
+def _refused(exc: UnsafeSchema) -> ExecutionFailed:
+    # A row stored before the submit-time check existed, or written around it.
+    return ExecutionFailed(f"output_schema {exc}", "invalid_output_schema")
+
+
 def task_state(schema: dict[str, Any] | None) -> TaskState:
     if schema is None:
         return TaskState(schema_validator=None, output_type=FREE_OBJECT)
+    try:
+        # Before json.dumps, which a deep enough schema makes recurse past Python's limit.
+        check_depth(schema)
+    except UnsafeSchema as exc:
+        raise _refused(exc) from None
     # Keyed by the schema's JSON as given (key order kept: it is the order the model sees).
     return _task_state_of(json.dumps(schema, ensure_ascii=False))
 
@@ -88,13 +117,10 @@ def task_state(schema: dict[str, Any] | None) -> TaskState:
 @functools.lru_cache(maxsize=CACHED_SCHEMAS)
 def _task_state_of(schema_json: str) -> TaskState:
     schema: dict[str, Any] = json.loads(schema_json)
-    checker = validator_for(schema)
     try:
-        checker.check_schema(schema)
-    except SchemaError as exc:
-        raise ExecutionFailed(
-            f"output_schema is not a valid JSON schema: {exc.message}", "invalid_output_schema"
-        ) from None
+        schema_validator = compile_schema(schema)
+    except UnsafeSchema as exc:
+        raise _refused(exc) from None
     wrapped = not _is_object_schema(schema)
     try:
         output_type: OutputSpec[Any] = StructuredDict(_wrapped(schema) if wrapped else schema)
@@ -102,7 +128,7 @@ def _task_state_of(schema_json: str) -> TaskState:
         # Recursive references: the model gets the schema in its prompt only; the validator
         # still checks every answer against it.
         output_type, wrapped = FREE_OBJECT, False
-    return TaskState(schema_validator=checker(schema), output_type=output_type, wrapped=wrapped)
+    return TaskState(schema_validator=schema_validator, output_type=output_type, wrapped=wrapped)
 
 
 def input_of(run: ExecutionRun) -> StructuredTaskAgenticExecutionInput:
@@ -124,26 +150,18 @@ def unwrapped(state: TaskState, output: Any) -> Any:
     return value
 
 
-def _location(path: Any) -> str:
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-
-
 def matches_output_schema(run: ExecutionRun, output: Any) -> Verdict:
     state = state_of(run)
     if state.schema_validator is None:
         return OK
     value = unwrapped(state, output)
-    errors = sorted(state.schema_validator.iter_errors(value), key=lambda e: list(e.path))
+    errors = errors_of(state.schema_validator, value, MAX_REPORTED_ERRORS + 1)
     if not errors:
         return OK
-    shown = [f"- at {_location(e.path)}: {e.message}" for e in errors[:MAX_REPORTED_ERRORS]]
+    shown = [f"- {error}" for error in errors[:MAX_REPORTED_ERRORS]]
     if len(errors) > MAX_REPORTED_ERRORS:
-        shown.append(f"- … and {len(errors) - MAX_REPORTED_ERRORS} more")
-    main = best_match(errors)
-    headline = main.message if main is not None else "it does not match"
-    return Retry(
-        f"The result does not match output_schema ({headline}). Errors:\n" + "\n".join(shown)
-    )
+        shown.append("- … and more")
+    return Retry("The result does not match output_schema. Errors:\n" + "\n".join(shown))
 
 
 class StructuredTask(ExecutionDefinition):
