@@ -7,6 +7,7 @@ from app.conversations.models import ConversationFile
 from app.conversations.schemas import ConversationOut, FileOut, MessageOut
 from app.conversations.storage import media_path
 from app.core.dependencies import SessionDep, SettingsDep
+from app.core.ids import RowId
 
 router = APIRouter(tags=["conversations"])
 media_router = APIRouter(tags=["media"])
@@ -31,7 +32,7 @@ def file_out(file: ConversationFile, root_path: str = "") -> FileOut:
     responses={404: {"description": "No such conversation, or not yours."}},
 )
 async def read_conversation(
-    conversation_id: int, request: Request, session: SessionDep, user: CurrentUser
+    conversation_id: RowId, request: Request, session: SessionDep, user: CurrentUser
 ) -> ConversationOut:
     conversation = await service.get_visible_conversation(session, user, conversation_id)
     messages = await service.list_messages(session, conversation.id)
@@ -58,7 +59,7 @@ async def read_conversation(
     },
 )
 async def download_file(
-    conversation_id: int,
+    conversation_id: RowId,
     filename: str,
     session: SessionDep,
     user: CurrentUser,

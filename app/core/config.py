@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     # reconciler enqueues it later); true answers 503 and stores nothing.
     reject_when_queue_down: bool = False
 
+    # An execution's `input`, as compact JSON (a JSON start body may be 64 KiB more).
+    max_input_bytes: int = 256 * 1024
+    # Levels of arrays and objects in an `input` or a product's `properties`.
+    max_json_depth: int = 64
+    # In a list page, an execution's `input` or `result` whose JSON is larger than this is
+    # replaced by a marker (the execution's own page shows it whole).
+    list_max_field_bytes: int = 64 * 1024
+
     page_size: int = 25
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -7,8 +7,12 @@ from starlette.datastructures import FormData, UploadFile
 from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
 from app.conversations.schemas import FileOut
+from app.core.body_limit import read_body
+from app.core.config import Settings
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType, field_errors
+from app.core.ids import INT32_MAX, RowId
+from app.core.json_input import parse_json_body
 from app.executions import listing, service
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.listing import ExecutionRow
@@ -56,11 +60,13 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
     )
 
 
-async def _json_body(request: Request) -> StartExecutionRequest:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Invalid("JSON parse error: the body is not valid JSON.") from None
+# Room in a JSON start body for what is not its input (the key, the envelope, whitespace).
+JSON_ENVELOPE_BYTES = 64 * 1024
+
+
+async def _json_body(request: Request, settings: Settings) -> StartExecutionRequest:
+    raw = await read_body(request, settings.max_input_bytes + JSON_ENVELOPE_BYTES)
+    body = parse_json_body(raw, settings.max_json_depth)
     try:
         return StartExecutionRequest.model_validate(body)
     except ValidationError as exc:
@@ -146,7 +152,12 @@ async def start_execution(
     agent = caller.agent
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        async with request.form(max_files=settings.max_upload_files * 2) as form:
+        # Text fields past max_part_size are refused by the parser (400) before they are
+        # read whole: at least Starlette's 1 MiB, more if the input limit asks for it.
+        max_part_size = max(settings.max_input_bytes + 1, 1024 * 1024)
+        async with request.form(
+            max_files=settings.max_upload_files * 2, max_part_size=max_part_size
+        ) as form:
             key = form.get("execution_key")
             if not isinstance(key, str) or not key:
                 raise Invalid({"execution_key": "Field required"})
@@ -154,13 +165,16 @@ async def start_execution(
             validated_input = service.validate_input(
                 agent,
                 key,
-                service.parse_form_input(raw_input if isinstance(raw_input, str) else None),
+                service.parse_form_input(
+                    raw_input if isinstance(raw_input, str) else None, settings
+                ),
+                settings,
             )
             uploads = await service.read_uploads(agent, _form_files(form), settings)
     elif content_type == "application/json" or content_type.endswith("+json"):
-        body = await _json_body(request)
+        body = await _json_body(request, settings)
         key = body.execution_key
-        validated_input = service.validate_input(agent, key, body.input)
+        validated_input = service.validate_input(agent, key, body.input, settings)
         uploads = []
     else:
         raise UnsupportedMediaType(
@@ -194,12 +208,31 @@ async def read_execution(caller: ExecutionRequestDep, request: Request) -> Execu
     return execution_out(caller.execution, request.scope.get("root_path", ""))
 
 
-def _page_number(raw: str | None) -> int:
+def truncated(execution: ExecutionRow, request: Request, max_field_bytes: int) -> ExecutionRow:
+    """A list's row with each ``input`` or ``result`` over ``max_field_bytes`` (left out by
+    the statement) replaced by ``{"truncated": true, "size": <bytes>, "url": <the
+    execution>}``: a marker no valid input has (inputs forbid unknown fields)."""
+    markers = {}
+    for field in listing.BOUNDED_FIELDS:
+        size = execution[f"{field}_size"]
+        if size is not None and size > max_field_bytes:
+            url = request.url_for("read_execution", execution_id=execution["id"])
+            markers[field] = {"truncated": True, "size": size, "url": str(url)}
+    return {**execution, **markers} if markers else execution
+
+
+def _page_number(raw: str | None, page_size: int) -> int:
     if raw is None:
         return 1
-    if not raw.isdigit() or int(raw) < 1:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and a page of
+    # thousands of digits is refused by int() too. A page whose offset PostgreSQL cannot take
+    # (int32) is past any list there will ever be.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(INT32_MAX)):
         raise NotFound("Invalid page.")
-    return int(raw)
+    number = int(raw)
+    if number < 1 or number * page_size >= INT32_MAX:
+        raise NotFound("Invalid page.")
+    return number
 
 
 @router.get(
@@ -219,20 +252,21 @@ async def list_executions(
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
-    agent_id: Annotated[int | None, Query(description="Only this agent's executions.")] = None,
+    agent_id: Annotated[RowId | None, Query(description="Only this agent's executions.")] = None,
     status: Annotated[
         ExecutionStatus | None, Query(description="Only executions in this status.")
     ] = None,
     dataset_id: Annotated[
-        int | None, Query(description="Only executions of agents on this dataset.")
+        RowId | None, Query(description="Only executions of agents on this dataset.")
     ] = None,
     page: Annotated[str | None, Query(description="Page number, from 1.", examples=["1"])] = None,
 ) -> ExecutionPage:
-    number = _page_number(page)
-    filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
     size = settings.page_size
+    number = _page_number(page, size)
+    filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
+    limit = settings.list_max_field_bytes
     found = await listing.list_executions(
-        session, user, filters, offset=(number - 1) * size, limit=size
+        session, user, filters, offset=(number - 1) * size, limit=size, max_field_bytes=limit
     )
     if number > 1 and not found.executions:
         raise NotFound("Invalid page.")
@@ -250,7 +284,7 @@ async def list_executions(
         count=max(count, (number - 1) * size + len(executions)),
         next=str(request.url.include_query_params(page=number + 1)) if found.has_next else None,
         previous=previous,
-        results=[execution_out(e, root_path) for e in executions],
+        results=[execution_out(truncated(e, request, limit), root_path) for e in executions],
     )
 
 
@@ -280,7 +314,7 @@ async def list_executions(
     },
 )
 async def cancel_execution(
-    execution_id: int,
+    execution_id: RowId,
     request: Request,
     response: Response,
     session: SessionDep,
