@@ -176,10 +176,14 @@ def _bounded_fields() -> tuple[LateralFromClause, list[ColumnElement[Any]]]:
     text), and those columns as a list shows them: NULL when larger than the parameter
     ``max_field_bytes``, so that the value is neither sent by PostgreSQL nor decoded here
     (the router shows a marker in its place; ``input_size``/``result_size`` say which)."""
-    sizes = select(
-        func.octet_length(cast(_executions.c.input, Text)).label("input_size"),
-        func.octet_length(cast(_executions.c.result, Text)).label("result_size"),
-    ).correlate(_executions).lateral("sizes")
+    sizes = (
+        select(
+            func.octet_length(cast(_executions.c.input, Text)).label("input_size"),
+            func.octet_length(cast(_executions.c.result, Text)).label("result_size"),
+        )
+        .correlate(_executions)
+        .lateral("sizes")
+    )
     limit = bindparam("max_field_bytes", type_=Integer)
     columns: list[ColumnElement[Any]] = []
     for column in _SHOWN:
