@@ -166,7 +166,6 @@ async def test_a_list_shows_a_marker_for_a_large_input_or_result_and_the_detail_
     assert shown[0]["input"] == {"instructions": "Hi."}
     assert marker == {
         "truncated": True,
-        "size": len(json.dumps(large_input)),
         "url": f"http://testserver/api/agentic-executions/{large.id}/",
     }
     assert shown[1]["result"] == {"summary": "y" * 3000}
@@ -185,9 +184,10 @@ async def test_a_list_bounds_each_result_too(settings: Settings, factory: Factor
 
     [shown] = page.json()["results"]
     assert shown["input"] == {"instructions": "Hi."}
-    assert shown["result"]["truncated"] is True
-    assert shown["result"]["size"] == len(json.dumps(["z" * 70_000]))
-    assert shown["result"]["url"].endswith(f"/api/agentic-executions/{execution.id}/")
+    assert shown["result"] == {
+        "truncated": True,
+        "url": f"http://testserver/api/agentic-executions/{execution.id}/",
+    }
 
 
 def properties_nested(levels: int) -> dict[str, Any]:

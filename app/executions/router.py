@@ -208,16 +208,15 @@ async def read_execution(caller: ExecutionRequestDep, request: Request) -> Execu
     return execution_out(caller.execution, request.scope.get("root_path", ""))
 
 
-def truncated(execution: ExecutionRow, request: Request, max_field_bytes: int) -> ExecutionRow:
-    """A list's row with each ``input`` or ``result`` over ``max_field_bytes`` (left out by
-    the statement) replaced by ``{"truncated": true, "size": <bytes>, "url": <the
-    execution>}``: a marker no valid input has (inputs forbid unknown fields)."""
+def truncated(execution: ExecutionRow, request: Request) -> ExecutionRow:
+    """A list's row with each ``input`` or ``result`` the statement left out (over
+    ``list_max_field_bytes``) replaced by ``{"truncated": true, "url": <the execution>}``: a
+    marker no valid input has (inputs forbid unknown fields)."""
     markers = {}
     for field in listing.BOUNDED_FIELDS:
-        size = execution[f"{field}_size"]
-        if size is not None and size > max_field_bytes:
+        if execution[f"{field}_truncated"]:
             url = request.url_for("read_execution", execution_id=execution["id"])
-            markers[field] = {"truncated": True, "size": size, "url": str(url)}
+            markers[field] = {"truncated": True, "url": str(url)}
     return {**execution, **markers} if markers else execution
 
 
@@ -264,9 +263,13 @@ async def list_executions(
     size = settings.page_size
     number = _page_number(page, size)
     filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
-    limit = settings.list_max_field_bytes
     found = await listing.list_executions(
-        session, user, filters, offset=(number - 1) * size, limit=size, max_field_bytes=limit
+        session,
+        user,
+        filters,
+        offset=(number - 1) * size,
+        limit=size,
+        max_field_bytes=settings.list_max_field_bytes,
     )
     if number > 1 and not found.executions:
         raise NotFound("Invalid page.")
@@ -284,7 +287,7 @@ async def list_executions(
         count=max(count, (number - 1) * size + len(executions)),
         next=str(request.url.include_query_params(page=number + 1)) if found.has_next else None,
         previous=previous,
-        results=[execution_out(truncated(e, request, limit), root_path) for e in executions],
+        results=[execution_out(truncated(e, request), root_path) for e in executions],
     )
 
 
