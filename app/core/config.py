@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.json_input import DEFAULT_MAX_JSON_DEPTH
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -70,7 +72,7 @@ class Settings(BaseSettings):
     # An execution's `input`, as compact JSON (a JSON start body may be 64 KiB more).
     max_input_bytes: int = 256 * 1024
     # Levels of arrays and objects in an `input` or a product's `properties`.
-    max_json_depth: int = 64
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
     # In a list page, an execution's `input` or `result` whose JSON is larger than this is
     # replaced by a marker (the execution's own page shows it whole).
     list_max_field_bytes: int = 64 * 1024

@@ -22,6 +22,8 @@ from app.core.errors import Invalid
 
 # pydantic-core's JSON parser refuses documents nested deeper than this.
 PARSER_DEPTH_LIMIT = 200
+# The default of the max_json_depth setting.
+DEFAULT_MAX_JSON_DEPTH = 64
 
 NOT_FINITE = "Not a finite number: NaN, Infinity and numbers beyond ±1.8e308 are refused."
 
