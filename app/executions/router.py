@@ -112,8 +112,9 @@ START_OPENAPI: dict[str, Any] = {
     openapi_extra=START_OPENAPI,
     responses={
         400: {
-            "description": "Unknown `execution_key`, invalid `input` (fields named), files "
-            "sent to an agent without file upload, or an unsupported file type.",
+            "description": "Unknown `execution_key`, invalid `input` (fields named; nested "
+            "too deep, or NaN/Infinity), files sent to an agent without file upload, or an "
+            "unsupported file type.",
             "content": {
                 "application/json": {"example": {"input": {"skus": "Input should be a valid list"}}}
             },
@@ -123,7 +124,15 @@ START_OPENAPI: dict[str, Any] = {
             "description": "The `Idempotency-Key` was used in the last 24 hours for a "
             "different request.",
         },
-        413: {"description": "A file is larger than the upload limit."},
+        413: {
+            "description": "A file is larger than the upload limit, or `input` than its "
+            "limit (256 KiB of JSON by default).",
+            "content": {
+                "application/json": {
+                    "example": {"input": ["300000 bytes of JSON: the limit is 262144 bytes."]}
+                }
+            },
+        },
         415: {"description": "Neither JSON nor multipart/form-data."},
         503: {
             "description": "PostgreSQL is unreachable; or Redis is, and the service is set to "
@@ -237,7 +246,9 @@ def _page_number(raw: str | None, page_size: int) -> int:
 @router.get(
     "/agentic-executions/",
     summary="List executions",
-    description="Your executions (all of them for admins), newest first, 25 a page.",
+    description="Your executions (all of them for admins), newest first, 25 a page. An "
+    "`input` or `result` over the list's limit (64 KiB of JSON by default) shows as "
+    '`{"truncated": true, "url": <the execution>}`; the execution itself shows it whole.',
     responses={
         400: {"description": "A filter has an invalid value (named in the body)."},
         404: {
