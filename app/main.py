@@ -21,6 +21,7 @@ from app.core.errors import install_error_handlers
 from app.core.garbage_collection import settle_after_startup
 from app.core.health import router as health_router
 from app.core.logging import configure_logging, log_request
+from app.core.memory import keep_large_buffers_returnable
 from app.core.metrics import install_metrics, record_http_metrics
 from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = await create_queue(settings)
         settle_after_startup()
+        keep_large_buffers_returnable()
         try:
             yield
         finally:

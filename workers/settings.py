@@ -38,6 +38,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.garbage_collection import settle_after_startup
 from app.core.logging import configure_logging
+from app.core.memory import keep_large_buffers_returnable
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
 from workers.agents import AgentCache
@@ -124,6 +125,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     if "redis" in ctx:  # arq's pool; absent when tests drive jobs without a worker
         ctx["background"].append(asyncio.create_task(keep_reconciling(ctx), name="reconciler"))
     settle_after_startup()
+    keep_large_buffers_returnable()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.json_input import DEFAULT_MAX_JSON_DEPTH
 from app.core.proxy import trusted_networks
 
 
@@ -79,6 +80,14 @@ class Settings(BaseSettings):
     # Redis down when an execution is submitted: false stores it and answers 202 (a worker's
     # reconciler enqueues it later); true answers 503 and stores nothing.
     reject_when_queue_down: bool = False
+
+    # An execution's `input`, as compact JSON (a JSON start body may be 64 KiB more).
+    max_input_bytes: int = 256 * 1024
+    # Levels of arrays and objects in an `input` or a product's `properties`.
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+    # In a list page, an execution's `input` or `result` whose JSON is larger than this is
+    # replaced by a marker (the execution's own page shows it whole).
+    list_max_field_bytes: int = 64 * 1024
 
     page_size: int = 25
     log_level: str = "INFO"

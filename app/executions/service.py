@@ -11,6 +11,7 @@ from typing import Any, cast
 import asyncpg
 from arq.connections import ArqRedis
 from pydantic import ValidationError
+from pydantic_core import to_json
 from sqlalchemy import CursorResult, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
@@ -23,6 +24,7 @@ from app.core import sql
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, Unavailable, field_errors
+from app.core.json_input import check_json, parse_json
 from app.definitions.registry import definitions_for, find_definition
 from app.executions import listing
 from app.executions.listing import ExecutionRow
@@ -47,15 +49,24 @@ QUEUE_UNAVAILABLE = "Job queue unavailable, try again shortly. Nothing was store
 NO_FILE_UPLOAD = "This agent does not support file uploads."
 
 
-def parse_form_input(raw: str | None) -> Any:
+def input_too_large(size: int, settings: Settings) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        {"input": [f"{size} bytes of JSON: the limit is {settings.max_input_bytes} bytes."]}
+    )
+
+
+def parse_form_input(raw: str | None, settings: Settings) -> Any:
     """``input`` as a JSON-encoded string (a multipart field, or a JSON body's string, which
     Enthusiast parses too); missing means ``{}``."""
     if raw is None or raw.strip() == "":
         return {}
+    size = len(raw.encode())
+    if size > settings.max_input_bytes:
+        raise input_too_large(size, settings)
     try:
-        return json.loads(raw)
+        return parse_json(raw, settings.max_json_depth)
     except ValueError as exc:
-        raise Invalid({"input": [f"Invalid JSON: {exc}"]}) from None
+        raise Invalid({"input": [str(exc)]}) from None
 
 
 def field_error(field: str, message: str, detail: str | None = None) -> Invalid:
@@ -82,8 +93,14 @@ def execution_key_of(agent: Agent, raw: Any) -> str:
     raise field_error("execution_key", message, detail)
 
 
-def validate_input(agent: Agent, execution_key: str, raw_input: Any) -> dict[str, Any]:
-    """The input validated by the definition's model and dumped in JSON mode, defaults filled."""
+def validate_input(
+    agent: Agent, execution_key: str, raw_input: Any, settings: Settings
+) -> dict[str, Any]:
+    """The input validated by the definition's model and dumped in JSON mode, defaults filled.
+
+    Refused first when it nests deeper than the limit or holds a non-finite number (which the
+    dump would turn into null); then when its JSON is over the size limit.
+    """
     definition = find_definition(agent.agent_type, execution_key)
     if definition is None:
         known = ", ".join(d.key for d in definitions_for(agent.agent_type)) or "none"
@@ -93,11 +110,16 @@ def validate_input(agent: Agent, execution_key: str, raw_input: Any) -> dict[str
         )
     if not isinstance(raw_input, dict):
         raise Invalid({"input": ["Expected a JSON object."]})
+    check_json(raw_input, settings.max_json_depth, "input")
     try:
         validated = definition.Input.model_validate(raw_input)
     except ValidationError as exc:
         raise Invalid({"input": field_errors(exc.errors())}) from None
-    return validated.model_dump(mode="json")
+    dumped = validated.model_dump(mode="json")
+    size = len(to_json(dumped))
+    if size > settings.max_input_bytes:
+        raise input_too_large(size, settings)
+    return dumped
 
 
 async def read_uploads(

@@ -1,6 +1,7 @@
 """The built-in ``catalog-enrichment`` definition, run by the worker with scripted models."""
 
 from pathlib import Path
+from typing import Any
 
 from pydantic_ai import BinaryContent
 from sqlalchemy import select
@@ -265,3 +266,29 @@ async def test_uploaded_images_reach_the_model_as_images(
         if m.role == "tool_result" and m.tool_name == "read_file"
     )
     assert read.content == "[image/png, 40 bytes]"
+
+
+async def test_properties_too_deep_to_list_are_refused_to_the_model(
+    worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    dataset, execution = await enrichment(factory, ["SKU-001"], **{"SKU-001": {"name": "Mug"}})
+    deep: dict[str, Any] = {}
+    for _ in range(100):
+        deep = {"a": deep}
+    script = Script(
+        call("update_product", sku="SKU-001", properties={"deep": deep}),
+        call("update_product", sku="SKU-001", description="A mug."),
+        answer({"SKU-001": UPDATED}),
+    )
+
+    await worker.run(execution.id, script)
+
+    done = await reload(sessionmaker, execution.id)
+    assert (done.status, done.result) == ("finished", {"SKU-001": UPDATED})
+    assert await catalog(sessionmaker, dataset) == {"SKU-001": ("Mug", "A mug.", {})}
+    results = [m.content for m in await trace(sessionmaker, execution.conversation_id)
+               if m.role == "tool_result" and m.tool_name == "update_product"]  # fmt: skip
+    assert results[0] == (
+        "properties: Nested too deep: the limit is 64 levels of arrays and objects. "
+        "Product SKU-001 was not changed."
+    )
