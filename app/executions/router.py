@@ -7,7 +7,7 @@ from starlette.datastructures import FormData, UploadFile
 from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
 from app.conversations.schemas import FileOut
-from app.core.dependencies import QueueDep, SessionDep, SettingsDep
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType, field_errors
 from app.executions import listing, service
 from app.executions.dependencies import ExecutionRequestDep
@@ -132,6 +132,7 @@ async def start_execution(
     session: SessionDep,
     queue: QueueDep,
     settings: SettingsDep,
+    extractor: TextExtractorDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -156,7 +157,9 @@ async def start_execution(
                 key,
                 service.parse_form_input(raw_input if isinstance(raw_input, str) else None),
             )
-            uploads = await service.read_uploads(agent, _form_files(form), settings)
+            uploads = await service.read_uploads(
+                agent, _form_files(form), settings, extractor, caller.user
+            )
     elif content_type == "application/json" or content_type.endswith("+json"):
         body = await _json_body(request)
         key = body.execution_key
