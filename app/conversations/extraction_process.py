@@ -9,8 +9,9 @@ kept with the conversation, where its history can show it. Rows stored before ex
 upload existed are extracted on their first read, in the worker, by the same code and limits.
 
 How: one child per PDF or JSON file, forked from a forkserver that imported pypdf once
-(measured on the 2-core CI machine under load: ~76 ms a child, against ~800 ms for a fork that
-imports pypdf and ~1.4 s for a spawn; a one-page PDF then adds a few ms). The child sets
+(measured on the shared 2-core test machine under load: a one-page PDF takes 37 ms median
+from the request to its text; a plain fork that imports pypdf took ~800 ms, a spawn ~1.4 s,
+and a bomb refused by its decompressed size 70 ms). The child sets
 RLIMIT_CPU (the kernel kills it) and RLIMIT_AS (allocations fail) on itself; the parent kills
 it at the wall-time limit. A pool of long-lived processes (ProcessPoolExecutor) would save the
 fork, but cannot kill one task: a killed worker breaks the whole pool and every task in it.
@@ -27,6 +28,7 @@ import multiprocessing
 import multiprocessing.forkserver
 import resource
 import signal
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -41,8 +43,22 @@ from app.conversations.extraction import (
     extract_text,
 )
 
+
+def _preloaded_modules() -> list[str]:
+    """What the forkserver imports once, so that no child imports anything.
+
+    Each child runs the main module again (multiprocessing's "safe importing of main"):
+    importing it in the forkserver first ("__main__" for a script such as ``agentrun`` or
+    ``uvicorn``, its name for ``python -m``) makes that free; the CLI's imports alone took
+    seconds a child on the loaded test machine otherwise.
+    """
+    main = getattr(sys.modules["__main__"].__spec__, "name", None)
+    by_name = [main] if main and not main.endswith("__main__") else []
+    return ["__main__", *by_name, "app.conversations.extraction"]
+
+
 _processes = multiprocessing.get_context("forkserver")
-_processes.set_forkserver_preload(["app.conversations.extraction"])
+_processes.set_forkserver_preload(_preloaded_modules())
 
 
 class TextExtractor:
