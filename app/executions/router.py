@@ -157,9 +157,12 @@ async def start_execution(
                 key,
                 service.parse_form_input(raw_input if isinstance(raw_input, str) else None),
             )
-            uploads = await service.read_uploads(
-                agent, _form_files(form), settings, extractor, caller.user
-            )
+            files = _form_files(form)
+            if files:
+                # Extracting a file's text may take seconds: no pooled connection waits for it
+                # (the session takes one again when it next needs one).
+                await session.close()
+            uploads = await service.read_uploads(agent, files, settings, extractor, caller.user)
     elif content_type == "application/json" or content_type.endswith("+json"):
         body = await _json_body(request)
         key = body.execution_key

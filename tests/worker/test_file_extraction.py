@@ -95,6 +95,21 @@ async def test_a_pdf_bomb_is_accepted_and_the_tool_says_which_limit_it_exceeded(
     )
 
 
+async def test_no_database_connection_is_held_while_a_file_is_extracted(
+    app: FastAPI, client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limited(app.state.extractor, monkeypatch, cpu_seconds=2)
+    owner, agent = await task_agent(factory)
+    pool = app.state.sessionmaker.kw["bind"].pool
+
+    upload = asyncio.ensure_future(start(client, owner, agent.id, "bomb.pdf", pdf_bomb()))
+    await asyncio.sleep(1)  # the bomb's extraction runs
+    held = pool.checkedout()
+    await upload
+
+    assert held == 0
+
+
 async def test_text_is_extracted_once_at_upload_and_read_from_the_row(
     client: AsyncClient,
     factory: Factory,
