@@ -11,10 +11,11 @@ upload existed are extracted on their first read, in the worker, by the same cod
 How: one child per PDF or JSON file, forked from a forkserver that imported pypdf once
 (measured on the shared 2-core test machine under load: a one-page PDF takes 37 ms median
 from the request to its text; a plain fork that imports pypdf took ~800 ms, a spawn ~1.4 s,
-and a bomb refused by its decompressed size 70 ms). The child sets
-RLIMIT_CPU (the kernel kills it) and RLIMIT_AS (allocations fail) on itself; the parent kills
-it at the wall-time limit. A pool of long-lived processes (ProcessPoolExecutor) would save the
-fork, but cannot kill one task: a killed worker breaks the whole pool and every task in it.
+and a bomb refused by its decompressed size 70 ms). The child sets RLIMIT_CPU (the kernel
+kills it) and RLIMIT_AS (allocations fail) on itself; the parent kills it at the wall-time
+limit. The request holds no database connection meanwhile (the router closes its session).
+A pool of long-lived processes (ProcessPoolExecutor) would save the fork, but cannot kill one
+task: a killed worker breaks the whole pool and every task in it.
 Plain text, Markdown and CSV are only decoded, in the API process.
 
 How many: the parent waits in a thread pool of its own, ``extraction_concurrency`` threads,
