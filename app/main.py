@@ -11,6 +11,8 @@ from fastapi_offline import FastAPIOffline
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
 from app.catalog.router import router as catalog_router
+from app.conversations.extraction import ExtractionLimits
+from app.conversations.extraction_process import TextExtractor
 from app.conversations.router import media_router
 from app.conversations.router import router as conversations_router
 from app.core.body_limit import RequestBodyLimitMiddleware
@@ -52,11 +54,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = await create_queue(settings)
+        app.state.extractor = TextExtractor(
+            ExtractionLimits.from_settings(settings), settings.extraction_concurrency
+        )
+        app.state.extractor.start()
         settle_after_startup()
         keep_large_buffers_returnable()
         try:
             yield
         finally:
+            app.state.extractor.close()
             await app.state.queue.aclose()
             await engine.dispose()
 

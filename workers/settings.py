@@ -34,6 +34,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.conversations.extraction import ExtractionLimits
+from app.conversations.extraction_process import TextExtractor
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.garbage_collection import settle_after_startup
@@ -114,6 +116,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["models"] = ModelFactory(settings)
     ctx["agents"] = AgentCache()
     ctx["runs"] = Runs()
+    ctx["extractor"] = TextExtractor(
+        ExtractionLimits.from_settings(settings), settings.extraction_concurrency
+    )
     if settings.stale_after_seconds < 2 * settings.heartbeat_seconds:
         logger.warning(
             "AGENTRUN_STALE_AFTER_SECONDS (%s) is under twice AGENTRUN_HEARTBEAT_SECONDS (%s): "
@@ -134,6 +139,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     ctx["agents"].clear()
+    ctx["extractor"].close()
     await ctx["models"].aclose()
     await ctx["heartbeat_engine"].dispose()
     await ctx["engine"].dispose()

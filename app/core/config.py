@@ -73,6 +73,16 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_files: int = 10
+    # Text extraction of uploads (app/conversations/extraction_process.py), in a child process
+    # killed past its wall time or CPU time; memory, pages, characters and the decompressed
+    # size of each PDF stream are capped. At most extraction_concurrency run at once per process.
+    extraction_timeout_seconds: float = 30.0
+    extraction_cpu_seconds: int = 10
+    extraction_memory_bytes: int = 512 * 1024 * 1024
+    extraction_max_pages: int = 500
+    extraction_max_chars: int = 1_000_000
+    extraction_max_decompressed_bytes: int = 5_000_000
+    extraction_concurrency: int = 2
     # Largest request body; unset: every upload at its limit plus 1 MiB for the rest.
     max_request_bytes: int | None = None
     # POST requests one token may make a minute, counted in Redis; 0 disables the limit.

@@ -8,7 +8,7 @@ from app.auth.dependencies import CurrentUser
 from app.conversations.schemas import FileOut
 from app.core.body_limit import read_body
 from app.core.config import Settings
-from app.core.dependencies import QueueDep, SessionDep, SettingsDep
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json_body
@@ -154,6 +154,7 @@ async def start_execution(
     session: SessionDep,
     queue: QueueDep,
     settings: SettingsDep,
+    extractor: TextExtractorDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -186,7 +187,12 @@ async def start_execution(
                 ),
                 settings,
             )
-            uploads = await service.read_uploads(agent, _form_files(form), settings)
+            files = _form_files(form)
+            if files:
+                # Extracting a file's text may take seconds: no pooled connection waits for it
+                # (the session takes one again when it next needs one).
+                await session.close()
+            uploads = await service.read_uploads(agent, files, settings, extractor, caller.user)
     elif content_type == "application/json" or content_type.endswith("+json"):
         body = await _json_body(request, settings)
         key = service.execution_key_of(agent, body.get("execution_key"))

@@ -1,6 +1,7 @@
 """Starting, reading, listing and cancelling agentic executions."""
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from starlette.datastructures import UploadFile
 
 from app.agents.models import Agent
 from app.auth.models import User
+from app.conversations.extraction_process import TextExtractor
 from app.conversations.file_types import UnsupportedFile, detect_content_type
 from app.conversations.storage import Upload, remove_stored, write_upload
 from app.core import sql
@@ -123,9 +125,14 @@ def validate_input(
 
 
 async def read_uploads(
-    agent: Agent, files: Sequence[UploadFile], settings: Settings
+    agent: Agent,
+    files: Sequence[UploadFile],
+    settings: Settings,
+    extractor: TextExtractor,
+    user: User,
 ) -> list[Upload]:
-    """Check count, size and type of the uploads, by content, before anything is written."""
+    """Check count, size and type of the uploads, by content, and extract their text, before
+    anything is written (nor a database connection taken: a PDF may take seconds)."""
     if not files:
         return []
     if not agent.file_upload:
@@ -146,7 +153,13 @@ async def read_uploads(
         except UnsupportedFile as exc:
             raise field_error("files", str(exc)) from None
         uploads.append(Upload(filename=filename, content_type=content_type, data=data))
-    return uploads
+    # Every file checked first: a refused request costs no extraction.
+    return [
+        dataclasses.replace(
+            upload, extracted=await extractor.extract(upload.data, upload.content_type, user.id)
+        )
+        for upload in uploads
+    ]
 
 
 def request_sha256(
@@ -203,13 +216,18 @@ WITH conversation AS (
     ORDER BY file.position
 ), files AS (
     INSERT INTO conversation_files
-        (conversation_id, filename, content_type, size, sha256, storage_key, hidden, created_at)
+        (conversation_id, filename, content_type, size, sha256, storage_key, hidden, created_at,
+         extracted_text, extraction_error)
     SELECT conversation.id, file.filename, file.content_type, file.size, file.sha256,
-           file.storage_key, false, CAST(:now AS timestamptz)
+           file.storage_key, false, CAST(:now AS timestamptz), file.extracted_text,
+           file.extraction_error
     FROM conversation, unnest(
         CAST(:filenames AS varchar[]), CAST(:content_types AS varchar[]),
-        CAST(:sizes AS bigint[]), CAST(:sha256s AS varchar[]), CAST(:storage_keys AS varchar[])
-    ) AS file (filename, content_type, size, sha256, storage_key)
+        CAST(:sizes AS bigint[]), CAST(:sha256s AS varchar[]), CAST(:storage_keys AS varchar[]),
+        CAST(:extracted_texts AS text[]), CAST(:extraction_errors AS text[])
+    ) AS file (
+        filename, content_type, size, sha256, storage_key, extracted_text, extraction_error
+    )
 )
 INSERT INTO agentic_executions (
     agent_id, user_id, dataset_id, execution_key, conversation_id, status, input, attempts,
@@ -298,6 +316,8 @@ async def _store_execution(
             sizes=[len(upload.data) for upload in uploads],
             sha256s=[upload.sha256 for upload in uploads],
             storage_keys=stored,
+            extracted_texts=[upload.extracted.text for upload in uploads],
+            extraction_errors=[upload.extracted.error for upload in uploads],
         )
     except BaseException:
         remove_stored(settings.media_root, stored)
