@@ -28,6 +28,8 @@ from app.core.metrics import install_metrics, record_http_metrics
 from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.router import router as definitions_router
+from app.events.listener import EventListener
+from app.events.router import router as events_router
 from app.executions.queue import create_queue
 from app.executions.router import router as executions_router
 
@@ -58,11 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ExtractionLimits.from_settings(settings), settings.extraction_concurrency
         )
         app.state.extractor.start()
+        app.state.event_listener = EventListener(settings.database_url)
+        app.state.event_listener.start()
         settle_after_startup()
         keep_large_buffers_returnable()
         try:
             yield
         finally:
+            await app.state.event_listener.close()
             app.state.extractor.close()
             await app.state.queue.aclose()
             await engine.dispose()
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         definitions_router,
         executions_router,
+        events_router,
         conversations_router,
         agents_router,
         catalog_router,

@@ -5,6 +5,7 @@ from app.auth.models import ApiToken, User
 from app.catalog.models import Dataset, DatasetMember, Product
 from app.conversations.models import Conversation, ConversationFile, Message
 from app.core.db import Base
+from app.events.models import ExecutionEvent
 from app.executions.models import AgenticExecution
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ConversationFile",
     "Dataset",
     "DatasetMember",
+    "ExecutionEvent",
     "Message",
     "Product",
     "User",

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     # replaced by a marker (the execution's own page shows it whole).
     list_max_field_bytes: int = 64 * 1024
 
+    # An execution's event stream sends a comment this often while nothing happens, so that
+    # gateways and clients keep the connection open.
+    event_stream_keep_alive_seconds: float = Field(default=15.0, gt=0)
+
     page_size: int = 25
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
