@@ -32,6 +32,7 @@ from app.events.listener import EventListener
 from app.events.router import router as events_router
 from app.executions.queue import create_queue
 from app.executions.router import router as executions_router
+from app.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Submit *agentic executions* — autonomous LLM agent jobs with a typed input — and collect a
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         definitions_router,
         executions_router,
         events_router,
+        webhooks_router,
         conversations_router,
         agents_router,
         catalog_router,

@@ -7,6 +7,7 @@ from app.conversations.models import Conversation, ConversationFile, Message
 from app.core.db import Base
 from app.events.models import ExecutionEvent
 from app.executions.models import AgenticExecution
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Agent",
@@ -21,4 +22,7 @@ __all__ = [
     "Message",
     "Product",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -50,6 +50,7 @@ from workers.jobs import run_execution
 from workers.loop import SUMMARY_TIMEOUT_SECONDS
 from workers.models import ModelFactory
 from workers.reconciler import keep_reconciling
+from workers.webhook_delivery import keep_delivering_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["background"] = [asyncio.create_task(keep_beating(ctx), name="heartbeat")]
     if "redis" in ctx:  # arq's pool; absent when tests drive jobs without a worker
         ctx["background"].append(asyncio.create_task(keep_reconciling(ctx), name="reconciler"))
+        webhooks = asyncio.create_task(keep_delivering_webhooks(ctx), name="webhooks")
+        ctx["background"].append(webhooks)
     settle_after_startup()
     keep_large_buffers_returnable()
 

@@ -17,7 +17,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,7 +38,14 @@ _TYPE_VALUES = ", ".join(f"'{kind.value}'" for kind in EventType)
 
 class ExecutionEvent(Base):
     __tablename__ = "execution_events"
-    __table_args__ = (CheckConstraint(f"type IN ({_TYPE_VALUES})", name="type"),)
+    __table_args__ = (
+        CheckConstraint(f"type IN ({_TYPE_VALUES})", name="type"),
+        Index(
+            "ix_execution_events_undispatched",
+            "created_at",
+            postgresql_where="dispatched_at IS NULL",
+        ),
+    )
 
     execution_id: Mapped[int] = mapped_column(
         ForeignKey("agentic_executions.id", ondelete="CASCADE"), primary_key=True
@@ -51,3 +58,6 @@ class ExecutionEvent(Base):
         BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the webhook dispatcher turned the event into deliveries (a trace event needs none:
+    # set at insert); NULL while it waits for it (app/webhooks).
+    dispatched_at: Mapped[datetime | None]
