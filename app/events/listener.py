@@ -36,7 +36,6 @@ class EventListener:
         self._dsn = driver_dsn(database_url)
         self._waiting: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
-        self.connected = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="execution event listener")
@@ -61,10 +60,6 @@ class EventListener:
             if not waiting:
                 del self._waiting[execution_id]
 
-    @property
-    def streams(self) -> int:
-        return sum(len(waiting) for waiting in self._waiting.values())
-
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         execution_id = int(payload.split(" ", 1)[0])
         for woken in self._waiting.get(execution_id, ()):
@@ -85,7 +80,6 @@ class EventListener:
                 try:
                     await self._listen_on(connection)
                 finally:
-                    self.connected.clear()
                     with contextlib.suppress(Exception):
                         await asyncio.shield(connection.close(timeout=2))
             await asyncio.sleep(RECONNECT_SECONDS)
@@ -99,7 +93,6 @@ class EventListener:
         except (OSError, asyncpg.PostgresError) as exc:
             logger.warning("event listener: %s", exc)
             return
-        self.connected.set()
         # Events committed while no connection listened are in the log: read them.
         self._wake_all()
         await lost.wait()

@@ -6,7 +6,7 @@ from fastapi.responses import StreamingResponse
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Invalid
 from app.events.listener import EventListener
-from app.events.stream import EventStream
+from app.events.stream import EventStream, last_sequence
 from app.executions.dependencies import ExecutionRequestDep
 
 router = APIRouter(tags=["agentic executions"])
@@ -52,6 +52,9 @@ async def stream_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     after = _last_event_id(last_event_id)
+    if after > await last_sequence(session, caller.execution["id"]):
+        # Never sent: following it would wait for events that never come.
+        raise Invalid({"Last-Event-ID": [f"No event {after} in this execution's stream."]})
     # The stream reads the log with sessions of its own: this one's connection goes back now.
     await session.close()
     listener: EventListener = request.app.state.event_listener

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.models import Message
@@ -41,6 +41,14 @@ async def events_after(
         .limit(limit)
     )
     return [(event, message) for event, message in rows]
+
+
+async def last_sequence(session: AsyncSession, execution_id: int) -> int:
+    """The sequence number of the execution's latest event (0 for none)."""
+    latest = await session.scalar(
+        select(func.max(ExecutionEvent.sequence)).where(ExecutionEvent.execution_id == execution_id)
+    )
+    return latest or 0
 
 
 def execution_in_status(execution: ExecutionRow, payload: dict[str, Any]) -> dict[str, Any]:

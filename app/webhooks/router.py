@@ -28,6 +28,11 @@ from app.webhooks.schemas import (
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
+NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"description": "No such endpoint (or delivery), or not yours."}
+}
+INVALID_PAGE: dict[int | str, dict[str, object]] = {404: {"description": "Invalid page."}}
+
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
 
 
@@ -80,7 +85,7 @@ async def create_endpoint(
     return with_secret(endpoint)
 
 
-@router.get("/", summary="List your webhook endpoints")
+@router.get("/", summary="List your webhook endpoints", responses=INVALID_PAGE)
 async def list_endpoints(
     request: Request,
     session: SessionDep,
@@ -101,7 +106,7 @@ async def list_endpoints(
     )
 
 
-@router.get("/{endpoint_id}/", summary="Read a webhook endpoint")
+@router.get("/{endpoint_id}/", summary="Read a webhook endpoint", responses=NOT_FOUND)
 async def read_endpoint(endpoint_id: RowId, session: SessionDep, user: CurrentUser) -> EndpointOut:
     return endpoint_out(await service.get_endpoint(session, user, endpoint_id))
 
@@ -110,6 +115,7 @@ async def read_endpoint(endpoint_id: RowId, session: SessionDep, user: CurrentUs
     "/{endpoint_id}/",
     summary="Change a webhook endpoint",
     description="`url`, `events`, `enabled` (enabling again clears the reason it was disabled).",
+    responses={**NOT_FOUND, 400: {"description": "A refused URL or an unknown event."}},
 )
 async def update_endpoint(
     endpoint_id: RowId,
@@ -126,7 +132,10 @@ async def update_endpoint(
 
 
 @router.delete(
-    "/{endpoint_id}/", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a webhook endpoint"
+    "/{endpoint_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a webhook endpoint",
+    responses=NOT_FOUND,
 )
 async def delete_endpoint(endpoint_id: RowId, session: SessionDep, user: CurrentUser) -> Response:
     await service.delete_endpoint(session, await service.get_endpoint(session, user, endpoint_id))
@@ -138,6 +147,7 @@ async def delete_endpoint(endpoint_id: RowId, session: SessionDep, user: Current
     summary="Rotate the signing secret",
     description="Answers the new secret (this once). For 24 hours deliveries carry a signature "
     "by the old secret beside the new one.",
+    responses=NOT_FOUND,
 )
 async def rotate_secret(
     endpoint_id: RowId, session: SessionDep, user: CurrentUser
@@ -151,6 +161,7 @@ async def rotate_secret(
     summary="List an endpoint's deliveries",
     description="Newest first, each with its attempts (time, response code, duration, error, "
     "the first KiB of the response's body).",
+    responses={404: {"description": "No such endpoint, not yours, or an invalid page."}},
 )
 async def list_deliveries(
     endpoint_id: RowId,
@@ -185,6 +196,7 @@ async def list_deliveries(
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a delivery again",
     description="With the same `webhook-id`, from the first step of the retry schedule.",
+    responses=NOT_FOUND,
 )
 async def redeliver(
     endpoint_id: RowId, delivery_id: RowId, session: SessionDep, user: CurrentUser

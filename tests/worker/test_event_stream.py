@@ -121,6 +121,12 @@ async def test_the_stream_is_refused_to_others_and_for_a_bad_last_event_id(
     )
     assert bad.status_code == 400
     assert "Last-Event-ID" in bad.json()
+    # An id the stream never sent (the log has one event, pending).
+    unknown = await client.get(
+        events_url(started["id"]), headers={**owner.headers, "Last-Event-ID": "2"}
+    )
+    assert unknown.status_code == 400
+    assert unknown.json() == {"Last-Event-ID": ["No event 2 in this execution's stream."]}
 
 
 async def next_event(events: Any) -> Event:
