@@ -1,50 +1,37 @@
-"""Reading executions: one by id, and the list (visibility, filters, the count, one page).
-
-Three choices keep a page fast at millions of rows:
-
-- the page's ids are chosen from an index alone (ORDER BY started_at, id with OFFSET), and
-  only those rows are read, so a deep page does not read every row it skips;
-- the count is exact up to ``EXACT_COUNT_LIMIT`` and on the last page; past it, it is
-  PostgreSQL's planner estimate for the same query, so no page costs a scan of every matching
-  row. A page that reaches past ``EXACT_COUNT_LIMIT`` rows decides the capped count by itself
-  (it is the last page, or more rows are visible), so deep pages skip the count's scan.
-  Whether a page exists, or has a next one, is decided by its rows, never by the count;
-- the page, its count and each execution's files are one statement, run on asyncpg
-  (app/core/sql.py): one round trip, and no ORM objects built for rows that are only shown.
+"""The statements on one execution: the insert of a new one, its reads (by id, and with the
+token of the request polling it), the visibility rule. SQLAlchemy Core on the caller's
+session, in its transaction (app/core/db.py); rows come back as mappings, no ORM objects
+built for rows that are only shown. The list is read by ``app.executions.pages``.
 """
 
-import functools
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
-    Select,
-    String,
     and_,
     bindparam,
     func,
+    insert,
     literal_column,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import User
-from app.auth.service import Authenticated, authenticate_beside, token_beside
-from app.conversations.models import ConversationFile
-from app.core import sql
+from app.auth.repository import TokenWith
+from app.auth.service import Authenticated, authenticate_with
+from app.conversations.models import Conversation, ConversationFile, Message
 from app.executions.models import AgenticExecution, ExecutionStatus
-
-EXACT_COUNT_LIMIT = 10_000
 
 _executions = AgenticExecution.__table__
 _files = ConversationFile.__table__
-NEWEST_FIRST = (_executions.c.started_at.desc(), _executions.c.id.desc())
 # What the contract shows of an execution (besides its files).
 SHOWN_COLUMNS = (
     _executions.c.id,
@@ -89,24 +76,35 @@ def _files_of_each_execution() -> ColumnElement[Any]:
     return func.coalesce(files, literal_column("'[]'::json"))
 
 
-# An ExecutionRow's columns.
-_SHOWN = (*SHOWN_COLUMNS, _files_of_each_execution().label("files"))
-_ONE = sql.compile_statement(select(*_SHOWN).where(_executions.c.id == bindparam("execution_id")))
+def visible_to(is_admin: ColumnElement[bool], user_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """Who may see an execution: its owner, and admins (the one statement of the rule)."""
+    return or_(is_admin, _executions.c.user_id == user_id)
+
+
+def is_visible_to(user: User, execution: ExecutionRow) -> bool:
+    """``visible_to`` for an execution already read."""
+    return user.is_admin or execution["user_id"] == user.id
+
+
+# An ExecutionRow's columns, to select.
+EXECUTION_COLUMNS = (*SHOWN_COLUMNS, _files_of_each_execution().label("files"))
+_ONE = select(*EXECUTION_COLUMNS).where(_executions.c.id == bindparam("execution_id"))
 
 
 async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionRow | None:
     """The execution with this id and its files, whoever may see it."""
-    return await sql.fetchrow(session, _ONE, execution_id=execution_id)
+    result = await session.execute(_ONE, {"execution_id": execution_id})
+    return cast(ExecutionRow | None, result.mappings().first())
 
 
 # Polling an execution authenticates the token and reads the execution in one round trip.
-_TOKEN_AND_VISIBLE_EXECUTION = token_beside(
+_TOKEN_AND_VISIBLE_EXECUTION = TokenWith.build(
     "execution_",
     _executions,
-    {column.name: column for column in _SHOWN},
+    {column.name: column for column in EXECUTION_COLUMNS},
     lambda token: and_(
         _executions.c.id == bindparam("execution_id", type_=Integer),
-        or_(token.c.is_admin, _executions.c.user_id == token.c.id),
+        visible_to(token.c.is_admin, token.c.id),
     ),
 )
 
@@ -116,166 +114,125 @@ async def authenticate_for_execution(
 ) -> tuple[Authenticated | None, ExecutionRow | None]:
     """The live token with this key and its user (None if there is none), and the execution
     with its files if that user may see it (its owner, or an admin; None if not)."""
-    return await authenticate_beside(
+    return await authenticate_with(
         session, raw_key, _TOKEN_AND_VISIBLE_EXECUTION, execution_id=execution_id
     )
 
 
+# Writing a new execution.
+
+
 @dataclass(frozen=True)
-class ExecutionFilters:
-    agent_id: int | None = None
-    status: ExecutionStatus | None = None
-    dataset_id: int | None = None
+class StoredUpload:
+    """A file written under its conversation, to be recorded with the execution."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    storage_key: str
 
 
-def visible_ids(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
-    """The ids a user may see, filtered; the values are bound parameters of the same names."""
-    query = select(_executions.c.id)
-    if not admin:
-        query = query.where(_executions.c.user_id == bindparam("user_id", type_=Integer))
-    if agent:
-        query = query.where(_executions.c.agent_id == bindparam("agent_id", type_=Integer))
-    if status:
-        query = query.where(_executions.c.status == bindparam("status", type_=String))
-    if dataset:
-        query = query.where(_executions.c.dataset_id == bindparam("dataset_id", type_=Integer))
-    return query
+async def find_by_idempotency_key(
+    session: AsyncSession, user_id: int, idempotency_key: str
+) -> Mapping[str, Any] | None:
+    """The id, ``started_at`` and ``request_sha256`` of the execution the key started."""
+    query = select(_executions.c.id, _executions.c.started_at, _executions.c.request_sha256).where(
+        _executions.c.user_id == user_id, _executions.c.idempotency_key == idempotency_key
+    )
+    return cast(Mapping[str, Any] | None, (await session.execute(query)).mappings().first())
 
 
-def _shape(user: User, filters: ExecutionFilters) -> dict[str, bool]:
-    # One statement per combination of filters, not one with "x IS NULL OR" conditions: each
-    # combination has its own index, which a generic plan would not pick.
-    return {
-        "admin": user.is_admin,
-        "agent": filters.agent_id is not None,
-        "status": filters.status is not None,
-        "dataset": filters.dataset_id is not None,
+async def release_idempotency_key(session: AsyncSession, execution_id: int) -> None:
+    await session.execute(
+        update(AgenticExecution)
+        .where(AgenticExecution.id == execution_id)
+        .values(idempotency_key=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def insert_conversation(
+    session: AsyncSession, *, agent_id: int, user_id: int, now: datetime
+) -> int:
+    """A new locked conversation (an execution's), for files to be written under its id."""
+    statement = (
+        insert(Conversation)
+        .values(agent_id=agent_id, user_id=user_id, locked=True, created_at=now)
+        .returning(Conversation.id)
+    )
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def insert_files(
+    session: AsyncSession, conversation_id: int, uploads: Sequence[StoredUpload], now: datetime
+) -> None:
+    """The conversation's files, and a "file" message for each, in upload order, before the
+    run's messages (as Enthusiast writes them)."""
+    await session.execute(
+        insert(Message).values(
+            [
+                {
+                    "conversation_id": conversation_id,
+                    "role": "file",
+                    "content": f"Uploaded {upload.filename}",
+                    "payload": {"filename": upload.filename, "content_type": upload.content_type},
+                    "created_at": now,
+                }
+                for upload in uploads
+            ]
+        )
+    )
+    await session.execute(
+        insert(ConversationFile).values(
+            [
+                {
+                    "conversation_id": conversation_id,
+                    "filename": upload.filename,
+                    "content_type": upload.content_type,
+                    "size": upload.size,
+                    "sha256": upload.sha256,
+                    "storage_key": upload.storage_key,
+                    "hidden": False,
+                    "created_at": now,
+                }
+                for upload in uploads
+            ]
+        )
+    )
+
+
+async def insert_execution(
+    session: AsyncSession,
+    *,
+    conversation_id: int | None,
+    values: Mapping[str, Any],
+    now: datetime,
+) -> tuple[int, int]:
+    """A new pending execution (``values``: its columns besides status, attempts and times)
+    in ``conversation_id``, or in a new locked conversation inserted by the same statement
+    (one round trip, the common case). Its id and its conversation's."""
+    row = {
+        **values,
+        "status": ExecutionStatus.PENDING.value,
+        "attempts": 0,
+        "started_at": now,
     }
-
-
-def _values(user: User, filters: ExecutionFilters) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if not user.is_admin:
-        values["user_id"] = user.id
-    if filters.agent_id is not None:
-        values["agent_id"] = filters.agent_id
-    if filters.status is not None:
-        values["status"] = filters.status.value
-    if filters.dataset_id is not None:
-        values["dataset_id"] = filters.dataset_id
-    return values
-
-
-def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
-    """A page of visible executions, newest first, with their files and a capped count.
-
-    Parameters: the filters' (see visible_ids), ``offset``, ``limit`` and ``count_limit``.
-    """
-    visible = visible_ids(admin=admin, agent=agent, status=status, dataset=dataset)
-    capped = visible.limit(bindparam("count_limit", type_=Integer)).subquery()
-    count = select(func.count()).select_from(capped).scalar_subquery().label("capped_count")
-    page_ids = (
-        visible.order_by(*NEWEST_FIRST)
-        .offset(bindparam("offset", type_=Integer))
-        .limit(bindparam("limit", type_=Integer))
-        .subquery()
+    statement = insert(AgenticExecution).returning(
+        AgenticExecution.id, AgenticExecution.conversation_id
     )
-    return (
-        select(*_SHOWN, count)
-        .join_from(_executions, page_ids, page_ids.c.id == _executions.c.id)
-        .order_by(*NEWEST_FIRST)
-    )
-
-
-@functools.cache
-def _compiled_page(*, admin: bool, agent: bool, status: bool, dataset: bool) -> sql.Statement:
-    return sql.compile_statement(
-        page_query(admin=admin, agent=agent, status=status, dataset=dataset)
-    )
-
-
-@dataclass(frozen=True)
-class Page:
-    executions: Sequence[ExecutionRow]
-    has_next: bool
-    # Exact up to EXACT_COUNT_LIMIT, else at least EXACT_COUNT_LIMIT + 1 (see count_executions);
-    # 0 when the page has no rows.
-    capped_count: int
-
-
-def _counted_by_the_page(offset: int, limit: int) -> bool:
-    """Whether the page itself decides the capped count: it reads up to offset + limit + 1
-    rows, so either it is the last page (count = offset + its rows) or more than
-    EXACT_COUNT_LIMIT rows are visible. Deep pages then skip the capped count's scan."""
-    return offset + limit + 1 > EXACT_COUNT_LIMIT
-
-
-def capped_count_limit(offset: int, limit: int) -> int:
-    """The ``count_limit`` a page's statement runs with: 0 (its count reads nothing) when the
-    page decides the capped count by itself."""
-    return 0 if _counted_by_the_page(offset, limit) else EXACT_COUNT_LIMIT + 1
-
-
-async def list_executions(
-    session: AsyncSession, user: User, filters: ExecutionFilters, *, offset: int, limit: int
-) -> Page:
-    """Newest first: by started_at, then id, both descending. One row more than asked tells
-    whether a next page exists, whatever the (possibly estimated) count says."""
-    statement = _compiled_page(**_shape(user, filters))
-    by_page = _counted_by_the_page(offset, limit)
-    rows = await sql.fetch(
-        session,
-        statement,
-        offset=offset,
-        limit=limit + 1,
-        count_limit=capped_count_limit(offset, limit),
-        **_values(user, filters),
-    )
-    if not rows:
-        # Nothing is visible at all (page 1), or the page is past the end (not found).
-        capped = 0
-    elif by_page:
-        # The last page: exact; else offset + limit + 1 > EXACT_COUNT_LIMIT rows are visible.
-        capped = offset + len(rows)
+    if conversation_id is None:
+        conversation = (
+            insert(Conversation)
+            .values(
+                agent_id=values["agent_id"], user_id=values["user_id"], locked=True, created_at=now
+            )
+            .returning(Conversation.id)
+            .cte("conversation")
+        )
+        row["conversation_id"] = select(conversation.c.id).scalar_subquery()
+        statement = statement.add_cte(conversation)
     else:
-        capped = int(rows[0]["capped_count"])
-    return Page(executions=rows[:limit], has_next=len(rows) > limit, capped_count=capped)
-
-
-@functools.cache
-def _compiled_estimate(*, admin: bool, agent: bool, status: bool, dataset: bool) -> sql.Statement:
-    # EXPLAIN plans the query with the bound values (a utility statement is never given a
-    # generic plan), so the estimate is the one for these filters.
-    visible = sql.compile_statement(
-        visible_ids(admin=admin, agent=agent, status=status, dataset=dataset)
-    )
-    return sql.Statement(f"EXPLAIN (FORMAT JSON) {visible.sql}", visible.params, visible.fixed)
-
-
-async def _planner_estimate(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
-    statement = _compiled_estimate(**_shape(user, filters))
-    plan = await sql.fetchval(session, statement, **_values(user, filters))
-    document = json.loads(plan) if isinstance(plan, str) else plan
-    return int(document[0]["Plan"]["Plan Rows"])
-
-
-async def count_executions_exactly(
-    session: AsyncSession, user: User, filters: ExecutionFilters
-) -> int:
-    """Every visible execution counted (a scan of the matches): for ``?page=last`` only."""
-    visible = visible_ids(**_shape(user, filters)).subquery()
-    counted = await session.scalar(
-        select(func.count()).select_from(visible), _values(user, filters)
-    )
-    return int(counted or 0)
-
-
-async def count_executions(
-    session: AsyncSession, user: User, filters: ExecutionFilters, page: Page
-) -> int:
-    """Exact up to EXACT_COUNT_LIMIT (read with the page), and on the last page (its offset
-    plus its rows); else the planner's estimate (never less): only then is a second statement
-    run."""
-    if page.capped_count <= EXACT_COUNT_LIMIT or (page.executions and not page.has_next):
-        return page.capped_count
-    return max(page.capped_count, await _planner_estimate(session, user, filters))
+        row["conversation_id"] = conversation_id
+    found = (await session.execute(statement.values(**row))).one()
+    return int(found.id), int(found.conversation_id)

@@ -9,11 +9,11 @@ from app.conversations.schemas import FileOut
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.query import EMPTY_IS_NONE
-from app.executions import listing, service
+from app.executions import pages, service
 from app.executions.dependencies import ExecutionRequestDep
-from app.executions.listing import ExecutionRow
 from app.executions.models import ExecutionStatus
 from app.executions.queue import job_id_for
+from app.executions.repository import ExecutionRow
 from app.executions.schemas import (
     ExecutionOut,
     ExecutionPage,
@@ -25,7 +25,7 @@ router = APIRouter(tags=["agentic executions"])
 
 
 def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
-    """One execution as the contract shows it (a row of app.executions.listing, with files)."""
+    """One execution as the contract shows it (a row of app.executions.repository, with files)."""
     finished_at = execution["finished_at"]
     return ExecutionOut(
         id=execution["id"],
@@ -45,12 +45,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
             None if finished_at is None else (finished_at - execution["started_at"]).total_seconds()
         ),
         files=[
-            FileOut(
-                id=file["id"],
-                filename=file["filename"],
-                file_url=f"{root_path}/media/{file['storage_key']}",
-                content_type=file["content_type"],
-            )
+            FileOut.of(**file, root_path=root_path)
             for file in execution["files"]
         ],
     )
@@ -242,20 +237,20 @@ async def list_executions(
         str | None, Query(description="Page number, from 1, or `last`.", examples=["1"])
     ] = None,
 ) -> ExecutionPage:
-    filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
+    filters = pages.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
     size = settings.page_size
     if page == "last":
         # As DRF's paginator: the last page (page 1 when there is nothing).
-        total = await listing.count_executions_exactly(session, user, filters)
+        total = await pages.count_executions_exactly(session, user, filters)
         number = max(1, -(-total // size))
     else:
         number = _page_number(page)
-    found = await listing.list_executions(
+    found = await pages.list_executions(
         session, user, filters, offset=(number - 1) * size, limit=size
     )
     if number > 1 and not found.executions:
         raise NotFound("Invalid page.")
-    count = await listing.count_executions(session, user, filters, found)
+    count = await pages.count_executions(session, user, filters, found)
     executions = found.executions
     root_path = request.scope.get("root_path", "")
     if number == 1:

@@ -1,17 +1,18 @@
 """Starting, reading, listing and cancelling agentic executions."""
 
 import asyncio
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-import asyncpg
 from arq.connections import ArqRedis
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, bindparam, select, text, update
+from sqlalchemy import CursorResult, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
@@ -19,13 +20,12 @@ from app.agents.models import Agent
 from app.auth.models import User
 from app.conversations.file_types import UnsupportedFile, detect_content_type
 from app.conversations.storage import Upload, remove_stored, write_upload
-from app.core import sql
 from app.core.config import Settings
-from app.core.db import utcnow
+from app.core.database_errors import is_unique_violation
+from app.core.db import after_commit, utcnow
 from app.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, Unavailable, field_errors
 from app.definitions.registry import definitions_for, find_definition
-from app.executions import listing
-from app.executions.listing import ExecutionRow
+from app.executions import repository
 from app.executions.models import (
     CANCELLED,
     AgenticExecution,
@@ -37,6 +37,7 @@ from app.executions.queue import (
     enqueue_execution,
     queue_reachable,
 )
+from app.executions.repository import ExecutionRow, StoredUpload
 
 # A repeat of a request with the same Idempotency-Key within this window answers the first
 # execution; after it the key is free again.
@@ -143,87 +144,22 @@ def request_sha256(
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
-_executions = AgenticExecution.__table__
-# The execution an Idempotency-Key started, read and (once expired) released by these.
-_BY_IDEMPOTENCY_KEY = sql.compile_statement(
-    select(_executions.c.id, _executions.c.started_at, _executions.c.request_sha256).where(
-        _executions.c.user_id == bindparam("user_id"),
-        _executions.c.idempotency_key == bindparam("idempotency_key"),
-    )
-)
-_RELEASE_KEY = sql.compile_statement(
-    update(AgenticExecution)
-    .where(AgenticExecution.id == bindparam("id"))
-    .values(idempotency_key=None)
-)
-# The new execution with its (locked) conversation, the conversation's files and a message
-# for each file, in one statement: atomic without a transaction around it, and one round
-# trip (app/core/sql.py).
-# The conversation's id is given when files were written under it already, else drawn here.
-_INSERT_EXECUTION = sql.compile_statement(
-    text(
-        """
-WITH conversation AS (
-    INSERT INTO conversations (id, agent_id, user_id, locked, created_at)
-    VALUES (
-        COALESCE(:conversation_id, nextval(pg_get_serial_sequence('conversations', 'id'))),
-        :agent_id, :user_id, true, :now
-    )
-    RETURNING id
-), file_messages AS (
-    -- One "file" entry a file in the conversation, before the run's, as Enthusiast writes.
-    INSERT INTO messages (conversation_id, role, content, payload, created_at)
-    SELECT conversation.id, 'file', 'Uploaded ' || file.filename,
-           jsonb_build_object('filename', file.filename, 'content_type', file.content_type),
-           CAST(:now AS timestamptz)
-    FROM conversation, unnest(CAST(:filenames AS varchar[]), CAST(:content_types AS varchar[]))
-        WITH ORDINALITY AS file (filename, content_type, position)
-    ORDER BY file.position
-), files AS (
-    INSERT INTO conversation_files
-        (conversation_id, filename, content_type, size, sha256, storage_key, hidden, created_at)
-    SELECT conversation.id, file.filename, file.content_type, file.size, file.sha256,
-           file.storage_key, false, CAST(:now AS timestamptz)
-    FROM conversation, unnest(
-        CAST(:filenames AS varchar[]), CAST(:content_types AS varchar[]),
-        CAST(:sizes AS bigint[]), CAST(:sha256s AS varchar[]), CAST(:storage_keys AS varchar[])
-    ) AS file (filename, content_type, size, sha256, storage_key)
-)
-INSERT INTO agentic_executions (
-    agent_id, user_id, dataset_id, execution_key, conversation_id, status, input, attempts,
-    started_at, idempotency_key, request_sha256
-)
-VALUES (
-    :agent_id, :user_id, :dataset_id, :execution_key, (SELECT id FROM conversation), 'pending',
-    :input, 0, :now, :idempotency_key, :request_sha256
-)
-RETURNING id, conversation_id
-"""
-    )
-)
-_NEXT_CONVERSATION_ID = sql.compile_statement(
-    text("SELECT nextval(pg_get_serial_sequence('conversations', 'id'))")
-)
-
-
 async def _earlier_request(
     session: AsyncSession, user_id: int, idempotency_key: str, digest: str
 ) -> ExecutionRow | None:
     """The execution a live Idempotency-Key already started, or None (an expired key is freed)."""
-    earlier = await sql.fetchrow(
-        session, _BY_IDEMPOTENCY_KEY, user_id=user_id, idempotency_key=idempotency_key
-    )
+    earlier = await repository.find_by_idempotency_key(session, user_id, idempotency_key)
     if earlier is None:
         return None
     if earlier["started_at"] <= utcnow() - IDEMPOTENCY_WINDOW:
-        await sql.execute(session, _RELEASE_KEY, id=earlier["id"])
+        await repository.release_idempotency_key(session, earlier["id"])
         return None
     if earlier["request_sha256"] != digest:
         raise Conflict(
             f"Idempotency-Key {idempotency_key!r} was used in the last 24 hours for a different "
             f"request (execution {earlier['id']}); send a new key for a new request."
         )
-    return await listing.get_execution(session, earlier["id"])
+    return await repository.get_execution(session, earlier["id"])
 
 
 @dataclass(frozen=True)
@@ -248,53 +184,64 @@ async def _store_execution(
     """Store the execution, its locked conversation and files; written files are removed
     again should the rows not be stored."""
     now = utcnow()
-    conversation_id: int | None = None
-    stored: list[str] = []
-    try:
-        if uploads:
-            # Files are stored under their conversation's id, before its row exists.
-            conversation_id = await sql.fetchval(session, _NEXT_CONVERSATION_ID)
-            for upload in uploads:
-                key = await asyncio.to_thread(
-                    write_upload, settings.media_root, conversation_id, upload
-                )
-                stored.append(key)
-        row = await sql.fetchrow(
-            session,
-            _INSERT_EXECUTION,
-            conversation_id=conversation_id,
-            agent_id=agent.id,
-            user_id=user.id,
-            dataset_id=agent.dataset_id,
-            execution_key=execution_key,
-            input=json.dumps(validated_input),
-            idempotency_key=idempotency_key,
-            request_sha256=digest,
-            now=now,
-            filenames=[key.rsplit("/", 1)[-1] for key in stored],
-            content_types=[upload.content_type for upload in uploads],
-            sizes=[len(upload.data) for upload in uploads],
-            sha256s=[upload.sha256 for upload in uploads],
-            storage_keys=stored,
-        )
-    except BaseException:
-        remove_stored(settings.media_root, stored)
-        raise
-    assert row is not None
-    if uploads:
-        # The files' ids are the database's: read them back (rare, and costly anyway).
-        found = await listing.get_execution(session, row["id"])
-        assert found is not None
-        return found
-    # Everything else is known: spare the read on the hot path.
-    return {
-        "id": row["id"],
+    values = {
         "agent_id": agent.id,
         "user_id": user.id,
+        "dataset_id": agent.dataset_id,
         "execution_key": execution_key,
-        "conversation_id": row["conversation_id"],
-        "status": ExecutionStatus.PENDING.value,
         "input": validated_input,
+        "idempotency_key": idempotency_key,
+        "request_sha256": digest,
+    }
+    if not uploads:
+        execution_id, conversation_id = await repository.insert_execution(
+            session, conversation_id=None, values=values, now=now
+        )
+        # Everything else is known: spare the read on the hot path.
+        return _new_execution_row(execution_id, conversation_id, values, now)
+    # Files are stored under their conversation's id: its row first.
+    conversation_id = await repository.insert_conversation(
+        session, agent_id=agent.id, user_id=user.id, now=now
+    )
+    stored: list[StoredUpload] = []
+    try:
+        for upload in uploads:
+            key = await asyncio.to_thread(
+                write_upload, settings.media_root, conversation_id, upload
+            )
+            stored.append(
+                StoredUpload(
+                    filename=key.rsplit("/", 1)[-1],
+                    content_type=upload.content_type,
+                    size=len(upload.data),
+                    sha256=upload.sha256,
+                    storage_key=key,
+                )
+            )
+        await repository.insert_files(session, conversation_id, stored, now)
+        execution_id, _ = await repository.insert_execution(
+            session, conversation_id=conversation_id, values=values, now=now
+        )
+    except BaseException:
+        remove_stored(settings.media_root, [file.storage_key for file in stored])
+        raise
+    # The files' ids are the database's: read them back (rare, and costly anyway).
+    found = await repository.get_execution(session, execution_id)
+    assert found is not None
+    return found
+
+
+def _new_execution_row(
+    execution_id: int, conversation_id: int, values: dict[str, Any], now: datetime
+) -> ExecutionRow:
+    return {
+        "id": execution_id,
+        "agent_id": values["agent_id"],
+        "user_id": values["user_id"],
+        "execution_key": values["execution_key"],
+        "conversation_id": conversation_id,
+        "status": ExecutionStatus.PENDING.value,
+        "input": values["input"],
         "result": None,
         "failure_code": None,
         "failure_explanation": None,
@@ -318,9 +265,9 @@ async def start_execution(
 ) -> Started:
     """Store the execution, then enqueue it; or answer the one an Idempotency-Key started.
 
-    Enqueueing only after the row is stored means a fast worker always finds it. With Redis
-    down the execution is still stored (the reconciler enqueues it later), unless the
-    settings say to refuse it.
+    Enqueued once the request's transaction is committed (``after_commit``), so a fast
+    worker always finds the row. With Redis down the execution is still stored (the
+    reconciler enqueues it later), unless the settings say to refuse it.
     """
     digest = request_sha256(agent, execution_key, validated_input, uploads)
     if idempotency_key is not None:
@@ -329,27 +276,35 @@ async def start_execution(
             return Started(earlier, repeated=True)
     if settings.reject_when_queue_down and not await queue_reachable(queue):
         raise Unavailable(QUEUE_UNAVAILABLE, headers={"Retry-After": "5"})
-    try:
-        execution = await _store_execution(
-            session,
-            settings,
-            user=user,
-            agent=agent,
-            execution_key=execution_key,
-            validated_input=validated_input,
-            uploads=uploads,
-            idempotency_key=idempotency_key,
-            digest=digest,
-        )
-    except asyncpg.UniqueViolationError:
-        # A concurrent request with the same key stored first: answer its execution.
-        if idempotency_key is None:
-            raise
-        earlier = await _earlier_request(session, user.id, idempotency_key, digest)
-        if earlier is None:
-            raise
-        return Started(earlier, repeated=True)
-    await enqueue_execution(queue, execution["id"])
+    store = functools.partial(
+        _store_execution,
+        session,
+        settings,
+        user=user,
+        agent=agent,
+        execution_key=execution_key,
+        validated_input=validated_input,
+        uploads=uploads,
+        idempotency_key=idempotency_key,
+        digest=digest,
+    )
+    if idempotency_key is None:
+        execution = await store()
+    else:
+        try:
+            # A savepoint: should a concurrent request with the same key store first, the
+            # request's transaction goes on to read what it stored.
+            async with session.begin_nested():
+                execution = await store()
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+            earlier = await _earlier_request(session, user.id, idempotency_key, digest)
+            if earlier is None:
+                raise
+            return Started(earlier, repeated=True)
+    execution_id = execution["id"]
+    after_commit(session, lambda: enqueue_execution(queue, execution_id))
     return Started(execution)
 
 
@@ -357,8 +312,8 @@ async def get_visible_execution(
     session: AsyncSession, user: User, execution_id: int
 ) -> ExecutionRow:
     """The execution with its files, if ``user`` owns it or is an admin; else 404."""
-    execution = await listing.get_execution(session, execution_id)
-    if execution is None or not (user.is_admin or execution["user_id"] == user.id):
+    execution = await repository.get_execution(session, execution_id)
+    if execution is None or not repository.is_visible_to(user, execution):
         raise NotFound("Execution not found.")
     return execution
 
@@ -415,13 +370,13 @@ async def cancel_execution(
             .values(**requested),
             execution_options={"synchronize_session": False},
         )
-    await session.commit()
-    execution = await listing.get_execution(session, execution_id)
+    execution = await repository.get_execution(session, execution_id)
     assert execution is not None  # executions are never deleted while their agent lives
     if failed_now:
         return Cancellation(execution, done=True)
     if execution["status"] != ExecutionStatus.IN_PROGRESS:
         raise Conflict("Execution already finished.")
-    # Asked now or by an earlier request: abort again, in case the first abort was lost.
-    await abort_execution_job(queue, settings, execution_id)
+    # Asked now or by an earlier request: abort again (once the request is committed, so the
+    # worker finds cancel_requested_at), in case the first abort was lost.
+    after_commit(session, lambda: abort_execution_job(queue, settings, execution_id))
     return Cancellation(execution, done=False)

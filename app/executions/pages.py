@@ -1,0 +1,200 @@
+"""Reading the list of executions a page at a time (visibility, filters, the count).
+
+Three choices keep a page fast at millions of rows:
+
+- the page's ids are chosen from an index alone (ORDER BY started_at, id with OFFSET), and
+  only those rows are read, so a deep page does not read every row it skips;
+- the count is exact up to ``EXACT_COUNT_LIMIT`` and on the last page; past it, it is
+  PostgreSQL's planner estimate for the same query, so no page costs a scan of every matching
+  row. A page that reaches past ``EXACT_COUNT_LIMIT`` rows decides the capped count by itself
+  (it is the last page, or more rows are visible), so deep pages skip the count's scan.
+  Whether a page exists, or has a next one, is decided by its rows, never by the count;
+- the page, its count and each execution's files are one statement: one round trip.
+"""
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, Select, String, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+from app.auth.models import User
+from app.executions.models import AgenticExecution, ExecutionStatus
+from app.executions.repository import EXECUTION_COLUMNS, ExecutionRow
+
+EXACT_COUNT_LIMIT = 10_000
+
+_executions = AgenticExecution.__table__
+NEWEST_FIRST = (_executions.c.started_at.desc(), _executions.c.id.desc())
+
+
+@dataclass(frozen=True)
+class ExecutionFilters:
+    agent_id: int | None = None
+    status: ExecutionStatus | None = None
+    dataset_id: int | None = None
+
+
+def visible_ids(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
+    """The ids a user may see, filtered; the values are bound parameters of the same names."""
+    query = select(_executions.c.id)
+    if not admin:
+        # visible_to() for a user known not to be an admin: the condition its index serves.
+        query = query.where(_executions.c.user_id == bindparam("user_id", type_=Integer))
+    if agent:
+        query = query.where(_executions.c.agent_id == bindparam("agent_id", type_=Integer))
+    if status:
+        query = query.where(_executions.c.status == bindparam("status", type_=String))
+    if dataset:
+        query = query.where(_executions.c.dataset_id == bindparam("dataset_id", type_=Integer))
+    return query
+
+
+def _shape(user: User, filters: ExecutionFilters) -> dict[str, bool]:
+    # One statement per combination of filters, not one with "x IS NULL OR" conditions: each
+    # combination has its own index, which a generic plan would not pick.
+    return {
+        "admin": user.is_admin,
+        "agent": filters.agent_id is not None,
+        "status": filters.status is not None,
+        "dataset": filters.dataset_id is not None,
+    }
+
+
+def _values(user: User, filters: ExecutionFilters) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if not user.is_admin:
+        values["user_id"] = user.id
+    if filters.agent_id is not None:
+        values["agent_id"] = filters.agent_id
+    if filters.status is not None:
+        values["status"] = filters.status.value
+    if filters.dataset_id is not None:
+        values["dataset_id"] = filters.dataset_id
+    return values
+
+
+def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
+    """A page of visible executions, newest first, with their files and a capped count.
+
+    Parameters: the filters' (see visible_ids), ``offset``, ``limit`` and ``count_limit``.
+    """
+    visible = visible_ids(admin=admin, agent=agent, status=status, dataset=dataset)
+    capped = visible.limit(bindparam("count_limit", type_=Integer)).subquery()
+    count = select(func.count()).select_from(capped).scalar_subquery().label("capped_count")
+    page_ids = (
+        visible.order_by(*NEWEST_FIRST)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+        .subquery()
+    )
+    return (
+        select(*EXECUTION_COLUMNS, count)
+        .join_from(_executions, page_ids, page_ids.c.id == _executions.c.id)
+        .order_by(*NEWEST_FIRST)
+    )
+
+
+@functools.cache
+def _page_statement(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
+    # Built once a shape: SQLAlchemy's compiled cache then finds it by identity.
+    return page_query(admin=admin, agent=agent, status=status, dataset=dataset)
+
+
+@dataclass(frozen=True)
+class Page:
+    executions: Sequence[ExecutionRow]
+    has_next: bool
+    # Exact up to EXACT_COUNT_LIMIT, else at least EXACT_COUNT_LIMIT + 1 (see count_executions);
+    # 0 when the page has no rows.
+    capped_count: int
+
+
+def _counted_by_the_page(offset: int, limit: int) -> bool:
+    """Whether the page itself decides the capped count: it reads up to offset + limit + 1
+    rows, so either it is the last page (count = offset + its rows) or more than
+    EXACT_COUNT_LIMIT rows are visible. Deep pages then skip the capped count's scan."""
+    return offset + limit + 1 > EXACT_COUNT_LIMIT
+
+
+def capped_count_limit(offset: int, limit: int) -> int:
+    """The ``count_limit`` a page's statement runs with: 0 (its count reads nothing) when the
+    page decides the capped count by itself."""
+    return 0 if _counted_by_the_page(offset, limit) else EXACT_COUNT_LIMIT + 1
+
+
+async def list_executions(
+    session: AsyncSession, user: User, filters: ExecutionFilters, *, offset: int, limit: int
+) -> Page:
+    """Newest first: by started_at, then id, both descending. One row more than asked tells
+    whether a next page exists, whatever the (possibly estimated) count says."""
+    statement = _page_statement(**_shape(user, filters))
+    by_page = _counted_by_the_page(offset, limit)
+    values = {
+        "offset": offset,
+        "limit": limit + 1,
+        "count_limit": capped_count_limit(offset, limit),
+        **_values(user, filters),
+    }
+    rows = (await session.execute(statement, values)).mappings().all()
+    if not rows:
+        # Nothing is visible at all (page 1), or the page is past the end (not found).
+        capped = 0
+    elif by_page:
+        # The last page: exact; else offset + limit + 1 > EXACT_COUNT_LIMIT rows are visible.
+        capped = offset + len(rows)
+    else:
+        capped = int(rows[0]["capped_count"])
+    return Page(executions=rows[:limit], has_next=len(rows) > limit, capped_count=capped)
+
+
+class _Explain(Executable, ClauseElement):
+    """``EXPLAIN (FORMAT JSON)`` of a query: PostgreSQL plans it with the bound values (a
+    utility statement is never given a generic plan), so the estimate is the one for these
+    filters. Rare (counts past EXACT_COUNT_LIMIT), so not cached."""
+
+    inherit_cache = False
+
+    def __init__(self, query: Select[Any]) -> None:
+        self.query = query
+
+
+@compiles(_Explain)
+def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.query, **kw)
+
+
+async def _planner_estimate(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
+    statement = _Explain(visible_ids(**_shape(user, filters)))
+    plan = (await session.execute(statement, _values(user, filters))).scalar_one()
+    document = json.loads(plan) if isinstance(plan, str) else plan
+    return int(document[0]["Plan"]["Plan Rows"])
+
+
+async def count_executions_exactly(
+    session: AsyncSession, user: User, filters: ExecutionFilters
+) -> int:
+    """Every visible execution counted (a scan of the matches): for ``?page=last`` only."""
+    visible = visible_ids(**_shape(user, filters)).subquery()
+    counted = await session.scalar(
+        select(func.count()).select_from(visible), _values(user, filters)
+    )
+    return int(counted or 0)
+
+
+async def count_executions(
+    session: AsyncSession, user: User, filters: ExecutionFilters, page: Page
+) -> int:
+    """Exact up to EXACT_COUNT_LIMIT (read with the page), and on the last page (its offset
+    plus its rows); else the planner's estimate (never less): only then is a second statement
+    run."""
+    if page.capped_count <= EXACT_COUNT_LIMIT or (page.executions and not page.has_next):
+        return page.capped_count
+    return max(page.capped_count, await _planner_estimate(session, user, filters))
