@@ -44,10 +44,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         duration_seconds=(
             None if finished_at is None else (finished_at - execution["started_at"]).total_seconds()
         ),
-        files=[
-            FileOut.of(**file, root_path=root_path)
-            for file in execution["files"]
-        ],
+        files=[FileOut.of(**file, root_path=root_path) for file in execution["files"]],
     )
 
 
