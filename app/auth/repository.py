@@ -7,9 +7,18 @@ caches each statement's compiled form, so building them per call costs a cache l
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, FromClause, Select, Subquery, bindparam, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    Subquery,
+    Table,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import ApiToken, User
@@ -17,7 +26,7 @@ from app.auth.models import ApiToken, User
 # A row read by name.
 Row = Mapping[str, Any]
 
-_tokens = ApiToken.__table__
+_tokens = cast(Table, ApiToken.__table__)
 _users = User.__table__
 
 
@@ -45,11 +54,11 @@ def live_token_query() -> Select[Any]:
 
 
 _LIVE_TOKEN = live_token_query()
+# On the table: an UPDATE of the ORM entity goes through the ORM's bulk machinery.
 _MARK_USED = (
-    update(ApiToken)
-    .where(ApiToken.id == bindparam("token_id"))
+    update(_tokens)
+    .where(_tokens.c.id == bindparam("token_id"))
     .values(last_used_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
 )
 
 

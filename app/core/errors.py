@@ -25,9 +25,11 @@ DATABASE_UNAVAILABLE = "Database unavailable, try again shortly."
 
 
 class DomainError(Exception):
-    """Base class: ``status_code``, a JSON ``body`` in the contract's shape, optional headers."""
+    """Base class: ``status_code``, a JSON ``body`` in the contract's shape, optional headers,
+    and the ``description`` of its response in the OpenAPI document (``error_responses``)."""
 
     status_code = 400
+    description = "Invalid request: the offending fields are named in the body."
 
     def __init__(self, detail: str | dict[str, Any], headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -37,6 +39,7 @@ class DomainError(Exception):
 
 class NotFound(DomainError):
     status_code = 404
+    description = "Not found."
 
     def __init__(self, detail: str = "Not found.") -> None:
         super().__init__(detail)
@@ -48,30 +51,43 @@ class Invalid(DomainError):
 
 class PayloadTooLarge(DomainError):
     status_code = 413
+    description = "Request body larger than the limit."
 
 
 class UnsupportedMediaType(DomainError):
     status_code = 415
+    description = "Unsupported media type."
 
 
 class Conflict(DomainError):
     status_code = 409
+    description = "Conflicts with what is stored."
 
 
 class Unauthenticated(DomainError):
     status_code = 401
+    description = "Missing or invalid token."
 
 
 class Forbidden(DomainError):
     status_code = 403
+    description = "Not an admin token."
 
 
 class RateLimited(DomainError):
     status_code = 429
+    description = "Rate limit exceeded: too many requests with this token this minute."
 
 
 class Unavailable(DomainError):
     status_code = 503
+    description = DATABASE_UNAVAILABLE
+
+
+def error_responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of routes that may raise ``errors``, as they describe
+    themselves (a route adds its own wording where it says more)."""
+    return {error.status_code: {"description": error.description} for error in errors}
 
 
 def field_errors(errors: list[ErrorDetails] | Any, *, skip_sources: bool = False) -> dict[str, str]:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.auth.models import User
 from app.executions.models import AgenticExecution, ExecutionStatus
@@ -158,12 +159,18 @@ async def list_executions(
 class _Explain(Executable, ClauseElement):
     """``EXPLAIN (FORMAT JSON)`` of a query: PostgreSQL plans it with the bound values (a
     utility statement is never given a generic plan), so the estimate is the one for these
-    filters. Rare (counts past EXACT_COUNT_LIMIT), so not cached."""
+    filters. Cached by SQLAlchemy as the query is."""
 
-    inherit_cache = False
+    inherit_cache = True
+    _traverse_internals = [("query", InternalTraversal.dp_clauseelement)]
 
     def __init__(self, query: Select[Any]) -> None:
         self.query = query
+
+
+@functools.cache
+def _explain_statement(*, admin: bool, agent: bool, status: bool, dataset: bool) -> _Explain:
+    return _Explain(visible_ids(admin=admin, agent=agent, status=status, dataset=dataset))
 
 
 @compiles(_Explain)
@@ -172,7 +179,7 @@ def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str
 
 
 async def _planner_estimate(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
-    statement = _Explain(visible_ids(**_shape(user, filters)))
+    statement = _explain_statement(**_shape(user, filters))
     plan = (await session.execute(statement, _values(user, filters))).scalar_one()
     document = json.loads(plan) if isinstance(plan, str) else plan
     return int(document[0]["Plan"]["Plan Rows"])

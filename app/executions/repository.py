@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Table,
     and_,
     bindparam,
     func,
@@ -30,8 +31,10 @@ from app.auth.service import Authenticated, authenticate_with
 from app.conversations.models import Conversation, ConversationFile, Message
 from app.executions.models import AgenticExecution, ExecutionStatus
 
-_executions = AgenticExecution.__table__
-_files = ConversationFile.__table__
+_executions = cast(Table, AgenticExecution.__table__)
+_files = cast(Table, ConversationFile.__table__)
+_conversations = cast(Table, Conversation.__table__)
+_messages = cast(Table, Message.__table__)
 # What the contract shows of an execution (besides its files).
 SHOWN_COLUMNS = (
     _executions.c.id,
@@ -133,35 +136,82 @@ class StoredUpload:
     storage_key: str
 
 
+# Built once: SQLAlchemy keeps each statement's compiled form, found by a cache key it
+# memoizes on the statement object. Core on the tables, not the ORM entities (whose INSERT
+# goes through the ORM's bulk machinery), on the hot path.
+_BY_IDEMPOTENCY_KEY = select(
+    _executions.c.id, _executions.c.started_at, _executions.c.request_sha256
+).where(
+    _executions.c.user_id == bindparam("user_id"),
+    _executions.c.idempotency_key == bindparam("idempotency_key"),
+)
+_RELEASE_IDEMPOTENCY_KEY = (
+    update(_executions)
+    .where(_executions.c.id == bindparam("execution_id"))
+    .values(idempotency_key=None)
+)
+_NEW_CONVERSATION = {
+    "agent_id": bindparam("agent_id"),
+    "user_id": bindparam("user_id"),
+    "locked": True,
+    "created_at": bindparam("now"),
+}
+_INSERT_CONVERSATION = (
+    insert(_conversations).values(_NEW_CONVERSATION).returning(_conversations.c.id)
+)
+_NEW_EXECUTION = {
+    "agent_id": bindparam("agent_id"),
+    "user_id": bindparam("user_id"),
+    "dataset_id": bindparam("dataset_id"),
+    "execution_key": bindparam("execution_key"),
+    "status": ExecutionStatus.PENDING.value,
+    "input": bindparam("input", type_=_executions.c.input.type),
+    "attempts": 0,
+    "started_at": bindparam("now"),
+    "idempotency_key": bindparam("idempotency_key"),
+    "request_sha256": bindparam("request_sha256"),
+}
+_INSERTED = (_executions.c.id, _executions.c.conversation_id)
+# In a conversation inserted already (its files written under its id).
+_INSERT_EXECUTION = (
+    insert(_executions)
+    .values({**_NEW_EXECUTION, "conversation_id": bindparam("conversation_id")})
+    .returning(*_INSERTED)
+)
+# With its new locked conversation, in one statement (the common case: one round trip).
+_NEW_CONVERSATION_CTE = _INSERT_CONVERSATION.cte("conversation")
+_INSERT_EXECUTION_AND_CONVERSATION = (
+    insert(_executions)
+    .values(
+        {
+            **_NEW_EXECUTION,
+            "conversation_id": select(_NEW_CONVERSATION_CTE.c.id).scalar_subquery(),
+        }
+    )
+    .returning(*_INSERTED)
+    .add_cte(_NEW_CONVERSATION_CTE)
+)
+
+
 async def find_by_idempotency_key(
     session: AsyncSession, user_id: int, idempotency_key: str
 ) -> Mapping[str, Any] | None:
     """The id, ``started_at`` and ``request_sha256`` of the execution the key started."""
-    query = select(_executions.c.id, _executions.c.started_at, _executions.c.request_sha256).where(
-        _executions.c.user_id == user_id, _executions.c.idempotency_key == idempotency_key
-    )
-    return cast(Mapping[str, Any] | None, (await session.execute(query)).mappings().first())
+    values = {"user_id": user_id, "idempotency_key": idempotency_key}
+    result = await session.execute(_BY_IDEMPOTENCY_KEY, values)
+    return cast(Mapping[str, Any] | None, result.mappings().first())
 
 
 async def release_idempotency_key(session: AsyncSession, execution_id: int) -> None:
-    await session.execute(
-        update(AgenticExecution)
-        .where(AgenticExecution.id == execution_id)
-        .values(idempotency_key=None)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(_RELEASE_IDEMPOTENCY_KEY, {"execution_id": execution_id})
 
 
 async def insert_conversation(
     session: AsyncSession, *, agent_id: int, user_id: int, now: datetime
 ) -> int:
     """A new locked conversation (an execution's), for files to be written under its id."""
-    statement = (
-        insert(Conversation)
-        .values(agent_id=agent_id, user_id=user_id, locked=True, created_at=now)
-        .returning(Conversation.id)
-    )
-    return int((await session.execute(statement)).scalar_one())
+    values = {"agent_id": agent_id, "user_id": user_id, "now": now}
+    return int((await session.execute(_INSERT_CONVERSATION, values)).scalar_one())
 
 
 async def insert_files(
@@ -170,7 +220,7 @@ async def insert_files(
     """The conversation's files, and a "file" message for each, in upload order, before the
     run's messages (as Enthusiast writes them)."""
     await session.execute(
-        insert(Message).values(
+        insert(_messages).values(
             [
                 {
                     "conversation_id": conversation_id,
@@ -184,7 +234,7 @@ async def insert_files(
         )
     )
     await session.execute(
-        insert(ConversationFile).values(
+        insert(_files).values(
             [
                 {
                     "conversation_id": conversation_id,
@@ -209,30 +259,14 @@ async def insert_execution(
     values: Mapping[str, Any],
     now: datetime,
 ) -> tuple[int, int]:
-    """A new pending execution (``values``: its columns besides status, attempts and times)
-    in ``conversation_id``, or in a new locked conversation inserted by the same statement
-    (one round trip, the common case). Its id and its conversation's."""
-    row = {
-        **values,
-        "status": ExecutionStatus.PENDING.value,
-        "attempts": 0,
-        "started_at": now,
-    }
-    statement = insert(AgenticExecution).returning(
-        AgenticExecution.id, AgenticExecution.conversation_id
-    )
+    """A new pending execution (``values``: agent_id, user_id, dataset_id, execution_key,
+    input, idempotency_key, request_sha256) in ``conversation_id``, or in a new locked
+    conversation inserted by the same statement. Its id and its conversation's."""
     if conversation_id is None:
-        conversation = (
-            insert(Conversation)
-            .values(
-                agent_id=values["agent_id"], user_id=values["user_id"], locked=True, created_at=now
-            )
-            .returning(Conversation.id)
-            .cte("conversation")
-        )
-        row["conversation_id"] = select(conversation.c.id).scalar_subquery()
-        statement = statement.add_cte(conversation)
+        statement = _INSERT_EXECUTION_AND_CONVERSATION
+        parameters = {**values, "now": now}
     else:
-        row["conversation_id"] = conversation_id
-    found = (await session.execute(statement.values(**row))).one()
+        statement = _INSERT_EXECUTION
+        parameters = {**values, "now": now, "conversation_id": conversation_id}
+    found = (await session.execute(statement, parameters)).one()
     return int(found.id), int(found.conversation_id)
