@@ -337,8 +337,17 @@ async def cancel_execution(
     """Cancel an execution of ``user`` (any, for admins): ``failed`` with code ``cancelled``.
 
     A pending one fails at once. A running one is marked ``cancel_requested_at`` and its arq
-    job aborted; its worker records the failure. Each step is a conditional UPDATE, so a
-    worker moving the execution at the same moment cannot be overwritten.
+    job aborted once the request is committed; its worker records the failure. Each step is a
+    conditional UPDATE, so a worker moving the execution at the same moment cannot be
+    overwritten.
+
+    Where the rest of a cancellation happens: the abort is ``queue.abort_execution_job``; arq
+    cancels the run's task (``allow_abort_jobs`` in workers/settings.py) and workers/jobs.py
+    records it through workers/outcome.py (``record_cancellation``). Should the abort be lost,
+    the heartbeat (``transitions.beat`` returns the flag, workers/heartbeat.py cancels the
+    task), the conclusion (``transitions``: a requested cancellation wins over the outcome)
+    and a restarted attempt (workers/claim.py) each find ``cancel_requested_at``. The
+    explanation is ``models.cancelled_explanation``.
     """
     await get_visible_execution(session, user, execution_id)
     now = utcnow()
