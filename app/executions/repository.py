@@ -134,6 +134,9 @@ class StoredUpload:
     size: int
     sha256: str
     storage_key: str
+    # Its text, extracted at upload (app/conversations/extraction.py), or why not.
+    extracted_text: str | None
+    extraction_error: str | None
 
 
 # Built once: SQLAlchemy keeps each statement's compiled form, found by a cache key it
@@ -243,6 +246,8 @@ async def insert_files(
                     "size": upload.size,
                     "sha256": upload.sha256,
                     "storage_key": upload.storage_key,
+                    "extracted_text": upload.extracted_text,
+                    "extraction_error": upload.extraction_error,
                     "hidden": False,
                     "created_at": now,
                 }
