@@ -13,7 +13,7 @@ from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json_body
 from app.core.query import EMPTY_IS_NONE
-from app.executions import pages, service
+from app.executions import pages, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.models import ExecutionStatus
 from app.executions.queue import job_id_for
@@ -68,14 +68,14 @@ async def _json_body(request: Request, settings: Settings) -> dict[str, Any]:
 def _json_input(body: dict[str, Any], settings: Settings) -> Any:
     raw = body.get("input", {})
     # A JSON-encoded string is parsed, as Enthusiast's serializer does.
-    return service.parse_form_input(raw, settings) if isinstance(raw, str) else raw
+    return start_request.parse_form_input(raw, settings) if isinstance(raw, str) else raw
 
 
 def _form_files(form: FormData) -> list[UploadFile]:
     # `files[]` is the documented name; the reference server and its web client use `files`.
     values = [*form.getlist("files[]"), *form.getlist("files")]
     if any(not isinstance(value, UploadFile) for value in values):
-        raise service.field_error("files", "Expected file uploads, got a plain form field.")
+        raise start_request.field_error("files", "Expected file uploads, got a plain form field.")
     return [value for value in values if isinstance(value, UploadFile)]
 
 
@@ -152,7 +152,10 @@ async def start_execution(
         Header(
             alias="Idempotency-Key",
             # Checked below, to answer in the shape of the endpoint's other field errors.
-            json_schema_extra={"minLength": 1, "maxLength": service.IDEMPOTENCY_KEY_MAX_LENGTH},
+            json_schema_extra={
+                "minLength": 1,
+                "maxLength": start_request.IDEMPOTENCY_KEY_MAX_LENGTH,
+            },
             description="Makes retries safe: a repeat within 24 hours answers the first "
             "execution instead of starting another.",
         ),
@@ -160,7 +163,7 @@ async def start_execution(
 ) -> ExecutionOut:
     agent = caller.agent
     if idempotency_key is not None:
-        service.check_idempotency_key(idempotency_key)
+        start_request.check_idempotency_key(idempotency_key)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         # Text fields past max_part_size are refused by the parser (400) before they are
@@ -169,12 +172,12 @@ async def start_execution(
         async with request.form(
             max_files=settings.max_upload_files * 2, max_part_size=max_part_size
         ) as form:
-            key = service.execution_key_of(agent, form.get("execution_key"))
+            key = start_request.execution_key_of(agent, form.get("execution_key"))
             raw_input = form.get("input")
-            validated_input = service.validate_input(
+            validated_input = start_request.validate_input(
                 agent,
                 key,
-                service.parse_form_input(
+                start_request.parse_form_input(
                     raw_input if isinstance(raw_input, str) else None, settings
                 ),
                 settings,
@@ -186,11 +189,15 @@ async def start_execution(
                 # a minute, is given up): it ends here, and the next statement begins another,
                 # which get_session commits.
                 await session.close()
-            uploads = await service.read_uploads(agent, files, settings, extractor, caller.user)
+            uploads = await start_request.read_uploads(
+                agent, files, settings, extractor, caller.user
+            )
     elif content_type == "application/json" or content_type.endswith("+json"):
         body = await _json_body(request, settings)
-        key = service.execution_key_of(agent, body.get("execution_key"))
-        validated_input = service.validate_input(agent, key, _json_input(body, settings), settings)
+        key = start_request.execution_key_of(agent, body.get("execution_key"))
+        validated_input = start_request.validate_input(
+            agent, key, _json_input(body, settings), settings
+        )
         uploads = []
     else:
         raise UnsupportedMediaType(
