@@ -55,8 +55,8 @@ async def stream_events(
     if after > await last_sequence(session, caller.execution["id"]):
         # Never sent: following it would wait for events that never come.
         raise Invalid({"Last-Event-ID": [f"No event {after} in this execution's stream."]})
-    # The stream reads the log with sessions of its own: this one's connection goes back now.
-    await session.close()
+    # The request's session ends when this function returns (SessionDep): the stream reads
+    # the log with sessions of its own, holding no connection while it waits.
     listener: EventListener = request.app.state.event_listener
     stream = EventStream(
         request.app.state.sessionmaker,

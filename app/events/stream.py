@@ -19,8 +19,8 @@ from app.conversations.models import Message
 from app.conversations.schemas import MessageOut
 from app.events.listener import EventListener
 from app.events.models import EventType, ExecutionEvent
-from app.executions.listing import ExecutionRow
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
+from app.executions.repository import ExecutionRow
 from app.executions.router import execution_out
 
 # Events read from the log at a time (a long run's trace is read in several batches).

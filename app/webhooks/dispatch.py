@@ -18,7 +18,7 @@ from app.auth.models import User
 from app.core.db import utcnow
 from app.events.models import EventType, ExecutionEvent
 from app.events.stream import execution_in_status
-from app.executions import listing
+from app.executions import repository
 from app.executions.models import CANCELLED, AgenticExecution, ExecutionStatus
 from app.executions.router import execution_out
 from app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -88,7 +88,7 @@ async def dispatch_events(session: AsyncSession, root_path: str) -> int:
             endpoints = await _subscribers(session, execution, kind)
             if not endpoints:
                 continue
-            shown = await listing.get_execution(session, execution.id)
+            shown = await repository.get_execution(session, execution.id)
             assert shown is not None
             assert event.payload is not None
             data = execution_out(execution_in_status(shown, event.payload), root_path)

@@ -59,7 +59,8 @@ async def create_endpoint(
         secret=new_secret(),
     )
     session.add(endpoint)
-    await session.commit()
+    # Its id and defaults for the answer; the request commits.
+    await session.flush()
     return endpoint
 
 
@@ -105,13 +106,12 @@ async def update_endpoint(
             # Enabled again by its owner: the failing streak starts over.
             endpoint.disabled_reason = None
             endpoint.failing_since = None
-    await session.commit()
+    await session.flush()
     return endpoint
 
 
 async def delete_endpoint(session: AsyncSession, endpoint: WebhookEndpoint) -> None:
     await session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id))
-    await session.commit()
 
 
 async def rotate_secret(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookEndpoint:
@@ -119,7 +119,7 @@ async def rotate_secret(session: AsyncSession, endpoint: WebhookEndpoint) -> Web
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = utcnow() + PREVIOUS_SECRET_VALIDITY
     endpoint.secret = new_secret()
-    await session.commit()
+    await session.flush()
     return endpoint
 
 
@@ -175,7 +175,7 @@ async def redeliver(
     delivery.status = DeliveryStatus.PENDING.value
     delivery.attempts = 0
     delivery.next_attempt_at = utcnow()
-    await session.commit()
+    await session.flush()
     attempts = await session.scalars(
         select(WebhookAttempt)
         .where(WebhookAttempt.delivery_id == delivery.id)
