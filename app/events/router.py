@@ -6,7 +6,8 @@ from fastapi.responses import StreamingResponse
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Invalid
 from app.events.listener import EventListener
-from app.events.stream import EventStream, last_sequence
+from app.events.repository import last_sequence
+from app.events.stream import EventStream
 from app.executions.dependencies import ExecutionRequestDep
 
 router = APIRouter(tags=["agentic executions"])

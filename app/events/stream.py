@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.models import Message
 from app.conversations.schemas import MessageOut
 from app.events.listener import EventListener
 from app.events.models import EventType, ExecutionEvent
+from app.events.repository import events_after
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
 from app.executions.repository import ExecutionRow
 from app.executions.router import execution_out
@@ -26,29 +26,6 @@ from app.executions.router import execution_out
 # Events read from the log at a time (a long run's trace is read in several batches).
 BATCH = 200
 KEEP_ALIVE = b": keep-alive\n\n"
-
-
-async def events_after(
-    session: AsyncSession, execution_id: int, after: int, limit: int = BATCH
-) -> Sequence[tuple[ExecutionEvent, Message | None]]:
-    """The execution's events after sequence ``after``, in order, each trace event with its
-    entry."""
-    rows = await session.execute(
-        select(ExecutionEvent, Message)
-        .outerjoin(Message, Message.id == ExecutionEvent.message_id)
-        .where(ExecutionEvent.execution_id == execution_id, ExecutionEvent.sequence > after)
-        .order_by(ExecutionEvent.sequence)
-        .limit(limit)
-    )
-    return [(event, message) for event, message in rows]
-
-
-async def last_sequence(session: AsyncSession, execution_id: int) -> int:
-    """The sequence number of the execution's latest event (0 for none)."""
-    latest = await session.scalar(
-        select(func.max(ExecutionEvent.sequence)).where(ExecutionEvent.execution_id == execution_id)
-    )
-    return latest or 0
 
 
 def execution_in_status(execution: ExecutionRow, payload: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +83,7 @@ class EventStream:
     async def _read(self) -> Sequence[tuple[ExecutionEvent, Message | None]]:
         # A session a read: an idle stream holds no connection.
         async with self.sessionmaker() as session:
-            return await events_after(session, self.execution["id"], self.after)
+            return await events_after(session, self.execution["id"], self.after, BATCH)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         already_terminal = ExecutionStatus(self.execution["status"]) in TERMINAL_STATUSES

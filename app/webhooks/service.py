@@ -5,14 +5,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agents.service import visible_agents
 from app.auth.models import User
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import Invalid, NotFound
+from app.webhooks import repository
 from app.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -45,11 +44,8 @@ async def create_endpoint(
     agent_id: int | None,
 ) -> WebhookEndpoint:
     await _checked_url(url, settings)
-    if agent_id is not None:
-        agents = visible_agents(user).subquery()
-        found = await session.scalar(select(agents.c.id).where(agents.c.id == agent_id))
-        if found is None:
-            raise Invalid({"agent_id": [f"No agent {agent_id} you may use."]})
+    if agent_id is not None and not await repository.agent_usable_by(session, user, agent_id):
+        raise Invalid({"agent_id": [f"No agent {agent_id} you may use."]})
     endpoint = WebhookEndpoint(
         user_id=user.id,
         url=url,
@@ -67,16 +63,8 @@ async def create_endpoint(
 async def list_endpoints(
     session: AsyncSession, user: User, *, offset: int, limit: int
 ) -> tuple[int, Sequence[WebhookEndpoint]]:
-    mine = WebhookEndpoint.user_id == user.id
-    total = await session.scalar(select(func.count()).where(mine)) or 0
-    rows = await session.scalars(
-        select(WebhookEndpoint)
-        .where(mine)
-        .order_by(WebhookEndpoint.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return total, rows.all()
+    total = await repository.count_endpoints(session, user.id)
+    return total, await repository.list_endpoints(session, user.id, offset=offset, limit=limit)
 
 
 async def get_endpoint(session: AsyncSession, user: User, endpoint_id: int) -> WebhookEndpoint:
@@ -111,7 +99,7 @@ async def update_endpoint(
 
 
 async def delete_endpoint(session: AsyncSession, endpoint: WebhookEndpoint) -> None:
-    await session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id))
+    await repository.delete_endpoint(session, endpoint.id)
 
 
 async def rotate_secret(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookEndpoint:
@@ -143,26 +131,10 @@ async def list_deliveries(
         where.append(WebhookDelivery.status == filters.status.value)
     if filters.event is not None:
         where.append(WebhookDelivery.event == filters.event.value)
-    total = await session.scalar(select(func.count()).select_from(WebhookDelivery).where(*where))
-    deliveries = (
-        await session.scalars(
-            select(WebhookDelivery)
-            .where(*where)
-            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-    ).all()
-    attempts: dict[int, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
-    if deliveries:
-        rows = await session.scalars(
-            select(WebhookAttempt)
-            .where(WebhookAttempt.delivery_id.in_(attempts))
-            .order_by(WebhookAttempt.id)
-        )
-        for attempt in rows:
-            attempts[attempt.delivery_id].append(attempt)
-    return total or 0, [(d, attempts[d.id]) for d in deliveries]
+    total = await repository.count_deliveries(session, where)
+    deliveries = await repository.list_deliveries(session, where, offset=offset, limit=limit)
+    attempts = await repository.attempts_of(session, [d.id for d in deliveries])
+    return total, [(d, attempts[d.id]) for d in deliveries]
 
 
 async def redeliver(
@@ -176,9 +148,5 @@ async def redeliver(
     delivery.attempts = 0
     delivery.next_attempt_at = utcnow()
     await session.flush()
-    attempts = await session.scalars(
-        select(WebhookAttempt)
-        .where(WebhookAttempt.delivery_id == delivery.id)
-        .order_by(WebhookAttempt.id)
-    )
-    return delivery, list(attempts)
+    attempts = await repository.attempts_of(session, [delivery.id])
+    return delivery, attempts[delivery.id]
