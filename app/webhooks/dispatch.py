@@ -10,13 +10,13 @@ undispatched for the next pass. Endpoints receive the events of executions their
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import any_, literal, or_, select
+from sqlalchemy import Row, any_, exists, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import User
 from app.core.db import utcnow
-from app.events.models import EventType, ExecutionEvent
+from app.events.models import ExecutionEvent
 from app.events.stream import execution_in_status
 from app.executions import repository
 from app.executions.models import CANCELLED, AgenticExecution, ExecutionStatus
@@ -50,7 +50,7 @@ def _timestamp(moment: datetime) -> str:
 
 
 async def _subscribers(
-    session: AsyncSession, execution: AgenticExecution, kind: WebhookEvent
+    session: AsyncSession, user_id: int, agent_id: int, kind: WebhookEvent
 ) -> list[int]:
     query = (
         select(WebhookEndpoint.id)
@@ -58,8 +58,8 @@ async def _subscribers(
         .where(
             WebhookEndpoint.enabled.is_(True),
             literal(kind.value) == any_(WebhookEndpoint.events),
-            or_(WebhookEndpoint.agent_id.is_(None), WebhookEndpoint.agent_id == execution.agent_id),
-            or_(User.is_admin.is_(True), User.id == execution.user_id),
+            or_(WebhookEndpoint.agent_id.is_(None), WebhookEndpoint.agent_id == agent_id),
+            or_(User.is_admin.is_(True), User.id == user_id),
             User.is_active.is_(True),
         )
     )
@@ -67,55 +67,83 @@ async def _subscribers(
 
 
 async def dispatch_events(session: AsyncSession, root_path: str) -> int:
-    """Dispatch one batch of undispatched events, in one transaction; how many were."""
+    """Dispatch one batch of undispatched events, in one transaction; how many were.
+
+    Read with Core (no ORM objects): every status change of every execution passes here.
+    """
     async with session.begin():
         rows = (
             await session.execute(
-                select(ExecutionEvent, AgenticExecution)
+                select(
+                    ExecutionEvent.execution_id,
+                    ExecutionEvent.sequence,
+                    ExecutionEvent.payload,
+                    ExecutionEvent.created_at,
+                    AgenticExecution.user_id,
+                    AgenticExecution.agent_id,
+                )
                 .join(AgenticExecution, AgenticExecution.id == ExecutionEvent.execution_id)
                 .where(ExecutionEvent.dispatched_at.is_(None))
                 .order_by(ExecutionEvent.created_at)
                 .limit(BATCH)
-                .with_for_update(of=ExecutionEvent, skip_locked=True)
+                .with_for_update(of=ExecutionEvent.__table__, skip_locked=True)
             )
         ).all()
+        if not rows:
+            return 0
         now = utcnow()
-        for event, execution in rows:
-            event.dispatched_at = now
-            kind = None if event.type != EventType.STATUS else webhook_event(event.payload or {})
-            if kind is None:
-                continue
-            endpoints = await _subscribers(session, execution, kind)
-            if not endpoints:
-                continue
-            shown = await repository.get_execution(session, execution.id)
-            assert shown is not None
-            assert event.payload is not None
-            data = execution_out(execution_in_status(shown, event.payload), root_path)
-            body = {
-                "type": kind.value,
-                "timestamp": _timestamp(event.created_at),
-                "data": data.model_dump(mode="json"),
-            }
-            await session.execute(
-                insert(WebhookDelivery)
-                .values(
-                    [
-                        {
-                            "endpoint_id": endpoint_id,
-                            "execution_id": execution.id,
-                            "event_sequence": event.sequence,
-                            "event": kind.value,
-                            "message_id": message_id(execution.id, event.sequence),
-                            "payload": body,
-                            "status": DeliveryStatus.PENDING.value,
-                            "attempts": 0,
-                            "next_attempt_at": now,
-                            "created_at": now,
-                        }
-                        for endpoint_id in endpoints
-                    ]
+        await session.execute(
+            update(ExecutionEvent)
+            .where(
+                tuple_(ExecutionEvent.execution_id, ExecutionEvent.sequence).in_(
+                    [(row.execution_id, row.sequence) for row in rows]
                 )
-                .on_conflict_do_nothing()
             )
+            .values(dispatched_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        if await session.scalar(select(exists().where(WebhookEndpoint.enabled.is_(True)))):
+            for row in rows:
+                await _deliveries_of(session, row, root_path, now)
     return len(rows)
+
+
+async def _deliveries_of(
+    session: AsyncSession, event: Row[Any], root_path: str, now: datetime
+) -> None:
+    """The deliveries of one (status) event, one per endpoint that receives it."""
+    kind = webhook_event(event.payload or {})
+    if kind is None:
+        return
+    endpoints = await _subscribers(session, event.user_id, event.agent_id, kind)
+    if not endpoints:
+        return
+    shown = await repository.get_execution(session, event.execution_id)
+    assert shown is not None
+    data = execution_out(execution_in_status(shown, event.payload), root_path)
+    body = {
+        "type": kind.value,
+        "timestamp": _timestamp(event.created_at),
+        "data": data.model_dump(mode="json"),
+    }
+    await session.execute(
+        insert(WebhookDelivery)
+        .values(
+            [
+                {
+                    "endpoint_id": endpoint_id,
+                    "execution_id": event.execution_id,
+                    "event_sequence": event.sequence,
+                    "event": kind.value,
+                    "message_id": message_id(event.execution_id, event.sequence),
+                    "payload": body,
+                    "status": DeliveryStatus.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for endpoint_id in endpoints
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
