@@ -24,9 +24,12 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     # Status codes of the next answers, in order; 200 once they are used up.
     answers: list[int] = field(default_factory=list)
+    # Seconds before each answer (a slow receiver).
+    delay: float = 0.0
 
     async def _hook(self, request: Request) -> Response:
         self.received.append(Received(dict(request.headers), await request.body()))
+        await asyncio.sleep(self.delay)
         status = self.answers.pop(0) if self.answers else 200
         return PlainTextResponse(f"answered {status}", status_code=status)
 

@@ -217,3 +217,42 @@ async def test_endpoints_receive_only_what_their_owner_sees_of_their_agent(
     bodies = [json.loads(r.body) for r in received]
     assert {b["type"] for b in bodies} == {"execution.cancelled"}
     assert all(b["data"] == cancelled.json() for b in bodies)
+
+
+async def test_a_slow_receiver_holds_only_its_own_slots(
+    client: AsyncClient,
+    factory: Factory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    owner = await factory.account()
+    agent = await factory.agent(await factory.dataset(owner), agent_type="structured-task")
+    one_at_a_time = settings.model_copy(
+        update={"webhook_concurrency_per_endpoint": 1, "webhook_concurrency": 10}
+    )
+    sender = WebhookSender(sessionmaker, one_at_a_time)
+    async with webhook_receiver() as slow, webhook_receiver() as fast:
+        slow.delay = 4
+        await subscribe(client, owner, slow.url)
+        await subscribe(client, owner, fast.url)
+        for _ in range(3):
+            started = await client.post(
+                f"/api/agents/{agent.id}/agentic-executions/",
+                json={"execution_key": "structured-task", "input": {"instructions": "Hi."}},
+                headers=owner.headers,
+            )
+            await client.post(
+                f"/api/agentic-executions/{started.json()['id']}/cancel/", headers=owner.headers
+            )
+        try:
+            # Passes of the worker's webhook task: the fast receiver has all three while the
+            # slow one still holds its only slot with the first.
+            for _ in range(20):
+                await sender.run_once()
+                if len(fast.received) == 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(fast.received) == 3
+            assert len(slow.received) == 1
+        finally:
+            await sender.aclose()
