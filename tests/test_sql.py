@@ -8,8 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.conversations.trace import TraceEntry, trace_insert, trace_values
 from app.core import sql
-from app.executions.models import AgenticExecution
-from app.executions.transitions import OPEN_STATUSES
+from app.executions.models import OPEN_STATUSES, AgenticExecution
 from tests.factories import Factory
 
 PAYLOADS: list[Any] = [

@@ -16,6 +16,7 @@ lock, cannot keep it from beating (their executions would be taken for orphans).
 """
 
 import asyncio
+import enum
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,8 +34,14 @@ logger = logging.getLogger(__name__)
 # the less likely another worker's reconciler finds our executions stale meanwhile.
 RETRY_AFTER_FAILURE_SECONDS = 1.0
 
-SUPERSEDED = "superseded"
-CANCEL_REQUESTED = "cancel requested"
+
+class StopReason(enum.StrEnum):
+    """Why this worker stopped one of its runs itself."""
+
+    # Another attempt took the execution over, or it ended elsewhere: nothing more is written.
+    SUPERSEDED = "superseded"
+    # A user asked to cancel it (the abort through Redis was lost): recorded as cancelled.
+    CANCEL_REQUESTED = "cancel requested"
 
 
 @dataclass
@@ -43,12 +50,12 @@ class HeldRun:
 
     attempt: int
     task: asyncio.Task[Any]
-    # Why this worker stopped the run itself (SUPERSEDED, CANCEL_REQUESTED), if it did.
-    stop_reason: str | None = None
+    # Why this worker stopped the run itself, if it did.
+    stop_reason: StopReason | None = None
     # Set once the run is over and its outcome is being written: the run is no longer stopped.
     ending: bool = False
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: StopReason) -> None:
         # A task already being cancelled (an arq abort, the worker stopping) is left alone: a
         # second cancellation would interrupt the writes it is doing to end well.
         if self.ending or self.task.done() or self.task.cancelling():
@@ -105,10 +112,10 @@ async def beat_once(sessionmaker: async_sessionmaker[AsyncSession], runs: Runs) 
                 execution_id,
                 attempt,
             )
-            run.stop(SUPERSEDED)
+            run.stop(StopReason.SUPERSEDED)
         elif alive[execution_id]:
             logger.info("execution %s: cancelled by a user; stopping it", execution_id)
-            run.stop(CANCEL_REQUESTED)
+            run.stop(StopReason.CANCEL_REQUESTED)
     return len(alive)
 
 

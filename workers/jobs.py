@@ -1,13 +1,12 @@
 """The arq job ``run_execution(ctx, execution_id)``: load, claim, run the loop, persist.
 
 ``ctx`` is the worker's context (see ``workers.settings``): ``settings``, ``sessionmaker``,
-``models``, ``agents`` (Agents built for earlier runs, ``workers.agents``), ``runs`` (the
+``models``, ``agents`` (Agents built for earlier runs, ``workers.agent_builder``), ``runs`` (the
 executions this worker runs, whose heartbeat it keeps) and, in tests, an optional
 ``model_override`` (a pydantic-ai ``Model``) used instead of the agent's configured model.
 
 An execution costs the worker few round trips to PostgreSQL: the claim, each step of the trace
-and the outcome (with the trace's last entries) are one statement each, compiled once and run
-on asyncpg (``app.core.sql``).
+and the outcome (with the trace's last entries) are one statement each.
 
 When the task is cancelled: a cancellation a user asked for is recorded (``cancelled``); a run
 this worker found taken over elsewhere ends without a write; otherwise the worker is stopping
@@ -42,13 +41,13 @@ from app.definitions.registry import find_definition
 from app.definitions.run import STORED_INPUT, ExecutionRun
 from app.executions.models import ExecutionStatus
 from app.executions.transitions import release
-from workers.claim import Claim, claim_execution, claim_pending
+from workers.claim import Claim, Refusal, claim_execution, claim_pending
 from workers.database import in_one_statement, in_transaction
 from workers.failures import public_explanation
-from workers.heartbeat import CANCEL_REQUESTED, SUPERSEDED, HeldRun, Runs
-from workers.loop import Outcome, run_definition, usage_dict
-from workers.models import ModelFactory, request_settings
-from workers.outcome import Attempt, persist, record_cancellation
+from workers.heartbeat import HeldRun, Runs, StopReason
+from workers.loop import run_definition, usage_dict
+from workers.model_clients import ModelFactory, request_settings
+from workers.outcome import Attempt, Outcome, persist, record_cancellation
 from workers.transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ async def _run(ctx: dict[str, Any], execution_id: int) -> str:
     settings: Settings = ctx["settings"]
     retry_for = settings.worker_database_retry_seconds
     what = f"execution {execution_id}: claiming it"
-    claim: Claim | str | None = await in_one_statement(
+    claim: Claim | Refusal | None = await in_one_statement(
         sessionmaker,
         partial(claim_pending, execution_id=execution_id),
         retry_for=retry_for,
@@ -86,7 +85,7 @@ async def _run(ctx: dict[str, Any], execution_id: int) -> str:
             retry_for=retry_for,
             what=what,
         )
-    if isinstance(claim, str):
+    if isinstance(claim, Refusal):
         logger.info("execution %s: nothing to run (%s)", execution_id, claim)
         return claim
     runs: Runs = ctx["runs"]
@@ -108,7 +107,7 @@ async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
         attempt=claim.attempt,
         retry_for=retry_for,
         # Its write refused: another attempt took the execution over, or it ended.
-        on_lost=lambda: run.stop(SUPERSEDED),
+        on_lost=lambda: run.stop(StopReason.SUPERSEDED),
     )
     usage = RunUsage()
     model: Model | None = None
@@ -133,7 +132,7 @@ async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
     run.ending = True
     stored = await persist(sessionmaker, _attempt_of(claim), outcome, retry_for)
     if stored is None:
-        return SUPERSEDED
+        return StopReason.SUPERSEDED
     _observe(claim, stored, model)
     return stored.status
 
@@ -149,9 +148,9 @@ async def _stopped(
     cancellation ends here: answers what became of the execution. None when it must
     propagate (arq aborted the job, or the worker is stopping)."""
     execution_id = claim.execution_id
-    if run.stop_reason == SUPERSEDED:
+    if run.stop_reason == StopReason.SUPERSEDED:
         _uncancel()
-        return SUPERSEDED
+        return StopReason.SUPERSEDED
     # Shielded: arq may cancel the task again (a repeated abort) while this is written.
     try:
         explanation = await asyncio.shield(
@@ -163,9 +162,9 @@ async def _stopped(
         logger.exception("execution %s: could not check for a cancel request", execution_id)
         explanation = None
     if explanation is not None:
-        if run.stop_reason == CANCEL_REQUESTED:
+        if run.stop_reason == StopReason.CANCEL_REQUESTED:
             _uncancel()
-            return ExecutionStatus.FAILED.value
+            return ExecutionStatus.FAILED
         return None
     # Not asked for by a user: the worker is stopping. Hand the execution back, so that
     # another worker takes it over at once rather than after the heartbeat goes stale.

@@ -76,7 +76,7 @@ async def reconcile_executions(ctx: dict[str, Any]) -> int:
     runs: Runs | None = ctx.get("runs")
     stuck = [
         and_(
-            AgenticExecution.status == ExecutionStatus.PENDING.value,
+            AgenticExecution.status == ExecutionStatus.PENDING,
             AgenticExecution.started_at < func.now() - timedelta(seconds=stale_after),
         )
     ]
@@ -85,7 +85,7 @@ async def reconcile_executions(ctx: dict[str, Any]) -> int:
     if runs is None or not runs.recently_troubled(within=stale_after):
         stuck.append(
             and_(
-                AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+                AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
                 orphaned(stale_after),
             )
         )

@@ -40,12 +40,12 @@ from app.core.garbage_collection import settle_after_startup
 from app.core.logging import configure_logging
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
-from workers.agents import AgentCache
+from workers.agent_builder import AgentCache
 from workers.execution_worker import ExecutionWorker
 from workers.heartbeat import Runs, keep_beating
 from workers.jobs import run_execution
 from workers.loop import SUMMARY_TIMEOUT_SECONDS
-from workers.models import ModelFactory
+from workers.model_clients import ModelFactory
 from workers.reconciler import keep_reconciling
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from app.executions.models import AgenticExecution
 from tests.factories import Factory
 from tests.mock_openai import ErrorReply, MockOpenAI
 from tests.worker.harness import Worker, reload, trace
-from workers.models import ModelFactory
+from workers.model_clients import ModelFactory
 
 SERVICE_KEY = "sk-service-wide-secret"
 AGENT_KEY = "sk-acme-own-key"
