@@ -40,7 +40,7 @@ from app.conversations.trace import TraceEntry
 from app.definitions.base import ExecutionDefinition
 from app.definitions.run import ExecutionRun
 from app.definitions.validators import ExecutionFailed
-from workers.agent_builder import AgentCache, Progress, RunHooks, build_agent
+from workers.agent_builder import AgentCache, Progress, RunHooks, build_agent, running_with
 from workers.failures import error_text, log_provider_error, public_explanation
 from workers.outcome import Outcome
 from workers.transcript import Transcript
@@ -154,23 +154,24 @@ async def run_definition(
     write with it. Never raises, except on cancellation (``usage``, if given, then tells what
     the run used so far). ``agents``: where to find an Agent built for an earlier run."""
     progress = Progress(usage=usage if usage is not None else RunUsage())
-    run.worker_hooks = RunHooks(transcript, progress)
+    hooks = RunHooks(transcript, progress)
     deadline = asyncio.timeout(timeout_seconds)
     code: str | None
     try:
-        async with deadline:
-            run.state = await definition.prepare(run)
-            agent = _agent_for(definition, run, model, agents)
-            prompt = await definition.user_prompt(run)
-            output = await _drive(
-                agent,
-                prompt,
-                deps=run,
-                transcript=transcript,
-                progress=progress,
-                usage_limits=UsageLimits(request_limit=definition.max_model_requests),
-                model_settings=model_settings,
-            )
+        with running_with(hooks):
+            async with deadline:
+                run.state = await definition.prepare(run)
+                agent = _agent_for(definition, run, model, agents)
+                prompt = await definition.user_prompt(run)
+                output = await _drive(
+                    agent,
+                    prompt,
+                    deps=run,
+                    transcript=transcript,
+                    progress=progress,
+                    usage_limits=UsageLimits(request_limit=definition.max_model_requests),
+                    model_settings=model_settings,
+                )
         result = definition.result_of(run, output)
     except ExecutionFailed as exc:
         code, explanation = exc.code or "unknown", exc.explanation
