@@ -119,15 +119,16 @@ async def beat_once(sessionmaker: async_sessionmaker[AsyncSession], runs: Runs) 
     return len(alive)
 
 
-async def keep_beating(ctx: dict[str, Any]) -> None:
-    """The worker's heartbeat task, from startup to shutdown."""
-    settings: Settings = ctx["settings"]
-    runs: Runs = ctx["runs"]
+async def keep_beating(
+    sessionmaker: async_sessionmaker[AsyncSession], runs: Runs, settings: Settings
+) -> None:
+    """The worker's heartbeat task, from startup to shutdown, on ``sessionmaker`` (the
+    heartbeat's own connection: ``workers.settings``)."""
     while True:
         pause = settings.heartbeat_seconds
         try:
-            # On a connection of its own (workers.settings), never waiting for the runs' pool.
-            await beat_once(ctx["heartbeat_sessionmaker"], runs)
+            # On a connection of its own, never waiting for the runs' pool.
+            await beat_once(sessionmaker, runs)
         except Exception as exc:
             if is_database_outage(exc):
                 runs.note_database_trouble()

@@ -27,6 +27,7 @@ from app.executions.models import AgenticExecution
 from tests.factories import Account, Factory
 from tests.mock_openai import MockOpenAI
 from tests.worker.harness import Worker, worker_context
+from workers.state import WorkerState
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("finished", "failed")
@@ -172,13 +173,13 @@ def fast_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def worker_ctx(fast_settings: Settings) -> AsyncIterator[dict[str, Any]]:
+async def worker_ctx(fast_settings: Settings) -> AsyncIterator[WorkerState]:
     async with worker_context(fast_settings) as ctx:
         yield ctx
 
 
 @pytest.fixture
-def worker(worker_ctx: dict[str, Any]) -> Worker:
+def worker(worker_ctx: WorkerState) -> Worker:
     return Worker(worker_ctx)
 
 

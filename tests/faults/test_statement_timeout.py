@@ -113,7 +113,7 @@ async def test_the_heartbeat_beats_while_the_runs_hold_every_connection_of_the_p
         async with contextlib.AsyncExitStack() as held:
             # Every connection of the runs' pool busy, as with 500 runs on 20 connections.
             for _ in range(settings.database_pool_size):
-                connection = await held.enter_async_context(ctx["engine"].connect())
+                connection = await held.enter_async_context(ctx.engine.connect())
                 await connection.execute(text("SELECT 1"))
             before = await heartbeat_at(sessionmaker, execution.id)
             await asyncio.sleep(4 * settings.heartbeat_seconds)

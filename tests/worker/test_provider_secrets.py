@@ -37,8 +37,8 @@ async def task(factory: Factory, **model_settings: Any) -> AgenticExecution:
 
 def with_keys(worker: Worker, **changes: Any) -> None:
     """The worker's models are built with these settings from now on."""
-    settings: Settings = worker.ctx["settings"]
-    worker.ctx["models"] = ModelFactory(settings.model_copy(update=changes))
+    settings: Settings = worker.state.settings
+    worker.state.models = ModelFactory(settings.model_copy(update=changes))
 
 
 def credentials(server: MockOpenAI) -> list[str | None]:

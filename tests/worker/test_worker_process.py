@@ -21,7 +21,6 @@ from tests.factories import Factory
 from tests.mock_openai import ErrorReply, MockOpenAI, Reply, call, tool_names
 from tests.worker.harness import Worker, reload, roles, trace
 from workers.execution_worker import ExecutionWorker
-from workers.reconciler import reconcile_executions
 from workers.settings import worker_settings
 
 UPDATED = "Product updated successfully"
@@ -131,7 +130,7 @@ async def test_reconciler_enqueues_only_executions_stuck_without_a_job(
             row.status, row.started_at = status, utcnow() - age
             row.heartbeat_at = None if beat is None else utcnow() - beat
 
-    enqueued = await reconcile_executions({**worker.ctx, "redis": queue})
+    enqueued = await worker.reconcile(queue)
 
     assert enqueued == 2
     queued = {job.job_id for job in await queue.queued_jobs()}
@@ -140,7 +139,7 @@ async def test_reconciler_enqueues_only_executions_stuck_without_a_job(
         job_id_for(executions["orphaned running"].id),
     }
     # A second pass finds their jobs queued: nothing is enqueued twice.
-    await reconcile_executions({**worker.ctx, "redis": queue})
+    await worker.reconcile(queue)
     assert len(await queue.queued_jobs()) == 2
 
 
