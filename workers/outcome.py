@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Executable, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from app.conversations.trace import TraceEntry, trace_insert, trace_values
+from app.conversations.trace import TraceEntry, trace_values
 from app.core.errors import is_database_outage
 from app.executions.models import (
     CANCELLED,
@@ -38,7 +38,7 @@ from app.executions.transitions import (
 )
 from workers.database import in_one_statement
 from workers.failures import error_text
-from workers.transcript import append_entries
+from workers.transcript import append_entries, fenced_trace_insert
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def _statement(finished: bool, closing_rows: int) -> Executable:
     if not closing_rows:
         return statement
     concluded = statement.cte("concluded")
-    closing = trace_insert(closing_rows, exists(select(concluded.c.status))).cte("closing")
+    closing = fenced_trace_insert(closing_rows, exists(select(concluded.c.status))).cte("closing")
     return select(
         concluded.c.status, concluded.c.failure_code, concluded.c.failure_explanation
     ).add_cte(closing)
@@ -225,7 +225,7 @@ async def record_cancellation(
         # holds the execution, which the UPDATE then fails.
         ending = TraceEntry("failure", explanation, payload={"failure_code": CANCELLED})
         await session.execute(
-            trace_insert(1, attempt_holds()),
+            fenced_trace_insert(1, attempt_holds()),
             {
                 **trace_values(attempt.conversation_id, [ending]),
                 **attempt_values(execution_id, attempt.number),
