@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.executions.models import AgenticExecution
+from app.executions.models import TERMINAL_STATUSES, AgenticExecution
 from app.executions.queue import enqueue_execution, job_id_for
 from tests.factories import Factory
 from tests.mock_openai import ErrorReply, MockOpenAI, Reply, call, tool_names
@@ -52,7 +52,7 @@ async def until_terminal(
     deadline = time.perf_counter() + within
     while time.perf_counter() < deadline:
         execution = await reload(sessionmaker, execution_id)
-        if execution.status in ("finished", "failed"):
+        if execution.status in TERMINAL_STATUSES:
             return execution
         await asyncio.sleep(0.005)
     raise AssertionError(f"execution {execution_id} did not end within {within} s")
