@@ -234,6 +234,7 @@ async def _execute(
         sessionmaker=state.sessionmaker,
         media_root=settings.media_root,
         files=claim.files,
+        text_extractor=state.extractor,
     )
     return await run_definition(
         definition,

@@ -34,10 +34,13 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.conversations.extraction import ExtractionLimits
+from app.conversations.extraction_process import TextExtractor
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.garbage_collection import settle_after_startup
 from app.core.logging import configure_logging
+from app.core.memory import keep_large_buffers_returnable
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
 from workers.agent_builder import AgentCache
@@ -120,6 +123,9 @@ async def startup(ctx: dict[str, Any]) -> None:
         models=ModelFactory(settings),
         agents=AgentCache(),
         runs=Runs(),
+        extractor=TextExtractor(
+            ExtractionLimits.from_settings(settings), settings.extraction_concurrency
+        ),
         model_override=ctx.get("model_override"),
     )
     ctx[STATE_KEY] = state
@@ -139,6 +145,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         )
         state.background.append(asyncio.create_task(reconciling, name="reconciler"))
     settle_after_startup()
+    keep_large_buffers_returnable()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -148,6 +155,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     state.agents.clear()
+    state.extractor.close()
     await state.models.aclose()
     await state.heartbeat_engine.dispose()
     await state.engine.dispose()

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic_ai.models import Model
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.conversations.extraction_process import TextExtractor
 from app.core.config import Settings
 from workers.agent_builder import AgentCache
 from workers.heartbeat import Runs
@@ -34,6 +35,8 @@ class WorkerState:
     models: ModelFactory
     agents: AgentCache
     runs: Runs
+    # Extracts the text of a run's files in a child process with limits (app.conversations).
+    extractor: TextExtractor
     # Used instead of the agent's configured model when set (tests).
     model_override: Model | None = None
     # The heartbeat and the reconciler tasks.
