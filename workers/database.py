@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.errors import is_database_outage
+from app.core.database_errors import is_database_outage
 
 logger = logging.getLogger(__name__)
 

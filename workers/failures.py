@@ -23,8 +23,8 @@ from pydantic_ai.exceptions import (
     ModelServerError,
     ModelUnavailableError,
 )
-from sqlalchemy.exc import DBAPIError
 
+from app.core.database_errors import driver_error
 from app.core.redaction import redact_urls_in
 
 logger = logging.getLogger(__name__)
@@ -55,18 +55,11 @@ def public_name(exc: BaseException) -> str:
     )
 
 
-def _driver_error(exc: BaseException) -> BaseException:
-    # A statement PostgreSQL refused: its own error (``InvalidTextRepresentationError: invalid
-    # input syntax for type json`` and its DETAIL), not SQLAlchemy's wrapper, whose text holds
-    # the statement and its parameters (values of the run a member need not read there).
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return exc.orig.__cause__ or exc.orig
-    return exc
-
-
 def error_text(exc: BaseException) -> str:
     """``ExceptionType: message``, in full: for our own errors and the logs."""
-    exc = _driver_error(exc)
+    # A statement PostgreSQL refused: its own words (``InvalidTextRepresentationError: invalid
+    # input syntax for type json`` and its DETAIL), not the statement and its parameters.
+    exc = driver_error(exc)
     message = str(exc).strip()
     return f"{public_name(exc)}: {message}" if message else public_name(exc)
 

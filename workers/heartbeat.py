@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.errors import is_database_outage
+from app.core.database_errors import is_database_outage
 from app.executions.transitions import beat
 
 logger = logging.getLogger(__name__)

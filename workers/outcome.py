@@ -22,7 +22,7 @@ from sqlalchemy import Executable, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.conversations.trace import TraceEntry, trace_values
-from app.core.errors import is_database_outage
+from app.core.database_errors import is_database_outage
 from app.executions.models import (
     CANCELLED,
     AgenticExecution,

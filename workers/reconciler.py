@@ -41,7 +41,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.errors import is_database_outage
+from app.core.database_errors import is_database_outage
 from app.executions.models import AgenticExecution, ExecutionStatus
 from app.executions.queue import QUEUE_ERRORS, RUN_EXECUTION_JOB, job_id_for
 from app.executions.transitions import orphaned
