@@ -268,10 +268,11 @@ class WebhookSender:
         await self.send_due()
 
 
-async def keep_delivering_webhooks(ctx: dict[str, Any]) -> None:
+async def keep_delivering_webhooks(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
     """The worker's webhook task, from startup to shutdown."""
-    settings: Settings = ctx["settings"]
-    sender = WebhookSender(ctx["sessionmaker"], settings)
+    sender = WebhookSender(sessionmaker, settings)
     try:
         while True:
             try:
