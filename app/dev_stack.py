@@ -94,9 +94,9 @@ def default_model() -> tuple[str, str]:
         return "openai:gpt-4o-mini", "OPENAI_API_KEY / OPENAI_BASE_URL is set"
     if os.environ.get("ANTHROPIC_API_KEY"):
         return "anthropic:claude-haiku-4-5", "ANTHROPIC_API_KEY is set"
-    return "test", (
-        "no provider key is set, so executions use pydantic-ai's offline `test` model: "
-        "no LLM is called and results are placeholders. Set OPENAI_API_KEY (or "
+    return "demo", (
+        "no provider key is set, so executions use the offline `demo` model: no LLM is "
+        "called, it drives the tools by rule and every result says so. Set OPENAI_API_KEY (or "
         "OPENAI_BASE_URL for Ollama/vLLM) or ANTHROPIC_API_KEY for a real one"
     )
 

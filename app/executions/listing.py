@@ -51,6 +51,7 @@ SHOWN_COLUMNS = (
     _executions.c.agent_id,
     _executions.c.user_id,
     _executions.c.execution_key,
+    _executions.c.definition_version,
     _executions.c.conversation_id,
     _executions.c.status,
     _executions.c.input,

@@ -53,6 +53,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
             )
             for file in execution["files"]
         ],
+        definition_version=execution["definition_version"],
     )
 
 

@@ -191,11 +191,11 @@ WITH conversation AS (
 )
 INSERT INTO agentic_executions (
     agent_id, user_id, dataset_id, execution_key, conversation_id, status, input, attempts,
-    started_at, idempotency_key, request_sha256
+    started_at, idempotency_key, request_sha256, definition_version
 )
 VALUES (
     :agent_id, :user_id, :dataset_id, :execution_key, (SELECT id FROM conversation), 'pending',
-    :input, 0, :now, :idempotency_key, :request_sha256
+    :input, 0, :now, :idempotency_key, :request_sha256, :definition_version
 )
 RETURNING id, conversation_id
 """
@@ -248,6 +248,8 @@ async def _store_execution(
     """Store the execution, its locked conversation and files; written files are removed
     again should the rows not be stored."""
     now = utcnow()
+    definition = find_definition(agent.agent_type, execution_key)
+    definition_version = None if definition is None else definition.version
     conversation_id: int | None = None
     stored: list[str] = []
     try:
@@ -270,6 +272,7 @@ async def _store_execution(
             input=json.dumps(validated_input),
             idempotency_key=idempotency_key,
             request_sha256=digest,
+            definition_version=definition_version,
             now=now,
             filenames=[key.rsplit("/", 1)[-1] for key in stored],
             content_types=[upload.content_type for upload in uploads],
@@ -292,6 +295,7 @@ async def _store_execution(
         "agent_id": agent.id,
         "user_id": user.id,
         "execution_key": execution_key,
+        "definition_version": definition_version,
         "conversation_id": row["conversation_id"],
         "status": ExecutionStatus.PENDING.value,
         "input": validated_input,
