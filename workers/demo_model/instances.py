@@ -132,7 +132,11 @@ class InstanceBuilder:
         for key in schema.get("required", []):
             result.setdefault(key, self.text(key, {}))
         if not result and schema.get("additionalProperties") not in (False, None):
-            result[_slug(self.subject) or "answer"] = self.text("answer", {})
+            # A free object: the task and an answer of as many items as it asks for.
+            result["task"] = self.subject
+            result["answer"] = [
+                self.text(f"item {n}", {}) for n in range(1, min(self.count or 1, MAX_ITEMS) + 1)
+            ]
         if own_field:
             result["_demo_note"] = self.note
         return result
@@ -175,10 +179,6 @@ class InstanceBuilder:
         if high is not None:
             value = value[: int(high)]
         return value
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40]
 
 
 def instance_of(schema: dict[str, Any], instructions: str, note: str) -> Any:
