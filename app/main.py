@@ -11,6 +11,8 @@ from fastapi_offline import FastAPIOffline
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
 from app.catalog.router import router as catalog_router
+from app.conversations.extraction import ExtractionLimits
+from app.conversations.extraction_process import TextExtractor
 from app.conversations.router import media_router
 from app.conversations.router import router as conversations_router
 from app.core.body_limit import RequestBodyLimitMiddleware
@@ -21,6 +23,7 @@ from app.core.errors import install_error_handlers
 from app.core.garbage_collection import settle_after_startup
 from app.core.health import router as health_router
 from app.core.logging import configure_logging, log_request
+from app.core.memory import keep_large_buffers_returnable
 from app.core.metrics import install_metrics, record_http_metrics
 from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
@@ -53,10 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.queue = await create_queue(settings)
+        app.state.extractor = TextExtractor(
+            ExtractionLimits.from_settings(settings), settings.extraction_concurrency
+        )
+        app.state.extractor.start()
         settle_after_startup()
+        keep_large_buffers_returnable()
         try:
             yield
         finally:
+            app.state.extractor.close()
             await app.state.queue.aclose()
             await engine.dispose()
 

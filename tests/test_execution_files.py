@@ -149,6 +149,26 @@ async def test_files_are_checked_by_content_and_refused_with_400(
     assert await nothing_stored(session, settings)
 
 
+@pytest.mark.parametrize("filename", ["empty.pdf", "empty.png", "empty.jpg", "empty.webp"])
+async def test_empty_binary_files_are_400(
+    client: AsyncClient, factory: Factory, session: AsyncSession, settings: Settings, filename: str
+) -> None:
+    alice, agent_id = await upload_agent(factory)
+
+    response = await client.post(
+        f"/api/agents/{agent_id}/agentic-executions/",
+        data=form(),
+        files=[("files[]", (filename, b"", "application/octet-stream"))],
+        headers=alice.headers,
+    )
+
+    assert response.status_code == 400
+    extension = filename.rsplit(".", 1)[1].upper()
+    message = f"{filename!r} is empty: not a valid {extension} file."
+    assert response.json() == {"detail": message, "files": [message]}
+    assert await nothing_stored(session, settings)
+
+
 async def test_files_for_an_agent_without_file_upload_are_400(
     client: AsyncClient, factory: Factory, session: AsyncSession, settings: Settings
 ) -> None:

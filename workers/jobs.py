@@ -245,6 +245,7 @@ async def _execute(
         sessionmaker=ctx["sessionmaker"],
         media_root=settings.media_root,
         files=claim.files,
+        text_extractor=ctx["extractor"],
     )
     return await run_definition(
         definition,

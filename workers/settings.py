@@ -34,10 +34,13 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.conversations.extraction import ExtractionLimits
+from app.conversations.extraction_process import TextExtractor
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.garbage_collection import settle_after_startup
 from app.core.logging import configure_logging
+from app.core.memory import keep_large_buffers_returnable
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
 from workers.agents import AgentCache
@@ -113,6 +116,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["models"] = ModelFactory(settings)
     ctx["agents"] = AgentCache()
     ctx["runs"] = Runs()
+    ctx["extractor"] = TextExtractor(
+        ExtractionLimits.from_settings(settings), settings.extraction_concurrency
+    )
     if settings.stale_after_seconds < 2 * settings.heartbeat_seconds:
         logger.warning(
             "AGENTRUN_STALE_AFTER_SECONDS (%s) is under twice AGENTRUN_HEARTBEAT_SECONDS (%s): "
@@ -124,6 +130,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     if "redis" in ctx:  # arq's pool; absent when tests drive jobs without a worker
         ctx["background"].append(asyncio.create_task(keep_reconciling(ctx), name="reconciler"))
     settle_after_startup()
+    keep_large_buffers_returnable()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -132,6 +139,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     ctx["agents"].clear()
+    ctx["extractor"].close()
     await ctx["models"].aclose()
     await ctx["heartbeat_engine"].dispose()
     await ctx["engine"].dispose()

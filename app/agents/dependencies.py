@@ -11,6 +11,7 @@ from app.auth.dependencies import admitted_user, presented_key, token_header
 from app.auth.models import User
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import NotFound
+from app.core.ids import RowId
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class AgentRequest:
 
 
 async def agent_request(
-    agent_id: int,
+    agent_id: RowId,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,

@@ -15,6 +15,7 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.core.dependencies import SessionDep
+from app.core.ids import RowId
 
 router = APIRouter(tags=["users"])
 
@@ -137,7 +138,7 @@ async def update_user(
     ),
     responses={**ADMIN_ONLY, **USER_NOT_FOUND},
 )
-async def list_tokens(user_id: int, session: SessionDep, _: AdminUser) -> list[TokenOut]:
+async def list_tokens(user_id: RowId, session: SessionDep, _: AdminUser) -> list[TokenOut]:
     user = await service.get_user(session, user_id)
     return [token_out(token) for token in await service.list_tokens(session, user)]
 
@@ -154,7 +155,7 @@ async def list_tokens(user_id: int, session: SessionDep, _: AdminUser) -> list[T
     },
 )
 async def create_token(
-    user_id: int, session: SessionDep, _: AdminUser, body: TokenCreate | None = None
+    user_id: RowId, session: SessionDep, _: AdminUser, body: TokenCreate | None = None
 ) -> NewTokenOut:
     user = await service.get_user(session, user_id)
     name = body.name if body is not None else TokenCreate().name
@@ -176,7 +177,9 @@ async def create_token(
         },
     },
 )
-async def revoke_token(user_id: int, token_id: int, session: SessionDep, _: AdminUser) -> TokenOut:
+async def revoke_token(
+    user_id: RowId, token_id: RowId, session: SessionDep, _: AdminUser
+) -> TokenOut:
     user = await service.get_user(session, user_id)
     token = await service.get_user_token(session, user, token_id)
     return token_out(await service.revoke_token(session, token))

@@ -14,8 +14,9 @@ from app.catalog.schemas import (
     ProductOut,
     parse_products,
 )
-from app.core.dependencies import SessionDep
-from app.core.errors import Invalid
+from app.core.dependencies import SessionDep, SettingsDep
+from app.core.ids import RowId
+from app.core.json_input import parse_json_body
 
 router = APIRouter(tags=["datasets"])
 
@@ -85,7 +86,7 @@ async def list_datasets(session: SessionDep, user: CurrentUser) -> list[DatasetO
     },
 )
 async def add_member(
-    dataset_id: int, body: MemberCreate, response: Response, session: SessionDep, _: AdminUser
+    dataset_id: RowId, body: MemberCreate, response: Response, session: SessionDep, _: AdminUser
 ) -> MemberOut:
     if not await service.add_member(session, dataset_id, body.user_id):
         response.status_code = status.HTTP_200_OK
@@ -120,13 +121,6 @@ async def remove_member(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def _json_body(request: Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise Invalid("JSON parse error: the body is not valid JSON.") from None
-
-
 @router.post(
     "/datasets/{dataset_id}/products/",
     status_code=status.HTTP_201_CREATED,
@@ -151,9 +145,10 @@ async def _json_body(request: Request) -> Any:
     },
 )
 async def create_products(
-    dataset_id: int, request: Request, session: SessionDep, _: AdminUser
+    dataset_id: RowId, request: Request, session: SessionDep, settings: SettingsDep, _: AdminUser
 ) -> ProductOut | list[ProductOut]:
-    parsed = parse_products(await _json_body(request))
+    body = parse_json_body(await request.body(), settings.max_json_depth)
+    parsed = parse_products(body, settings.max_json_depth)
     items = parsed if isinstance(parsed, list) else [parsed]
     products = [product_out(p) for p in await service.create_products(session, dataset_id, items)]
     return products if isinstance(parsed, list) else products[0]
@@ -166,7 +161,7 @@ async def create_products(
     responses={401: {"description": "Missing or invalid token."}, **DATASET_NOT_FOUND},
 )
 async def list_products(
-    dataset_id: int, session: SessionDep, user: CurrentUser
+    dataset_id: RowId, session: SessionDep, user: CurrentUser
 ) -> list[ProductOut]:
     dataset = await service.get_visible_dataset(session, user, dataset_id)
     return [product_out(p) for p in await service.list_products(session, dataset.id)]

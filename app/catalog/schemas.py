@@ -3,6 +3,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from app.core.errors import Invalid, field_errors
+from app.core.json_input import NOT_FINITE, json_problem
 from app.core.schemas import Timestamp
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -58,7 +59,20 @@ class ProductOut(BaseModel):
 _product_list = TypeAdapter(list[ProductIn])
 
 
-def parse_products(body: Any) -> ProductIn | list[ProductIn]:
+def _check_properties(items: list[ProductIn], max_depth: int, prefixed: bool) -> None:
+    """400 for properties nesting deeper than ``max_depth`` (past ~255 levels no list of the
+    dataset's products could be answered) or holding a non-finite number."""
+    for index, item in enumerate(items):
+        problem = json_problem(item.properties, max_depth)
+        if problem is not None:
+            path, message = problem
+            field = f"{index}.properties" if prefixed else "properties"
+            if message == NOT_FINITE and path:
+                field = f"{field}.{path}"
+            raise Invalid({field: message})
+
+
+def parse_products(body: Any, max_depth: int) -> ProductIn | list[ProductIn]:
     """One product object or a list of them.
 
     Validated here rather than as a union body parameter so that errors name the field
@@ -66,10 +80,14 @@ def parse_products(body: Any) -> ProductIn | list[ProductIn]:
     """
     try:
         if isinstance(body, list):
-            return _product_list.validate_python(body)
-        return ProductIn.model_validate(body)
+            products = _product_list.validate_python(body)
+            _check_properties(products, max_depth, prefixed=True)
+            return products
+        product = ProductIn.model_validate(body)
     except ValidationError as exc:
         raise Invalid(field_errors(exc.errors())) from None
+    _check_properties([product], max_depth, prefixed=False)
+    return product
 
 
 _product_schema = ProductIn.model_json_schema()

@@ -29,7 +29,7 @@ class UnsupportedFile(ValueError):
 def _sniffed_mime_types(data: bytes) -> set[str]:
     try:
         return {match.mime_type for match in puremagic.magic_string(data)}
-    except puremagic.PureError:
+    except (puremagic.PureError, ValueError):  # ValueError: empty input
         return set()
 
 
@@ -48,6 +48,10 @@ def detect_content_type(filename: str, data: bytes) -> str:
     extension = PurePath(filename).suffix.lower()
     if extension in BINARY_TYPES:
         expected = BINARY_TYPES[extension]
+        if not data:
+            raise UnsupportedFile(
+                f"{filename!r} is empty: not a valid {extension[1:].upper()} file."
+            )
         if expected not in _sniffed_mime_types(data):
             raise UnsupportedFile(f"{filename!r} is not a valid {extension[1:].upper()} file.")
         return expected
@@ -59,6 +63,9 @@ def detect_content_type(filename: str, data: bytes) -> str:
                 json.loads(data.decode("utf-8-sig"))
             except ValueError:
                 raise UnsupportedFile(f"{filename!r} is not valid JSON.") from None
+            except RecursionError:
+                # Nested deeper than the parser recurses: accepted, its text is shown as sent.
+                pass
         return TEXT_TYPES[extension]
     # Enthusiast's wording (agent/agentic_execution/services.py), with the file named.
     raise UnsupportedFile(

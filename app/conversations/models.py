@@ -52,4 +52,9 @@ class ConversationFile(Base):
     # path below the media root, e.g. conversations/198/product_data.pdf
     storage_key: Mapped[str] = mapped_column(String(500), unique=True)
     hidden: Mapped[bool] = mapped_column(default=False)
+    # The file's text, extracted once at upload within the limits (app/conversations/
+    # extraction_process.py), or why there is none. Both null: an image, or a row stored
+    # before extraction at upload (extracted when first read).
+    extracted_text: Mapped[str | None] = mapped_column(NulFreeText)
+    extraction_error: Mapped[str | None] = mapped_column(NulFreeText)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

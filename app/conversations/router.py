@@ -19,6 +19,7 @@ from app.conversations.schemas import (
 from app.conversations.storage import media_path
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound
+from app.core.ids import RowId
 from app.core.query import EMPTY_IS_NONE
 
 router = APIRouter(tags=["conversations"])
@@ -49,7 +50,7 @@ def conversation_agent_out(agent: Agent) -> ConversationAgentOut:
     responses={404: {"description": "No such conversation, or not yours."}},
 )
 async def read_conversation(
-    conversation_id: int, request: Request, session: SessionDep, user: CurrentUser
+    conversation_id: RowId, request: Request, session: SessionDep, user: CurrentUser
 ) -> ConversationOut:
     conversation = await service.get_visible_conversation(session, user, conversation_id)
     agent = await session.get(Agent, conversation.agent_id)
@@ -155,7 +156,7 @@ async def list_conversations(
     },
 )
 async def download_file(
-    conversation_id: int,
+    conversation_id: RowId,
     filename: str,
     session: SessionDep,
     user: CurrentUser,

@@ -5,8 +5,10 @@ import hashlib
 import os
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+
+from app.conversations.extraction import Extracted
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME_LENGTH = 150
@@ -19,6 +21,7 @@ class Upload:
     filename: str
     content_type: str
     data: bytes
+    extracted: Extracted = field(default_factory=Extracted)
 
     @property
     def sha256(self) -> str:

@@ -6,7 +6,10 @@ without one (chunked) is counted as it streams, and refused at the first byte pa
 
 import json
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import PayloadTooLarge
 
 
 class BodyTooLarge(Exception):
@@ -76,3 +79,28 @@ class RequestBodyLimitMiddleware:
                 raise
         if exceeded and not response_started:
             await self._refuse(send)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body of a route that takes less than the service-wide limit (a JSON start request
+    where files are not sent): 413 at the first byte past ``max_bytes``, before the rest is
+    read, instead of parsing a body of up to that limit."""
+
+    def too_large() -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"Request body too large: the limit is {max_bytes} bytes for this request.",
+            # The rest of the body is not read: the connection cannot be reused.
+            headers={"Connection": "close"},
+        )
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large()
+    chunks = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)

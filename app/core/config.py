@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.json_input import DEFAULT_MAX_JSON_DEPTH
 from app.core.proxy import trusted_networks
 
 
@@ -72,6 +73,16 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_files: int = 10
+    # Text extraction of uploads (app/conversations/extraction_process.py), in a child process
+    # killed past its wall time or CPU time; memory, pages, characters and the decompressed
+    # size of each PDF stream are capped. At most extraction_concurrency run at once per process.
+    extraction_timeout_seconds: float = 30.0
+    extraction_cpu_seconds: int = 10
+    extraction_memory_bytes: int = 512 * 1024 * 1024
+    extraction_max_pages: int = 500
+    extraction_max_chars: int = 1_000_000
+    extraction_max_decompressed_bytes: int = 5_000_000
+    extraction_concurrency: int = 2
     # Largest request body; unset: every upload at its limit plus 1 MiB for the rest.
     max_request_bytes: int | None = None
     # POST requests one token may make a minute, counted in Redis; 0 disables the limit.
@@ -79,6 +90,14 @@ class Settings(BaseSettings):
     # Redis down when an execution is submitted: false stores it and answers 202 (a worker's
     # reconciler enqueues it later); true answers 503 and stores nothing.
     reject_when_queue_down: bool = False
+
+    # An execution's `input`, as compact JSON (a JSON start body may be 64 KiB more).
+    max_input_bytes: int = 256 * 1024
+    # Levels of arrays and objects in an `input` or a product's `properties`.
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+    # In a list page, an execution's `input` or `result` whose JSON is larger than this is
+    # replaced by a marker (the execution's own page shows it whole).
+    list_max_field_bytes: int = 64 * 1024
 
     page_size: int = 25
     log_level: str = "INFO"

@@ -1,38 +1,21 @@
 """Tools that let the agent read the files uploaded with its execution.
 
-Text comes out of PDF (pypdf), CSV, JSON, Markdown and plain text; images go to the model as
-images (for vision-capable models). Reading happens in a thread so the event loop keeps
-serving the other executions of the worker.
+Text was extracted at upload (app/conversations/extraction_process.py) and is read from the
+file's row; images go to the model as images (for vision-capable models). A file stored before
+extraction at upload is extracted on its first read, within the same limits, and kept.
 """
 
 import asyncio
-import contextlib
-import json
-from pathlib import Path
 
 from pydantic_ai import BinaryContent, RunContext, Tool
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
+from sqlalchemy import select, update
 
+from app.conversations.extraction import Extracted
+from app.conversations.models import ConversationFile
 from app.definitions.run import AttachedFile, ExecutionRun
 
 # Enough for a product sheet or a price list; longer files are read page by page (``offset``).
 MAX_CHARS_PER_READ = 20_000
-
-
-def extract_text(path: Path, content_type: str) -> str:
-    """The text of a stored upload. NUL characters are dropped: PostgreSQL rejects them."""
-    if content_type == "application/pdf":
-        reader = PdfReader(path)
-        pages = [page.extract_text() or "" for page in reader.pages]
-        text = "\n\n".join(f"[page {n}]\n{page}" for n, page in enumerate(pages, 1))
-    else:
-        text = path.read_bytes().decode("utf-8-sig", errors="replace")
-        if content_type == "application/json":
-            # Re-indented so that the model sees the structure even of a minified file.
-            with contextlib.suppress(ValueError):
-                text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    return text.replace("\x00", "")
 
 
 async def list_files(ctx: RunContext[ExecutionRun]) -> list[dict[str, object]]:
@@ -60,13 +43,47 @@ async def read_file(
         return f"No file named {filename!r}. Files of this execution: {names}."
     path = ctx.deps.media_root / attached.storage_key
     if attached.content_type.startswith("image/"):
-        data = await asyncio.to_thread(path.read_bytes)
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            return f"Could not read {filename!r}: {exc}"
         return BinaryContent(data=data, media_type=attached.content_type)
-    try:
-        text = await asyncio.to_thread(extract_text, path, attached.content_type)
-    except (OSError, PyPdfError) as exc:
-        return f"Could not read {filename!r}: {exc}"
-    return _slice(attached, text, max(offset, 0))
+    extracted = await _stored_text(ctx.deps, attached)
+    if extracted.text is None and extracted.error is None:
+        extractor = ctx.deps.text_extractor
+        if extractor is None:
+            return f"Could not read {filename!r}: its text was not extracted."
+        try:
+            extracted = await extractor.extract(path, attached.content_type, ctx.deps.user_id)
+        except OSError as exc:
+            return f"Could not read {filename!r}: {exc}"
+        await _keep_text(ctx.deps, attached, extracted)
+    if extracted.error is not None:
+        return f"Could not extract text from {filename!r}: {extracted.error}."
+    return _slice(attached, extracted.text or "", max(offset, 0))
+
+
+async def _stored_text(run: ExecutionRun, attached: AttachedFile) -> Extracted:
+    query = select(ConversationFile.extracted_text, ConversationFile.extraction_error).where(
+        ConversationFile.storage_key == attached.storage_key
+    )
+    async with run.session() as session:
+        row = (await session.execute(query)).first()
+    return Extracted() if row is None else Extracted(text=row[0], error=row[1])
+
+
+async def _keep_text(run: ExecutionRun, attached: AttachedFile, extracted: Extracted) -> None:
+    async with run.session() as session:
+        await session.execute(
+            update(ConversationFile)
+            .where(
+                ConversationFile.storage_key == attached.storage_key,
+                ConversationFile.extracted_text.is_(None),
+                ConversationFile.extraction_error.is_(None),
+            )
+            .values(extracted_text=extracted.text, extraction_error=extracted.error),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def _slice(attached: AttachedFile, text: str, offset: int) -> str:

@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.conversations.extraction_process import TextExtractor
+
 # The validation context the worker reads a stored input with. An Input validator whose check
 # the definition makes again when it prepares the run skips it then, so that a row stored
 # before the check existed ends with the definition's own failure code, not a parse error.
@@ -41,6 +43,8 @@ class ExecutionRun:
     sessionmaker: async_sessionmaker[AsyncSession]
     media_root: Path
     files: list[AttachedFile] = field(default_factory=list)
+    # Extracts the text of files stored before extraction at upload, on their first read.
+    text_extractor: TextExtractor | None = field(default=None, repr=False, compare=False)
     # What the definition's ``prepare`` returned: per-run state its tools and validators share.
     state: Any = None
     # The worker's own side of the run (``workers.agents.RunHooks``: its transcript and

@@ -9,6 +9,7 @@ from app.auth.dependencies import admitted_user, presented_key, token_header
 from app.auth.models import User
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import NotFound
+from app.core.ids import RowId
 from app.executions.listing import ExecutionRow, authenticate_for_execution
 
 
@@ -19,7 +20,7 @@ class ExecutionRequest:
 
 
 async def execution_request(
-    execution_id: int,
+    execution_id: RowId,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,

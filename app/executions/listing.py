@@ -24,15 +24,20 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Text,
     and_,
     bindparam,
+    case,
+    cast,
     func,
     literal_column,
     or_,
     select,
+    true,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from app.auth.models import User
 from app.auth.service import Authenticated, authenticate_beside, token_beside
@@ -167,10 +172,53 @@ def _values(user: User, filters: ExecutionFilters) -> dict[str, Any]:
     return values
 
 
+# Shown whole by an execution's own page; in a list, only up to ``max_field_bytes``.
+BOUNDED_FIELDS = ("input", "result")
+
+
+def _over(column: ColumnElement[Any], limit: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether the JSON text of ``column`` is longer than ``limit`` bytes. Writing a value as
+    text costs ~16 ms a MB in PostgreSQL: a value whose stored (possibly compressed) form is
+    over the limit is over it without being written (its text is never shorter)."""
+    return case(
+        (func.pg_column_size(column) > limit, true()),
+        else_=func.coalesce(func.octet_length(cast(column, Text)), 0) > limit,
+    )
+
+
+def _bounded_fields() -> tuple[LateralFromClause, list[ColumnElement[Any]]]:
+    """A lateral subquery telling, for each execution, whether its ``input`` and ``result``
+    are over the parameter ``max_field_bytes``, and those columns as a list shows them: NULL
+    when over, so that the value is neither sent by PostgreSQL nor decoded here (the router
+    shows a marker instead; ``input_truncated``/``result_truncated`` say where)."""
+    limit = bindparam("max_field_bytes", type_=Integer)
+    measured = [
+        _over(_executions.c[name], limit).label(f"{name}_truncated") for name in BOUNDED_FIELDS
+    ]
+    flags = (
+        select(*measured)
+        .correlate(_executions)
+        # Keeps the subquery from being merged into the page's, which would compute each
+        # flag twice (for the flag, and for the column).
+        .offset(0)
+        .lateral("bounded")
+    )
+    columns: list[ColumnElement[Any]] = []
+    for column in _SHOWN:
+        if column.name in BOUNDED_FIELDS:
+            over = flags.c[f"{column.name}_truncated"]
+            columns.append(case((over, None), else_=column).label(column.name))
+            columns.append(over)
+        else:
+            columns.append(column)
+    return flags, columns
+
+
 def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
     """A page of visible executions, newest first, with their files and a capped count.
 
-    Parameters: the filters' (see visible_ids), ``offset``, ``limit`` and ``count_limit``.
+    Parameters: the filters' (see visible_ids), ``offset``, ``limit``, ``count_limit`` and
+    ``max_field_bytes`` (see _bounded_fields).
     """
     visible = visible_ids(admin=admin, agent=agent, status=status, dataset=dataset)
     capped = visible.limit(bindparam("count_limit", type_=Integer)).subquery()
@@ -181,9 +229,11 @@ def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Sele
         .limit(bindparam("limit", type_=Integer))
         .subquery()
     )
+    bounded, columns = _bounded_fields()
     return (
-        select(*_SHOWN, count)
+        select(*columns, count)
         .join_from(_executions, page_ids, page_ids.c.id == _executions.c.id)
+        .join(bounded, true())
         .order_by(*NEWEST_FIRST)
     )
 
@@ -218,10 +268,18 @@ def capped_count_limit(offset: int, limit: int) -> int:
 
 
 async def list_executions(
-    session: AsyncSession, user: User, filters: ExecutionFilters, *, offset: int, limit: int
+    session: AsyncSession,
+    user: User,
+    filters: ExecutionFilters,
+    *,
+    offset: int,
+    limit: int,
+    max_field_bytes: int,
 ) -> Page:
     """Newest first: by started_at, then id, both descending. One row more than asked tells
-    whether a next page exists, whatever the (possibly estimated) count says."""
+    whether a next page exists, whatever the (possibly estimated) count says. An ``input`` or
+    ``result`` larger than ``max_field_bytes`` is None, and ``input_truncated`` or
+    ``result_truncated`` true."""
     statement = _compiled_page(**_shape(user, filters))
     by_page = _counted_by_the_page(offset, limit)
     rows = await sql.fetch(
@@ -230,6 +288,7 @@ async def list_executions(
         offset=offset,
         limit=limit + 1,
         count_limit=capped_count_limit(offset, limit),
+        max_field_bytes=max_field_bytes,
         **_values(user, filters),
     )
     if not rows:

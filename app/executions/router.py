@@ -6,8 +6,12 @@ from starlette.datastructures import FormData, UploadFile
 from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
 from app.conversations.schemas import FileOut
-from app.core.dependencies import QueueDep, SessionDep, SettingsDep
+from app.core.body_limit import read_body
+from app.core.config import Settings
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
+from app.core.ids import INT32_MAX, RowId
+from app.core.json_input import parse_json_body
 from app.core.query import EMPTY_IS_NONE
 from app.executions import listing, service
 from app.executions.dependencies import ExecutionRequestDep
@@ -57,21 +61,23 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
     )
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Invalid("JSON parse error: the body is not valid JSON.") from None
+# Room in a JSON start body for what is not its input (the key, the envelope, whitespace).
+JSON_ENVELOPE_BYTES = 64 * 1024
+
+
+async def _json_body(request: Request, settings: Settings) -> dict[str, Any]:
+    raw = await read_body(request, settings.max_input_bytes + JSON_ENVELOPE_BYTES)
+    body = parse_json_body(raw, settings.max_json_depth)
     if not isinstance(body, dict):
         raise Invalid("Expected a JSON object with `execution_key` and `input`.")
     # Other top-level fields are ignored, as Enthusiast's serializer does (`input` is strict).
     return body
 
 
-def _json_input(body: dict[str, Any]) -> Any:
+def _json_input(body: dict[str, Any], settings: Settings) -> Any:
     raw = body.get("input", {})
     # A JSON-encoded string is parsed, as Enthusiast's serializer does.
-    return service.parse_form_input(raw) if isinstance(raw, str) else raw
+    return service.parse_form_input(raw, settings) if isinstance(raw, str) else raw
 
 
 def _form_files(form: FormData) -> list[UploadFile]:
@@ -113,10 +119,10 @@ START_OPENAPI: dict[str, Any] = {
     openapi_extra=START_OPENAPI,
     responses={
         400: {
-            "description": "Unknown `execution_key`, invalid `input` (fields named), files "
-            "sent to an agent without file upload, or an unsupported file type. A `detail` "
-            "string says what is wrong, beside a field's messages as a list of strings "
-            "(`execution_key`, `files`); `input` names its fields.",
+            "description": "Unknown `execution_key`, invalid `input` (fields named; nested "
+            "too deep, or NaN/Infinity), files sent to an agent without file upload, or an "
+            "unsupported file type. A `detail` string says what is wrong, beside a field's "
+            "messages as a list of strings (`execution_key`, `files`); `input` names its fields.",
             "content": {
                 "application/json": {"example": {"input": {"skus": "Input should be a valid list"}}}
             },
@@ -126,7 +132,15 @@ START_OPENAPI: dict[str, Any] = {
             "description": "The `Idempotency-Key` was used in the last 24 hours for a "
             "different request.",
         },
-        413: {"description": "A file is larger than the upload limit."},
+        413: {
+            "description": "A file is larger than the upload limit, or `input` than its "
+            "limit (256 KiB of JSON by default).",
+            "content": {
+                "application/json": {
+                    "example": {"input": ["300000 bytes of JSON: the limit is 262144 bytes."]}
+                }
+            },
+        },
         415: {"description": "Neither JSON nor multipart/form-data."},
         503: {
             "description": "PostgreSQL is unreachable; or Redis is, and the service is set to "
@@ -141,6 +155,7 @@ async def start_execution(
     session: SessionDep,
     queue: QueueDep,
     settings: SettingsDep,
+    extractor: TextExtractorDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -157,19 +172,32 @@ async def start_execution(
         service.check_idempotency_key(idempotency_key)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        async with request.form(max_files=settings.max_upload_files * 2) as form:
+        # Text fields past max_part_size are refused by the parser (400) before they are
+        # read whole: at least Starlette's 1 MiB, more if the input limit asks for it.
+        max_part_size = max(settings.max_input_bytes + 1, 1024 * 1024)
+        async with request.form(
+            max_files=settings.max_upload_files * 2, max_part_size=max_part_size
+        ) as form:
             key = service.execution_key_of(agent, form.get("execution_key"))
             raw_input = form.get("input")
             validated_input = service.validate_input(
                 agent,
                 key,
-                service.parse_form_input(raw_input if isinstance(raw_input, str) else None),
+                service.parse_form_input(
+                    raw_input if isinstance(raw_input, str) else None, settings
+                ),
+                settings,
             )
-            uploads = await service.read_uploads(agent, _form_files(form), settings)
+            files = _form_files(form)
+            if files:
+                # Extracting a file's text may take seconds: no pooled connection waits for it
+                # (the session takes one again when it next needs one).
+                await session.close()
+            uploads = await service.read_uploads(agent, files, settings, extractor, caller.user)
     elif content_type == "application/json" or content_type.endswith("+json"):
-        body = await _json_body(request)
+        body = await _json_body(request, settings)
         key = service.execution_key_of(agent, body.get("execution_key"))
-        validated_input = service.validate_input(agent, key, _json_input(body))
+        validated_input = service.validate_input(agent, key, _json_input(body, settings), settings)
         uploads = []
     else:
         raise UnsupportedMediaType(
@@ -203,18 +231,38 @@ async def read_execution(caller: ExecutionRequestDep, request: Request) -> Execu
     return execution_out(caller.execution, request.scope.get("root_path", ""))
 
 
-def _page_number(raw: str | None) -> int:
+def truncated(execution: ExecutionRow, request: Request) -> ExecutionRow:
+    """A list's row with each ``input`` or ``result`` the statement left out (over
+    ``list_max_field_bytes``) replaced by ``{"truncated": true, "url": <the execution>}``: a
+    marker no valid input has (inputs forbid unknown fields)."""
+    markers = {}
+    for field in listing.BOUNDED_FIELDS:
+        if execution[f"{field}_truncated"]:
+            url = request.url_for("read_execution", execution_id=execution["id"])
+            markers[field] = {"truncated": True, "url": str(url)}
+    return {**execution, **markers} if markers else execution
+
+
+def _page_number(raw: str | None, page_size: int) -> int:
     if raw is None:
         return 1
-    if not raw.isdigit() or int(raw) < 1:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and a page of
+    # thousands of digits is refused by int() too. A page whose offset PostgreSQL cannot take
+    # (int32) is past any list there will ever be.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(INT32_MAX)):
         raise NotFound("Invalid page.")
-    return int(raw)
+    number = int(raw)
+    if number < 1 or number * page_size >= INT32_MAX:
+        raise NotFound("Invalid page.")
+    return number
 
 
 @router.get(
     "/agentic-executions/",
     summary="List executions",
-    description="Your executions (all of them for admins), newest first, 25 a page.",
+    description="Your executions (all of them for admins), newest first, 25 a page. An "
+    "`input` or `result` over the list's limit (64 KiB of JSON by default) shows as "
+    '`{"truncated": true, "url": <the execution>}`; the execution itself shows it whole.',
     responses={
         400: {"description": "A filter has an invalid value (named in the body)."},
         404: {
@@ -229,7 +277,7 @@ async def list_executions(
     user: CurrentUser,
     settings: SettingsDep,
     agent_id: Annotated[
-        int | None, EMPTY_IS_NONE, Query(description="Only this agent's executions.")
+        RowId | None, EMPTY_IS_NONE, Query(description="Only this agent's executions.")
     ] = None,
     status: Annotated[
         ExecutionStatus | None,
@@ -237,7 +285,9 @@ async def list_executions(
         Query(description="Only executions in this status."),
     ] = None,
     dataset_id: Annotated[
-        int | None, EMPTY_IS_NONE, Query(description="Only executions of agents on this dataset.")
+        RowId | None,
+        EMPTY_IS_NONE,
+        Query(description="Only executions of agents on this dataset."),
     ] = None,
     page: Annotated[
         str | None, Query(description="Page number, from 1, or `last`.", examples=["1"])
@@ -250,9 +300,14 @@ async def list_executions(
         total = await listing.count_executions_exactly(session, user, filters)
         number = max(1, -(-total // size))
     else:
-        number = _page_number(page)
+        number = _page_number(page, size)
     found = await listing.list_executions(
-        session, user, filters, offset=(number - 1) * size, limit=size
+        session,
+        user,
+        filters,
+        offset=(number - 1) * size,
+        limit=size,
+        max_field_bytes=settings.list_max_field_bytes,
     )
     if number > 1 and not found.executions:
         raise NotFound("Invalid page.")
@@ -270,7 +325,7 @@ async def list_executions(
         count=max(count, (number - 1) * size + len(executions)),
         next=str(request.url.include_query_params(page=number + 1)) if found.has_next else None,
         previous=previous,
-        results=[execution_out(e, root_path) for e in executions],
+        results=[execution_out(truncated(e, request), root_path) for e in executions],
     )
 
 
@@ -300,7 +355,7 @@ async def list_executions(
     },
 )
 async def cancel_execution(
-    execution_id: int,
+    execution_id: RowId,
     request: Request,
     response: Response,
     session: SessionDep,

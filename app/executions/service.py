@@ -1,6 +1,7 @@
 """Starting, reading, listing and cancelling agentic executions."""
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -11,18 +12,21 @@ from typing import Any, cast
 import asyncpg
 from arq.connections import ArqRedis
 from pydantic import ValidationError
+from pydantic_core import to_json
 from sqlalchemy import CursorResult, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from app.agents.models import Agent
 from app.auth.models import User
+from app.conversations.extraction_process import TextExtractor
 from app.conversations.file_types import UnsupportedFile, detect_content_type
 from app.conversations.storage import Upload, remove_stored, write_upload
 from app.core import sql
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, Unavailable, field_errors
+from app.core.json_input import check_json, parse_json
 from app.definitions.registry import definitions_for, find_definition
 from app.executions import listing
 from app.executions.listing import ExecutionRow
@@ -47,15 +51,24 @@ QUEUE_UNAVAILABLE = "Job queue unavailable, try again shortly. Nothing was store
 NO_FILE_UPLOAD = "This agent does not support file uploads."
 
 
-def parse_form_input(raw: str | None) -> Any:
+def input_too_large(size: int, settings: Settings) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        {"input": [f"{size} bytes of JSON: the limit is {settings.max_input_bytes} bytes."]}
+    )
+
+
+def parse_form_input(raw: str | None, settings: Settings) -> Any:
     """``input`` as a JSON-encoded string (a multipart field, or a JSON body's string, which
     Enthusiast parses too); missing means ``{}``."""
     if raw is None or raw.strip() == "":
         return {}
+    size = len(raw.encode())
+    if size > settings.max_input_bytes:
+        raise input_too_large(size, settings)
     try:
-        return json.loads(raw)
+        return parse_json(raw, settings.max_json_depth)
     except ValueError as exc:
-        raise Invalid({"input": [f"Invalid JSON: {exc}"]}) from None
+        raise Invalid({"input": [str(exc)]}) from None
 
 
 def field_error(field: str, message: str, detail: str | None = None) -> Invalid:
@@ -82,8 +95,14 @@ def execution_key_of(agent: Agent, raw: Any) -> str:
     raise field_error("execution_key", message, detail)
 
 
-def validate_input(agent: Agent, execution_key: str, raw_input: Any) -> dict[str, Any]:
-    """The input validated by the definition's model and dumped in JSON mode, defaults filled."""
+def validate_input(
+    agent: Agent, execution_key: str, raw_input: Any, settings: Settings
+) -> dict[str, Any]:
+    """The input validated by the definition's model and dumped in JSON mode, defaults filled.
+
+    Refused first when it nests deeper than the limit or holds a non-finite number (which the
+    dump would turn into null); then when its JSON is over the size limit.
+    """
     definition = find_definition(agent.agent_type, execution_key)
     if definition is None:
         known = ", ".join(d.key for d in definitions_for(agent.agent_type)) or "none"
@@ -93,17 +112,27 @@ def validate_input(agent: Agent, execution_key: str, raw_input: Any) -> dict[str
         )
     if not isinstance(raw_input, dict):
         raise Invalid({"input": ["Expected a JSON object."]})
+    check_json(raw_input, settings.max_json_depth, "input")
     try:
         validated = definition.Input.model_validate(raw_input)
     except ValidationError as exc:
         raise Invalid({"input": field_errors(exc.errors())}) from None
-    return validated.model_dump(mode="json")
+    dumped = validated.model_dump(mode="json")
+    size = len(to_json(dumped))
+    if size > settings.max_input_bytes:
+        raise input_too_large(size, settings)
+    return dumped
 
 
 async def read_uploads(
-    agent: Agent, files: Sequence[UploadFile], settings: Settings
+    agent: Agent,
+    files: Sequence[UploadFile],
+    settings: Settings,
+    extractor: TextExtractor,
+    user: User,
 ) -> list[Upload]:
-    """Check count, size and type of the uploads, by content, before anything is written."""
+    """Check count, size and type of the uploads, by content, and extract their text, before
+    anything is written (nor a database connection taken: a PDF may take seconds)."""
     if not files:
         return []
     if not agent.file_upload:
@@ -124,7 +153,13 @@ async def read_uploads(
         except UnsupportedFile as exc:
             raise field_error("files", str(exc)) from None
         uploads.append(Upload(filename=filename, content_type=content_type, data=data))
-    return uploads
+    # Every file checked first: a refused request costs no extraction.
+    return [
+        dataclasses.replace(
+            upload, extracted=await extractor.extract(upload.data, upload.content_type, user.id)
+        )
+        for upload in uploads
+    ]
 
 
 def request_sha256(
@@ -181,13 +216,18 @@ WITH conversation AS (
     ORDER BY file.position
 ), files AS (
     INSERT INTO conversation_files
-        (conversation_id, filename, content_type, size, sha256, storage_key, hidden, created_at)
+        (conversation_id, filename, content_type, size, sha256, storage_key, hidden, created_at,
+         extracted_text, extraction_error)
     SELECT conversation.id, file.filename, file.content_type, file.size, file.sha256,
-           file.storage_key, false, CAST(:now AS timestamptz)
+           file.storage_key, false, CAST(:now AS timestamptz), file.extracted_text,
+           file.extraction_error
     FROM conversation, unnest(
         CAST(:filenames AS varchar[]), CAST(:content_types AS varchar[]),
-        CAST(:sizes AS bigint[]), CAST(:sha256s AS varchar[]), CAST(:storage_keys AS varchar[])
-    ) AS file (filename, content_type, size, sha256, storage_key)
+        CAST(:sizes AS bigint[]), CAST(:sha256s AS varchar[]), CAST(:storage_keys AS varchar[]),
+        CAST(:extracted_texts AS text[]), CAST(:extraction_errors AS text[])
+    ) AS file (
+        filename, content_type, size, sha256, storage_key, extracted_text, extraction_error
+    )
 )
 INSERT INTO agentic_executions (
     agent_id, user_id, dataset_id, execution_key, conversation_id, status, input, attempts,
@@ -279,6 +319,8 @@ async def _store_execution(
             sizes=[len(upload.data) for upload in uploads],
             sha256s=[upload.sha256 for upload in uploads],
             storage_keys=stored,
+            extracted_texts=[upload.extracted.text for upload in uploads],
+            extraction_errors=[upload.extracted.error for upload in uploads],
         )
     except BaseException:
         remove_stored(settings.media_root, stored)

@@ -43,5 +43,6 @@ def list_queries(
         offset=offset,
         limit=limit + 1,
         count_limit=listing.capped_count_limit(offset, limit),
+        max_field_bytes=64 * 1024,
     )
     return {"page": compiled(page)}

@@ -1,16 +1,18 @@
 """The built-in ``catalog-enrichment`` definition, run by the worker with scripted models."""
 
-from pathlib import Path
+from typing import Any
 
 from pydantic_ai import BinaryContent
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.models import Dataset, Product
+from app.conversations.extraction import ExtractionLimits, extract_text
 from app.conversations.models import ConversationFile
-from app.definitions.files import extract_text
+from app.core.config import Settings
 from app.executions.models import AgenticExecution
 from tests.factories import Factory
+from tests.pdfs import one_page_pdf
 from tests.worker.harness import Script, Worker, answer, call, reload, roles, trace
 
 UPDATED = "Product updated successfully"
@@ -204,36 +206,14 @@ async def test_uploaded_files_are_read_by_the_agent(
     assert (await catalog(sessionmaker, dataset))["SKU-001"][0] == "Blue Kettle"
 
 
-def test_text_is_extracted_from_a_pdf(tmp_path: Path) -> None:
-    path = tmp_path / "sheet.pdf"
-    path.write_bytes(one_page_pdf("SKU-001 Blue Kettle 1.7 l"))
-
-    assert "SKU-001 Blue Kettle 1.7 l" in extract_text(path, "application/pdf")
-
-
-def one_page_pdf(text: str) -> bytes:
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
+def test_text_is_extracted_from_a_pdf(settings: Settings) -> None:
+    text = extract_text(
+        one_page_pdf("SKU-001 Blue Kettle 1.7 l"),
+        "application/pdf",
+        ExtractionLimits.from_settings(settings),
     )
-    return bytes(out)
+
+    assert "SKU-001 Blue Kettle 1.7 l" in text
 
 
 async def test_uploaded_images_reach_the_model_as_images(
@@ -265,3 +245,29 @@ async def test_uploaded_images_reach_the_model_as_images(
         if m.role == "tool_result" and m.tool_name == "read_file"
     )
     assert read.content == "[image/png, 40 bytes]"
+
+
+async def test_properties_too_deep_to_list_are_refused_to_the_model(
+    worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    dataset, execution = await enrichment(factory, ["SKU-001"], **{"SKU-001": {"name": "Mug"}})
+    deep: dict[str, Any] = {}
+    for _ in range(100):
+        deep = {"a": deep}
+    script = Script(
+        call("update_product", sku="SKU-001", properties={"deep": deep}),
+        call("update_product", sku="SKU-001", description="A mug."),
+        answer({"SKU-001": UPDATED}),
+    )
+
+    await worker.run(execution.id, script)
+
+    done = await reload(sessionmaker, execution.id)
+    assert (done.status, done.result) == ("finished", {"SKU-001": UPDATED})
+    assert await catalog(sessionmaker, dataset) == {"SKU-001": ("Mug", "A mug.", {})}
+    results = [m.content for m in await trace(sessionmaker, execution.conversation_id)
+               if m.role == "tool_result" and m.tool_name == "update_product"]  # fmt: skip
+    assert results[0] == (
+        "properties: Nested too deep: the limit is 64 levels of arrays and objects. "
+        "Product SKU-001 was not changed."
+    )

@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.catalog.models import Product
+from app.core.json_input import DEFAULT_MAX_JSON_DEPTH, NOT_FINITE, json_problem
 from app.definitions.run import ExecutionRun
 
 SEARCH_LIMIT = 50
@@ -111,6 +112,13 @@ async def update_product(
         return f"SKU {sku!r} is not one of this execution's SKUs; it was not changed."
     if name is None and description is None and not properties:
         return "Nothing to update: give a name, a description or properties."
+    # As for an admin's products (at the default limit): deeper properties could not be
+    # listed, and NaN cannot be stored.
+    problem = json_problem(properties, DEFAULT_MAX_JSON_DEPTH) if properties else None
+    if problem is not None:
+        path, message = problem
+        where = f"properties.{path}" if path and message == NOT_FINITE else "properties"
+        return f"{where}: {message} Product {sku} was not changed."
     try:
         async with ctx.deps.session() as session:
             product = await session.scalar(
