@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.definitions.package_version import _distributions
+from app.definitions.package_version import installed_distributions
 from app.definitions.registry import all_definitions
 from app.executions.models import AgenticExecution
 from app.main import create_app
@@ -57,8 +58,10 @@ definition = EchoReport()
 
 
 @pytest.fixture
-def plugin(tmp_path: Path) -> Iterator[None]:
-    """A distribution installed on sys.path, registering one definition by entry point."""
+def plugin(tmp_path: Path, app: FastAPI) -> Iterator[None]:
+    """A distribution installed on sys.path, registering one definition by entry point.
+
+    After the session's app exists: that one is built from the definitions without it."""
     package = tmp_path / PLUGIN_MODULE
     package.mkdir()
     (package / "__init__.py").write_text(textwrap.dedent(PLUGIN_SOURCE))
@@ -74,7 +77,7 @@ def plugin(tmp_path: Path) -> Iterator[None]:
     sys.path.insert(0, str(tmp_path))
     importlib.invalidate_caches()
     all_definitions.cache_clear()
-    _distributions.cache_clear()
+    installed_distributions.cache_clear()
     try:
         yield
     finally:
@@ -82,7 +85,7 @@ def plugin(tmp_path: Path) -> Iterator[None]:
         sys.modules.pop(PLUGIN_MODULE, None)
         importlib.invalidate_caches()
         all_definitions.cache_clear()
-        _distributions.cache_clear()
+        installed_distributions.cache_clear()
 
 
 def start_body(document: dict[str, Any]) -> dict[str, Any]:

@@ -10,13 +10,13 @@ UNPACKAGED = "0"
 
 
 @lru_cache
-def _distributions() -> Mapping[str, list[str]]:
+def installed_distributions() -> Mapping[str, list[str]]:
     return packages_distributions()
 
 
 def package_version_of(module: str) -> str:
     top_level = module.split(".", 1)[0]
-    for distribution in _distributions().get(top_level, []):
+    for distribution in installed_distributions().get(top_level, []):
         try:
             return version(distribution)
         except PackageNotFoundError:
