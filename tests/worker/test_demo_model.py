@@ -20,7 +20,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.fixture
 async def demo(session: AsyncSession) -> DemoSetup:
-    return await seed_demo(session)
+    seeded = await seed_demo(session)
+    await session.commit()  # the caller owns the transaction (app/core/db.py)
+    return seeded
 
 
 def headers(demo: DemoSetup) -> dict[str, str]:
