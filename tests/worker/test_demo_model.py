@@ -14,6 +14,7 @@ from app.catalog.models import Product
 from app.demo import DemoSetup, seed_demo
 from tests.worker.harness import Worker, reload
 from workers.demo_model import NOTE, demo_model
+from workers.demo_model.invoices import line_items
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -227,3 +228,15 @@ async def test_invoice_scanning_adds_the_invoices_quantities_to_the_stock(
     found = await products(sessionmaker)
     assert found["SKU-001"].properties["stock"] == 12
     assert found["SKU-003"].properties["stock"] == 40
+
+
+def test_the_demo_model_finds_quantities_in_free_text_invoices() -> None:
+    texts = [
+        "Invoice 2026-11\nSKU-001 x 3\nSKU-002  Rain jacket  qty: 2  unit price 12.50\n",
+        "Delivery note\nSKU-001 Trail running shoe 4 pairs at 54.90\n",
+    ]
+
+    assert line_items(texts) == [
+        {"sku": "SKU-001", "quantity": 7},
+        {"sku": "SKU-002", "quantity": 2},
+    ]
