@@ -49,6 +49,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
             None if finished_at is None else (finished_at - execution["started_at"]).total_seconds()
         ),
         files=[FileOut.of(**file, root_path=root_path) for file in execution["files"]],
+        definition_version=execution["definition_version"],
     )
 
 
