@@ -1,7 +1,7 @@
 """execution_events: each execution's event log (statuses, trace entries), written by triggers; webhook endpoints, deliveries and attempts
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-01 05:00:00.000000
 
 The triggers write the log in the transaction of the change that causes each event, whatever
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision: str = '0014'
-down_revision: str | None = '0012'
+down_revision: str | None = '0013'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
