@@ -77,6 +77,101 @@ def _wait(client: httpx.Client, execution: dict[str, Any], timeout: float) -> di
     return execution
 
 
+class NoEventStream(Exception):
+    """The service has no event stream (an older release): poll instead."""
+
+
+def _trace_line(entry: dict[str, Any]) -> str | None:
+    """A short line for a trace entry worth showing live: model answers, tool calls and
+    results, retries."""
+    payload = entry.get("payload") or {}
+    role = entry["role"]
+    if role == "tool_call":
+        line = f"tool call {entry['tool_name']}({entry['content']})"
+    elif role == "tool_result":
+        line = f"tool result {entry['tool_name']}: {entry['content']}"
+    elif role == "retry":
+        line = f"retry: {entry['content']}"
+    elif role == "assistant":
+        line = f"says: {entry['content']}"
+    elif "model_name" not in payload:
+        return None
+    else:
+        line = role
+    if "model_name" in payload:
+        # The first entry of a model's answer names the model.
+        line = f"model {payload['model_name']} → {line}"
+    line = " ".join(line.split())
+    return line if len(line) <= 120 else line[:119] + "…"
+
+
+def _stream_once(client: httpx.Client, execution_id: int, last_event_id: int, on_event: Any) -> int:
+    """Read the execution's event stream after ``last_event_id`` until it ends or breaks;
+    answers the id of the last event read."""
+    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id else {}
+    # The service sends a comment every 15 s: a longer silence is a broken connection.
+    timeout = httpx.Timeout(30, read=60)
+    path = f"/api/agentic-executions/{execution_id}/events/"
+    with client.stream("GET", path, headers=headers, timeout=timeout) as response:
+        content_type = response.headers.get("content-type", "")
+        if response.status_code in (404, 405) or (
+            response.is_success and not content_type.startswith("text/event-stream")
+        ):
+            raise NoEventStream
+        if response.is_error:
+            response.read()
+            raise RemoteError(f"HTTP {response.status_code}: {response.text}")
+        fields: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+                continue
+            if "data" in fields and "id" in fields:
+                last_event_id = int(fields["id"])
+                on_event(fields.get("event", "message"), json.loads(fields["data"]))
+            fields = {}
+    return last_event_id
+
+
+def _follow(client: httpx.Client, execution: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Follow the execution's event stream to its end, printing its statuses, model calls and
+    tool calls as they happen; reconnects (Last-Event-ID) when the connection breaks."""
+    started = time.monotonic()
+    calls = 0
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        nonlocal execution, calls
+        elapsed = time.monotonic() - started
+        if kind == "status":
+            execution = data
+            print(
+                f"#{data['id']} {data['status']:<11} {elapsed:6.1f} s  "
+                f"{calls} model call{'s' * (calls != 1)}",
+                file=sys.stderr,
+            )
+        elif kind == "trace":
+            calls += "model_name" in (data.get("payload") or {})
+            line = _trace_line(data)
+            if line is not None:
+                print(f"  {elapsed:6.1f} s  {line}", file=sys.stderr)
+
+    last_event_id = 0
+    while True:
+        try:
+            last_event_id = _stream_once(client, execution["id"], last_event_id, on_event)
+        except httpx.TransportError as exc:
+            if time.monotonic() - started > timeout:
+                raise RemoteError(f"the event stream broke: {exc}") from None
+            time.sleep(POLL_SECONDS)
+        if execution["status"] in TERMINAL:
+            return execution
+        if time.monotonic() - started > timeout:
+            raise RemoteError(f"still {execution['status']} after {timeout:.0f} s")
+        # The stream ended early (the service restarting, say): reconnect in a moment.
+        time.sleep(POLL_SECONDS)
+
+
 def run(args: argparse.Namespace) -> None:
     with _client(args) as client:
         execution = _start(client, args)
@@ -84,7 +179,11 @@ def run(args: argparse.Namespace) -> None:
         if not args.wait:
             print(json.dumps(execution, indent=2))
             return
-        execution = _wait(client, execution, args.timeout)
+        try:
+            execution = _follow(client, execution, args.timeout)
+        except NoEventStream:
+            print("the service has no event stream: polling", file=sys.stderr)
+            execution = _wait(client, execution, args.timeout)
     if execution["status"] == "finished":
         print(json.dumps(execution["result"], indent=2))
         return

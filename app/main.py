@@ -30,8 +30,11 @@ from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.openapi import document_execution_types
 from app.definitions.registry import all_definitions
 from app.definitions.router import router as definitions_router
+from app.events.listener import EventListener
+from app.events.router import router as events_router
 from app.executions.queue import create_queue
 from app.executions.router import router as executions_router
+from app.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Submit *agentic executions* — autonomous LLM agent jobs with a typed input — and collect a
@@ -60,11 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ExtractionLimits.from_settings(settings), settings.extraction_concurrency
         )
         app.state.extractor.start()
+        app.state.event_listener = EventListener(settings.database_url)
+        app.state.event_listener.start()
         settle_after_startup()
         keep_large_buffers_returnable()
         try:
             yield
         finally:
+            await app.state.event_listener.close()
             app.state.extractor.close()
             await app.state.queue.aclose()
             await engine.dispose()
@@ -99,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         definitions_router,
         executions_router,
+        events_router,
+        webhooks_router,
         conversations_router,
         agents_router,
         catalog_router,

@@ -5,7 +5,9 @@ from app.auth.models import ApiToken, User
 from app.catalog.models import Dataset, DatasetMember, Product
 from app.conversations.models import Conversation, ConversationFile, Message
 from app.core.db import Base
+from app.events.models import ExecutionEvent
 from app.executions.models import AgenticExecution
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Agent",
@@ -16,7 +18,11 @@ __all__ = [
     "ConversationFile",
     "Dataset",
     "DatasetMember",
+    "ExecutionEvent",
     "Message",
     "Product",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -101,6 +101,8 @@ def settings(
         default_model="test",
         # Gauges read afresh at every scrape, so that a test sees its own rows.
         metrics_refresh_seconds=0,
+        # Webhook receivers of the tests listen on loopback (the SSRF tests turn it off).
+        webhook_allow_private_networks=True,
         _env_file=None,  # type: ignore[call-arg]
     )
 

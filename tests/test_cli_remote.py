@@ -7,8 +7,12 @@ import sys
 from collections.abc import AsyncIterator
 
 import pytest
+import uvicorn
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from app.core.config import Settings
+from app.main import create_app
 from tests.factories import Account, Factory
 from workers.execution_worker import ExecutionWorker
 from workers.settings import worker_settings
@@ -53,6 +57,51 @@ async def test_run_wait_follows_the_execution_and_prints_its_result(
     assert "started execution 1" in stderr
     assert "#1 finished" in stderr
     assert "1 model call" in stderr
+    # Followed live through the event stream: each status, the model's answer, its tool call.
+    assert "#1 pending" in stderr
+    assert "#1 in_progress" in stderr
+    assert "model test → tool call final_result(" in stderr
+    assert "tool result final_result" in stderr
+
+
+@pytest.fixture
+async def url_without_event_stream(settings: Settings) -> AsyncIterator[str]:
+    """The service as a release before the event stream was: the route is not there."""
+    app = create_app(settings)
+
+    async def older_release(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/events/"):
+            await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    server = uvicorn.Server(
+        uvicorn.Config(older_release, host="127.0.0.1", port=0, lifespan="on", log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    server.should_exit = True
+    await task
+
+
+@pytest.mark.usefixtures("running_worker")
+async def test_run_wait_polls_a_service_without_the_event_stream(
+    url_without_event_stream: str, factory: Factory
+) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice), agent_type="structured-task")
+
+    code, stdout, stderr = await agentrun(
+        url_without_event_stream, alice, "run", str(agent.id), "structured-task",
+        "--input", '{"instructions": "Name a colour."}', "--wait",
+    )  # fmt: skip
+
+    assert code == 0, stderr
+    assert isinstance(json.loads(stdout), dict)
+    assert "the service has no event stream: polling" in stderr
+    assert "#1 finished" in stderr
 
 
 @pytest.mark.usefixtures("running_worker")

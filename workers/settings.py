@@ -51,6 +51,7 @@ from workers.loop import SUMMARY_TIMEOUT_SECONDS
 from workers.model_clients import ModelFactory
 from workers.reconciler import keep_reconciling
 from workers.state import STATE_KEY, WorkerState, state_of
+from workers.webhook_delivery import keep_delivering_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,8 @@ async def startup(ctx: dict[str, Any]) -> None:
             state.sessionmaker, queue, state.runs, settings, state.job_timeout_seconds
         )
         state.background.append(asyncio.create_task(reconciling, name="reconciler"))
+        webhooks = keep_delivering_webhooks(state.sessionmaker, settings)
+        state.background.append(asyncio.create_task(webhooks, name="webhooks"))
     settle_after_startup()
     keep_large_buffers_returnable()
 

@@ -2,10 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.core.json_input import DEFAULT_MAX_JSON_DEPTH
 from app.core.proxy import trusted_networks
@@ -99,6 +99,23 @@ class Settings(BaseSettings):
     # replaced by a marker (the execution's own page shows it whole).
     list_max_field_bytes: int = 64 * 1024
 
+    # An execution's event stream sends a comment this often while nothing happens, so that
+    # gateways and clients keep the connection open.
+    event_stream_keep_alive_seconds: float = Field(default=15.0, gt=0)
+
+    # Webhooks (app/webhooks, workers/webhook_delivery.py): seconds between a failed attempt
+    # and the next, one entry per retry ("5,300,1800"); after the last, the delivery fails.
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = [5, 300, 1800, 7200, 18000, 36000]
+    # Send to URLs resolving to loopback, private or link-local addresses (tests, closed
+    # networks); off, they are refused.
+    webhook_allow_private_networks: bool = False
+    # Attempts under way at once per endpoint in one worker (a dead receiver holds no more),
+    # and in all.
+    webhook_concurrency_per_endpoint: int = Field(default=4, ge=1)
+    webhook_concurrency: int = Field(default=100, ge=1)
+    # How often each worker looks for due deliveries and undispatched events.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+
     page_size: int = 25
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -115,6 +132,13 @@ class Settings(BaseSettings):
     # Addresses or networks (10.42.0.0/16) whose X-Forwarded-Proto/-Host/-For/-Prefix headers
     # are believed: the gateway's only. "*" trusts any peer, so any client could spoof them.
     trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _comma_separated_seconds(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -1,0 +1,149 @@
+"""Turning the status events of the log (the outbox) into deliveries, one per matching endpoint.
+
+Run by the workers (``workers.webhook_delivery``). Each batch is one transaction: the events
+are locked (``SKIP LOCKED``: workers share the work), their deliveries inserted (at most one an
+event and endpoint) and the events marked dispatched; a worker killed in between leaves them
+undispatched for the next pass. Endpoints receive the events of executions their owner can see
+(an admin: all), of their agent only when they name one.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, any_, exists, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.models import User
+from app.core.db import utcnow
+from app.events.models import ExecutionEvent
+from app.events.stream import execution_in_status
+from app.executions import repository
+from app.executions.models import CANCELLED, AgenticExecution, ExecutionStatus
+from app.executions.router import execution_out
+from app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+BATCH = 100
+
+
+def webhook_event(payload: dict[str, Any]) -> WebhookEvent | None:
+    """The webhook event a status event is, if any (``pending`` is none)."""
+    status = payload.get("status")
+    if status == ExecutionStatus.IN_PROGRESS:
+        return WebhookEvent.STARTED
+    if status == ExecutionStatus.FINISHED:
+        return WebhookEvent.FINISHED
+    if status == ExecutionStatus.FAILED:
+        if payload.get("failure_code") == CANCELLED:
+            return WebhookEvent.CANCELLED
+        return WebhookEvent.FAILED
+    return None
+
+
+def message_id(execution_id: int, sequence: int) -> str:
+    # The event's identity: the same on every attempt and redelivery.
+    return f"msg_{execution_id}_{sequence}"
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def _subscribers(
+    session: AsyncSession, user_id: int, agent_id: int, kind: WebhookEvent
+) -> list[int]:
+    query = (
+        select(WebhookEndpoint.id)
+        .join(User, User.id == WebhookEndpoint.user_id)
+        .where(
+            WebhookEndpoint.enabled.is_(True),
+            literal(kind.value) == any_(WebhookEndpoint.events),
+            or_(WebhookEndpoint.agent_id.is_(None), WebhookEndpoint.agent_id == agent_id),
+            or_(User.is_admin.is_(True), User.id == user_id),
+            User.is_active.is_(True),
+        )
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def dispatch_events(session: AsyncSession, root_path: str) -> int:
+    """Dispatch one batch of undispatched events, in one transaction; how many were.
+
+    Read with Core (no ORM objects): every status change of every execution passes here.
+    """
+    async with session.begin():
+        rows = (
+            await session.execute(
+                select(
+                    ExecutionEvent.execution_id,
+                    ExecutionEvent.sequence,
+                    ExecutionEvent.payload,
+                    ExecutionEvent.created_at,
+                    AgenticExecution.user_id,
+                    AgenticExecution.agent_id,
+                )
+                .join(AgenticExecution, AgenticExecution.id == ExecutionEvent.execution_id)
+                .where(ExecutionEvent.dispatched_at.is_(None))
+                .order_by(ExecutionEvent.created_at)
+                .limit(BATCH)
+                .with_for_update(of=ExecutionEvent.__table__, skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return 0
+        now = utcnow()
+        await session.execute(
+            update(ExecutionEvent)
+            .where(
+                tuple_(ExecutionEvent.execution_id, ExecutionEvent.sequence).in_(
+                    [(row.execution_id, row.sequence) for row in rows]
+                )
+            )
+            .values(dispatched_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        if await session.scalar(select(exists().where(WebhookEndpoint.enabled.is_(True)))):
+            for row in rows:
+                await _deliveries_of(session, row, root_path, now)
+    return len(rows)
+
+
+async def _deliveries_of(
+    session: AsyncSession, event: Row[Any], root_path: str, now: datetime
+) -> None:
+    """The deliveries of one (status) event, one per endpoint that receives it."""
+    kind = webhook_event(event.payload or {})
+    if kind is None:
+        return
+    endpoints = await _subscribers(session, event.user_id, event.agent_id, kind)
+    if not endpoints:
+        return
+    shown = await repository.get_execution(session, event.execution_id)
+    assert shown is not None
+    data = execution_out(execution_in_status(shown, event.payload), root_path)
+    body = {
+        "type": kind.value,
+        "timestamp": _timestamp(event.created_at),
+        "data": data.model_dump(mode="json"),
+    }
+    await session.execute(
+        insert(WebhookDelivery)
+        .values(
+            [
+                {
+                    "endpoint_id": endpoint_id,
+                    "execution_id": event.execution_id,
+                    "event_sequence": event.sequence,
+                    "event": kind.value,
+                    "message_id": message_id(event.execution_id, event.sequence),
+                    "payload": body,
+                    "status": DeliveryStatus.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for endpoint_id in endpoints
+            ]
+        )
+        .on_conflict_do_nothing()
+    )

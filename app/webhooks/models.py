@@ -1,0 +1,107 @@
+"""Webhook endpoints of users, the deliveries of execution events to them, and every attempt.
+
+A delivery is made by the dispatcher (``workers.webhook_delivery``) from a status event of the
+execution's log (``app.events.models``), which is the outbox: written in the transaction of the
+status change. ``message_id`` (``webhook-id``) stays the same across the attempts of a delivery
+and its redeliveries, so that a receiver can drop duplicates.
+"""
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, utcnow
+
+
+class WebhookEvent(enum.StrEnum):
+    STARTED = "execution.started"
+    FINISHED = "execution.finished"
+    FAILED = "execution.failed"
+    CANCELLED = "execution.cancelled"
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    # Why it was disabled by the service (failing for too long); None when a user did it.
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(100))
+    # The secret before the last rotation, still signing beside the new one until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None]
+    # The first failed attempt since the last success: past the limit, the endpoint is disabled.
+    failing_since: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+_STATUS_VALUES = ", ".join(f"'{status.value}'" for status in DeliveryStatus)
+
+
+class WebhookDelivery(Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),
+        # One delivery an event and endpoint: a dispatcher that runs twice adds none.
+        UniqueConstraint("endpoint_id", "execution_id", "event_sequence"),
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+        # The deliveries due, for the workers.
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where="status = 'pending'",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    execution_id: Mapped[int] = mapped_column(
+        ForeignKey("agentic_executions.id", ondelete="CASCADE")
+    )
+    event_sequence: Mapped[int]
+    event: Mapped[str] = mapped_column(String(40))
+    message_id: Mapped[str] = mapped_column(String(64))
+    # The body sent, fixed when the delivery is made: {"type", "timestamp", "data"}.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    response_status: Mapped[int | None]
+    duration_ms: Mapped[int]
+    error: Mapped[str | None] = mapped_column(Text)
+    # The first KiB of the response's body.
+    response_body: Mapped[str | None] = mapped_column(Text)

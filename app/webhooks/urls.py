@@ -1,0 +1,61 @@
+"""Which URLs a webhook may be sent to: http(s) only, and never to the service's own networks.
+
+A URL whose host resolves to a loopback, private, link-local (cloud metadata: 169.254.169.254),
+reserved or multicast address is refused (server-side request forgery), unless the operator
+allows private networks. It is checked when the endpoint is saved and again before each
+attempt (the name may resolve elsewhere by then); redirects are never followed.
+"""
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+MAX_URL_LENGTH = 2000
+
+
+class RefusedUrl(ValueError):
+    pass
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_syntax(url: str) -> tuple[str, int]:
+    """The host and port of an acceptable URL; else RefusedUrl saying why."""
+    if len(url) > MAX_URL_LENGTH:
+        raise RefusedUrl(f"At most {MAX_URL_LENGTH} characters.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise RefusedUrl(f"Not a valid URL: {exc}.") from None
+    if parts.scheme not in ("http", "https"):
+        raise RefusedUrl("Only http and https URLs are accepted.")
+    if not parts.hostname:
+        raise RefusedUrl("The URL has no host.")
+    if parts.username or parts.password:
+        raise RefusedUrl("Credentials in the URL are not accepted.")
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+async def check_url(url: str, *, allow_private_networks: bool) -> None:
+    """Refuse (RefusedUrl) a URL that is not http(s), or whose host resolves to a non-public
+    address (unless private networks are allowed), or does not resolve."""
+    host, port = check_syntax(url)
+    if allow_private_networks:
+        return
+    try:
+        resolved = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise RefusedUrl(f"The host {host!r} does not resolve ({exc}).") from None
+    for *_, address in resolved:
+        if not _public(str(address[0])):
+            raise RefusedUrl(
+                f"The host {host!r} resolves to {address[0]}, a loopback, private, link-local "
+                "or otherwise non-public address: refused."
+            )
