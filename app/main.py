@@ -7,6 +7,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+from starlette.routing import Route
 
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
@@ -30,6 +31,8 @@ from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.router import router as definitions_router
 from app.executions.queue import create_queue
 from app.executions.router import router as executions_router
+from app.protocols.mcp.endpoint import PATH as MCP_PATH
+from app.protocols.mcp.endpoint import McpEndpoint, run_mcp
 
 DESCRIPTION = """
 Submit *agentic executions* — autonomous LLM agent jobs with a typed input — and collect a
@@ -61,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settle_after_startup()
         keep_large_buffers_returnable()
         try:
-            yield
+            async with run_mcp(app.state):
+                yield
         finally:
             app.state.extractor.close()
             await app.state.queue.aclose()
@@ -103,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/api")
     app.include_router(media_router)
     app.include_router(health_router)
+    # The agent protocols, over the same services and tokens (app/protocols).
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
     return app
 
 

@@ -1,0 +1,121 @@
+"""What the protocol adapters (A2A, MCP) do with executions: start one exactly as the REST API
+does, and follow it to its end. The executions table stays the one source of truth."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import State
+
+from app.agents.models import Agent
+from app.auth.models import User
+from app.core.config import Settings
+from app.core.errors import DomainError
+from app.executions import listing, service
+from app.executions.listing import ExecutionRow
+from app.executions.models import TERMINAL_STATUSES
+
+# Until the per-execution event stream lands, a follower reads the execution's row this often
+# (a stop-gap: one indexed primary-key read per follower per tick).
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Services:
+    """What an adapter needs of the running app (its ``app.state``)."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    queue: ArqRedis
+    settings: Settings
+
+    @classmethod
+    def of(cls, state: State) -> "Services":
+        return cls(state.sessionmaker, state.queue, state.settings)
+
+
+async def start(
+    services: Services,
+    *,
+    user: User,
+    agent: Agent,
+    execution_key: str,
+    raw_input: Any,
+    idempotency_key: str | None = None,
+) -> service.Started:
+    """Validate ``raw_input`` and start the execution (or answer the one ``idempotency_key``
+    started): the REST API's checks and writes, so a refusal raises its DomainError."""
+    validated = service.validate_input(agent, execution_key, raw_input, services.settings)
+    if idempotency_key is not None:
+        service.check_idempotency_key(idempotency_key)
+    async with services.sessionmaker() as session:
+        started = await service.start_execution(
+            session,
+            services.queue,
+            services.settings,
+            user=user,
+            agent=agent,
+            execution_key=execution_key,
+            validated_input=validated,
+            idempotency_key=idempotency_key,
+        )
+        await session.commit()
+    return started
+
+
+async def read(services: Services, execution_id: int) -> ExecutionRow | None:
+    async with services.sessionmaker() as session:
+        return await listing.get_execution(session, execution_id)
+
+
+def is_terminal(execution: ExecutionRow) -> bool:
+    return execution["status"] in TERMINAL_STATUSES
+
+
+async def follow(
+    services: Services,
+    execution: ExecutionRow,
+    *,
+    wait_seconds: float,
+    on_change: Callable[[ExecutionRow], Awaitable[None]] | None = None,
+) -> ExecutionRow:
+    """The execution once it has ended, or as it stands after ``wait_seconds``; ``on_change``
+    sees it first as given, then at each change of status.
+
+    Stop-gap until the execution event stream lands: reads the row every ``POLL_SECONDS``.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    seen = None
+    while True:
+        if on_change is not None and execution["status"] != seen:
+            seen = execution["status"]
+            await on_change(execution)
+        remaining = deadline - loop.time()
+        if is_terminal(execution) or remaining <= 0:
+            return execution
+        await asyncio.sleep(min(POLL_SECONDS, remaining))
+        found = await read(services, execution["id"])
+        if found is None:  # its agent was deleted meanwhile
+            return execution
+        execution = found
+
+
+def _problems(value: Any, path: str) -> list[str]:
+    if isinstance(value, dict):
+        return [line for key, item in value.items() for line in _problems(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [line for item in value for line in _problems(item, path)]
+    return [f"{path.lstrip('.')}: {value}" if path else str(value)]
+
+
+def describe(error: DomainError) -> str:
+    """A DomainError's body as one line naming each field and its message (``detail`` first,
+    as it is the summary)."""
+    body = dict(error.body)
+    detail = body.pop("detail", None)
+    lines = [] if detail is None else _problems(detail, "")
+    lines += _problems(body, "")
+    return "; ".join(lines)
