@@ -31,6 +31,7 @@ from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.router import router as definitions_router
 from app.executions.queue import create_queue
 from app.executions.router import router as executions_router
+from app.protocols.a2a.endpoint import a2a_mount
 from app.protocols.mcp.endpoint import PATH as MCP_PATH
 from app.protocols.mcp.endpoint import McpEndpoint, run_mcp
 
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     # The agent protocols, over the same services and tokens (app/protocols).
     app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
+    app.router.routes.append(a2a_mount())
     return app
 
 

@@ -2,7 +2,7 @@
 does, and follow it to its end. The executions table stays the one source of truth."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,33 +74,35 @@ def is_terminal(execution: ExecutionRow) -> bool:
     return execution["status"] in TERMINAL_STATUSES
 
 
-async def follow(
-    services: Services,
-    execution: ExecutionRow,
-    *,
-    wait_seconds: float,
-    on_change: Callable[[ExecutionRow], Awaitable[None]] | None = None,
-) -> ExecutionRow:
-    """The execution once it has ended, or as it stands after ``wait_seconds``; ``on_change``
-    sees it first as given, then at each change of status.
+async def watch(
+    services: Services, execution: ExecutionRow, *, wait_seconds: float
+) -> AsyncIterator[ExecutionRow]:
+    """The execution as given, then again at each change of its status, until it has ended
+    or ``wait_seconds`` have passed.
 
     Stop-gap until the execution event stream lands: reads the row every ``POLL_SECONDS``.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
-    seen = None
-    while True:
-        if on_change is not None and execution["status"] != seen:
-            seen = execution["status"]
-            await on_change(execution)
-        remaining = deadline - loop.time()
-        if is_terminal(execution) or remaining <= 0:
-            return execution
+    yield execution
+    while not is_terminal(execution) and (remaining := deadline - loop.time()) > 0:
         await asyncio.sleep(min(POLL_SECONDS, remaining))
         found = await read(services, execution["id"])
         if found is None:  # its agent was deleted meanwhile
-            return execution
+            return
+        if found["status"] != execution["status"]:
+            yield found
         execution = found
+
+
+async def follow(
+    services: Services, execution: ExecutionRow, *, wait_seconds: float
+) -> ExecutionRow:
+    """The execution once it has ended, or as it stands after ``wait_seconds``."""
+    last = execution
+    async for last in watch(services, execution, wait_seconds=wait_seconds):  # noqa: B007
+        pass
+    return last
 
 
 def _problems(value: Any, path: str) -> list[str]:

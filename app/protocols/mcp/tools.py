@@ -141,21 +141,13 @@ async def call_tool(
     except DomainError as exc:
         return _text_result(executions.describe(exc), error=True)
 
-    async def report(execution: ExecutionRow) -> None:
+    ended = started.execution
+    async for ended in executions.watch(
+        services, started.execution, wait_seconds=services.settings.protocol_wait_seconds
+    ):
         # Progress only grows: submitted 0, running 1, ended 2 (of 2).
-        step = {ExecutionStatus.PENDING: 0, ExecutionStatus.IN_PROGRESS: 1}.get(
-            execution["status"], 2
-        )
-        await ctx.session.report_progress(
-            step, 2, f"Execution {execution['id']} {execution['status']}"
-        )
-
-    ended = await executions.follow(
-        services,
-        started.execution,
-        wait_seconds=services.settings.protocol_wait_seconds,
-        on_change=report,
-    )
+        step = {ExecutionStatus.PENDING: 0, ExecutionStatus.IN_PROGRESS: 1}.get(ended["status"], 2)
+        await ctx.session.report_progress(step, 2, f"Execution {ended['id']} {ended['status']}")
     return _outcome(ended, services)
 
 
