@@ -25,7 +25,7 @@ from typing import Any
 from bench import report
 from bench.context import FULL, QUICK, BenchRun
 from bench.profiling import Profiler
-from bench.scenarios import Result, concurrency, listing, memory, overhead, submit
+from bench.scenarios import Result, concurrency, listing, memory, overhead, protocols, submit
 from bench.stack import REDIS_URL, ROOT, Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -36,6 +36,7 @@ SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "concurrency": concurrency.run,
     "memory": memory.run,
     "submit": submit.run,
+    "protocols": protocols.run,
     "list": listing.run,
 }
 

@@ -36,6 +36,7 @@ class Sizes:
     list_rows: int = 1_000_000
     list_samples: int = 100
     memory_executions: int = 500
+    protocol_rounds: int = 100
 
 
 FULL = Sizes()
@@ -46,6 +47,7 @@ QUICK = Sizes(
     list_rows=100_000,
     list_samples=30,
     memory_executions=200,
+    protocol_rounds=30,
 )
 
 

@@ -18,8 +18,11 @@ from app.executions import listing, service
 from app.executions.listing import ExecutionRow
 from app.executions.models import TERMINAL_STATUSES
 
-# Until the per-execution event stream lands, a follower reads the execution's row this often
-# (a stop-gap: one indexed primary-key read per follower per tick).
+# Until the per-execution event stream lands, a follower reads the execution's row: soon after
+# it starts (a short execution is seen ending at once), then less often, every POLL_SECONDS at
+# most (a stop-gap: one primary-key read per follower per tick).
+FIRST_POLL_SECONDS = 0.02
+POLL_GROWTH = 1.5
 POLL_SECONDS = 0.5
 
 
@@ -80,13 +83,16 @@ async def watch(
     """The execution as given, then again at each change of its status, until it has ended
     or ``wait_seconds`` have passed.
 
-    Stop-gap until the execution event stream lands: reads the row every ``POLL_SECONDS``.
+    Stop-gap until the execution event stream lands: reads the row, at growing intervals up
+    to ``POLL_SECONDS``.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
+    interval = FIRST_POLL_SECONDS
     yield execution
     while not is_terminal(execution) and (remaining := deadline - loop.time()) > 0:
-        await asyncio.sleep(min(POLL_SECONDS, remaining))
+        await asyncio.sleep(min(interval, remaining))
+        interval = min(interval * POLL_GROWTH, POLL_SECONDS)
         found = await read(services, execution["id"])
         if found is None:  # its agent was deleted meanwhile
             return
