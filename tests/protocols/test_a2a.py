@@ -267,3 +267,24 @@ async def test_bad_input_is_a_protocol_error_naming_the_fields_and_starts_nothin
             await sent(client, start_message({"execution_key": "nope", "input": {}}))
 
     assert await execution_count(sessionmaker) == 0
+
+
+async def test_without_a_live_token_every_a2a_path_answers_401(
+    factory: Factory, live_url: str
+) -> None:
+    _, agent = await structured_task_agent(factory)
+    async with httpx.AsyncClient(base_url=f"{live_url}/a2a/{agent.id}") as http:
+        card = await http.get("/.well-known/agent-card.json")
+        send = await http.post(
+            "/jsonrpc",
+            json={"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "1"}},
+            headers={"Authorization": "Token nope"},
+        )
+        rest = await http.get("/rest/tasks/1", headers={"Authorization": "Token nope"})
+
+    assert (card.status_code, card.json()) == (
+        401,
+        {"detail": "Authentication credentials were not provided."},
+    )
+    assert (send.status_code, send.json()) == (401, {"detail": "Invalid token."})
+    assert rest.status_code == 401

@@ -158,3 +158,25 @@ async def test_without_a_live_token_mcp_answers_401(live_url: str) -> None:
         )
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid token."}
+
+
+async def test_tool_calls_count_against_the_tokens_rate_limit(
+    factory: Factory,
+    connect: Connect,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    owner, tool = await structured_task_agent(factory)
+    monkeypatch.setattr(settings, "rate_limit_per_minute", 1)
+    monkeypatch.setattr(settings, "protocol_wait_seconds", 0)
+
+    async with connect(owner) as client:
+        first = await client.call_tool(tool, TASK_INPUT)
+        second = await client.call_tool(tool, TASK_INPUT)
+
+    assert first.structured_content is not None
+    assert first.structured_content["status"] == "pending"
+    assert second.is_error
+    assert "Rate limit exceeded" in second.content[0].text  # type: ignore[union-attr]
+    assert await execution_count(sessionmaker) == 1
