@@ -21,7 +21,7 @@ from alembic import command
 from alembic.config import Config
 
 from app.core.config import Settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import commit, create_engine, create_sessionmaker
 from app.demo import DemoSetup, seed_demo
 
 STATE_DIR = Path(".dev")
@@ -111,7 +111,9 @@ async def _seed(settings: Settings) -> DemoSetup:
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session:
-            return await seed_demo(session)
+            demo = await seed_demo(session)
+            await commit(session)
+            return demo
     finally:
         await engine.dispose()
 

@@ -42,6 +42,7 @@ class Factory:
         async with self.sessionmaker() as session:
             user = await create_user(session, username or f"user{self._users}", is_admin=admin)
             token = await create_token(session, user)
+            await session.commit()
         return Account(user, token)
 
     async def dataset(self, *members: Account, name: str = "Shop") -> Dataset:

@@ -13,6 +13,7 @@ async def test_demo_seed_gives_a_working_token_and_agents_and_can_run_again(
 ) -> None:
     first = await seed_demo(session)
     again = await seed_demo(session)
+    await session.commit()  # the caller owns the transaction (app/core/db.py)
     headers = {"Authorization": f"Token {again.token}"}
 
     agents = (await client.get("/api/agents/", headers=headers)).json()

@@ -164,7 +164,8 @@ async def test_empty_binary_files_are_400(
 
     assert response.status_code == 400
     extension = filename.rsplit(".", 1)[1].upper()
-    assert response.json() == {"files": [f"{filename!r} is empty: not a valid {extension} file."]}
+    message = f"{filename!r} is empty: not a valid {extension} file."
+    assert response.json() == {"detail": message, "files": [message]}
     assert await nothing_stored(session, settings)
 
 

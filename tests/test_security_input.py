@@ -1,12 +1,12 @@
 """Hostile values that pass the schema but not the database are 4xx, never 500."""
 
-import asyncpg
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.executions import listing
+from app.executions import repository
 from tests.factories import Factory
 
 BEYOND_INT32 = ("2147483648", "99999999999999999999", "9" * 4400)
@@ -112,11 +112,11 @@ async def test_a_value_refused_before_it_reaches_the_server_leaves_no_lock_behin
     sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
 ) -> None:
     # asyncpg refuses to encode a value out of its parameter's range and leaves that
-    # connection mid-statement, holding its table locks: it must not go back to the pool.
+    # connection mid-statement, holding its table locks: it must not go back to the pool so.
     # (Ids from clients no longer get there: they are read as an id no row has.)
     async with sessionmaker() as refused:
-        with pytest.raises(asyncpg.DataError, match="out of int32 range"):
-            await listing.get_execution(refused, 2**40)
+        with pytest.raises(DBAPIError, match="out of int32 range"):
+            await repository.get_execution(refused, 2**40)
 
     await session.execute(text("SET LOCAL lock_timeout = '2s'"))
     await session.execute(text("LOCK TABLE agentic_executions IN ACCESS EXCLUSIVE MODE"))

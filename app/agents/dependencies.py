@@ -30,7 +30,7 @@ async def agent_request(
 ) -> AgentRequest:
     """The authenticated user and the agent of the path, if the user may use it (else 404).
 
-    Answers as ``current_user`` then ``get_visible_agent`` would (401, then 429, then 404),
+    Answers as ``current_user`` then a read of ``visible_agents`` would (401, then 429, then 404),
     from one statement instead of two.
     """
     found, agent = await authenticate_for_agent(session, presented_key(authorization), agent_id)

@@ -8,6 +8,7 @@ from app.agents.models import Agent
 from app.agents.schemas import AgentCreate, AgentOut, ModelSettingsOut
 from app.auth.dependencies import AdminUser, CurrentUser
 from app.core.dependencies import SessionDep, SettingsDep
+from app.core.errors import Forbidden, error_responses
 
 router = APIRouter(tags=["agents"])
 
@@ -54,8 +55,7 @@ def agent_out(agent: Agent) -> AgentOut:
                 }
             },
         },
-        401: {"description": "Missing or invalid token."},
-        403: {"description": "Not an admin token."},
+        **error_responses(Forbidden),
     },
 )
 async def create_agent(
@@ -78,7 +78,6 @@ async def create_agent(
     summary="List agents",
     description="The agents on datasets you are a member of (all of them for admins), by id; "
     "`?dataset=` keeps one dataset's (Enthusiast's web client asks so).",
-    responses={401: {"description": "Missing or invalid token."}},
 )
 async def list_agents(
     session: SessionDep,
@@ -95,8 +94,7 @@ async def list_agents(
     description="Soft delete: the agent takes no new executions and leaves the lists; its "
     "executions and their conversations stay readable. For admins.",
     responses={
-        401: {"description": "Missing or invalid token."},
-        403: {"description": "Not an admin token."},
+        **error_responses(Forbidden),
         **AGENT_NOT_FOUND,
     },
 )
@@ -108,7 +106,7 @@ async def delete_agent(agent_id: int, session: SessionDep, _: AdminUser) -> None
     "/agents/{agent_id}/",
     summary="Get an agent",
     description="One agent you may use.",
-    responses={401: {"description": "Missing or invalid token."}, **AGENT_NOT_FOUND},
+    responses={**AGENT_NOT_FOUND},
 )
 async def read_agent(caller: AgentRequestDep) -> AgentOut:
     return agent_out(caller.agent)

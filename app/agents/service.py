@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents.model_keys import key_env_problem
 from app.agents.models import Agent
 from app.auth.models import User
-from app.auth.service import Authenticated, authenticate_beside, token_beside
+from app.auth.repository import TokenWith
+from app.auth.service import Authenticated, authenticate_with
 from app.catalog.models import Dataset, DatasetMember
 from app.core.config import Settings, get_settings
 from app.core.db import utcnow
@@ -46,7 +47,7 @@ def visible_agents(user: User) -> Select[Agent]:
 
 # A request on one agent (start an execution, list its types, read it) authenticates its
 # token and reads the agent in one round trip.
-_TOKEN_AND_VISIBLE_AGENT = token_beside(
+_TOKEN_AND_VISIBLE_AGENT = TokenWith.build(
     "agent_",
     _agents,
     {column.name: column for column in _agents.columns},
@@ -62,7 +63,7 @@ async def authenticate_for_agent(
 ) -> tuple[Authenticated | None, Agent | None]:
     """The live token with this key and its user (None if there is none), and the agent if
     that user may use it (None if not)."""
-    found, columns = await authenticate_beside(
+    found, columns = await authenticate_with(
         session, raw_key, _TOKEN_AND_VISIBLE_AGENT, agent_id=agent_id
     )
     return found, None if columns is None else Agent(**columns)
@@ -88,7 +89,6 @@ async def delete_agent(session: AsyncSession, agent_id: int) -> None:
     )
     if deleted is None:
         raise NotFound("Agent not found.")
-    await session.commit()
 
 
 async def create_agent(
@@ -121,5 +121,5 @@ async def create_agent(
         model_settings=model_settings or {},
     )
     session.add(agent)
-    await session.commit()
+    await session.flush()
     return agent

@@ -15,14 +15,13 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.core.dependencies import SessionDep
+from app.core.errors import Forbidden, error_responses
 from app.core.ids import RowId
 
 router = APIRouter(tags=["users"])
 
-ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid token."},
-    403: {"description": "Not an admin token."},
-}
+# 401 is documented on every route that takes a token (app/core/openapi.py).
+ADMIN_ONLY = error_responses(Forbidden)
 USER_NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {
         "description": "No such user.",
@@ -49,7 +48,6 @@ def new_token_out(new: service.NewToken) -> NewTokenOut:
     "/users/me/",
     summary="Who am I",
     description="The user the token belongs to; handy to check that a token works.",
-    responses={401: {"description": "Missing or invalid token."}},
 )
 async def read_current_user(user: CurrentUser) -> UserOut:
     return user_out(user)
@@ -200,7 +198,6 @@ TOKEN_NOT_FOUND: dict[int | str, dict[str, Any]] = {
         "The tokens of the user the request's token belongs to: id, name, key prefix and times "
         "(created, last used, revoked); never the key nor its hash."
     ),
-    responses={401: {"description": "Missing or invalid token."}},
 )
 async def list_own_tokens(session: SessionDep, user: CurrentUser) -> list[TokenOut]:
     return [token_out(token) for token in await service.list_tokens(session, user)]
@@ -215,7 +212,7 @@ async def list_own_tokens(session: SessionDep, user: CurrentUser) -> list[TokenO
         "from now on, in every API process. Revoking a revoked token changes nothing; the "
         "token used for this request may revoke itself."
     ),
-    responses={401: {"description": "Missing or invalid token."}, **TOKEN_NOT_FOUND},
+    responses={**TOKEN_NOT_FOUND},
 )
 async def revoke_own_token(token_id: int, session: SessionDep, user: CurrentUser) -> Response:
     await service.revoke_token(session, await service.get_token_of(session, user, token_id))

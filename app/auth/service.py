@@ -3,17 +3,19 @@
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, Subquery, bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import repository
 from app.auth.models import ApiToken, User
-from app.core import sql
+from app.auth.repository import TokenWith
+from app.core.database_errors import is_unique_violation
 from app.core.db import utcnow
 from app.core.errors import Conflict, Invalid, NotFound
 
@@ -50,9 +52,10 @@ async def create_user(session: AsyncSession, username: str, *, is_admin: bool = 
     user = User(username=username, is_admin=is_admin)
     session.add(user)
     try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
+        await session.flush()
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         raise Conflict({"username": f"A user named {username!r} already exists."}) from None
     return user
 
@@ -83,7 +86,7 @@ async def issue_token(session: AsyncSession, user: User, name: str = "default") 
         user_id=user.id, name=name, prefix=raw_key[:PREFIX_LENGTH], key_sha256=hash_key(raw_key)
     )
     session.add(token)
-    await session.commit()
+    await session.flush()
     return NewToken(token=token, key=raw_key)
 
 
@@ -105,7 +108,6 @@ async def revoke_token(session: AsyncSession, token: ApiToken) -> ApiToken:
             .where(ApiToken.id == token.id, ApiToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
-        await session.commit()
         await session.refresh(token)
     return token
 
@@ -120,7 +122,7 @@ async def set_user_active(
     if not is_active and by is not None and user.id == by.id:
         raise Invalid({"is_active": "You cannot disable your own user."})
     user.is_active = is_active
-    await session.commit()
+    await session.flush()
     return user
 
 
@@ -165,55 +167,18 @@ class Authenticated:
     user: User
 
 
-_tokens = ApiToken.__table__
-_users = User.__table__
-
-
-def live_token_query() -> Select[Any]:
-    """The live token (not revoked, of an active user) whose key has the digest bound as
-    ``digest``, with its user's columns: what ``_authenticated_from`` reads. Other statements
-    join it (see ``authenticate_beside``), so that a request is authenticated in the same round
-    trip."""
-    return (
-        select(
-            _tokens.c.id.label("token_id"),
-            _tokens.c.key_sha256,
-            _tokens.c.last_used_at,
-            _users.c.id,
-            _users.c.username,
-            _users.c.is_admin,
-            _users.c.created_at,
-        )
-        .join_from(_tokens, _users, _users.c.id == _tokens.c.user_id)
-        .where(
-            _tokens.c.key_sha256 == bindparam("digest"),
-            _tokens.c.revoked_at.is_(None),
-            _users.c.is_active.is_(True),
-        )
-    )
-
-
-# Every authenticated request runs these: compiled once, run on asyncpg (app/core/sql.py).
-_LIVE_TOKEN = sql.compile_statement(live_token_query())
-_MARK_USED = sql.compile_statement(
-    update(ApiToken)
-    .where(ApiToken.id == bindparam("token_id"))
-    .values(last_used_at=bindparam("now"))
-)
-
-
 async def _authenticated_from(
     session: AsyncSession, digest: str, row: Mapping[str, Any] | None
 ) -> Authenticated | None:
     """The token and user of a row read with ``live_token_query`` for ``digest``, its use
-    recorded (once a minute); None if no live token has that key."""
+    recorded (once a minute, in the request's transaction); None if no live token has that
+    key."""
     if row is None or not hmac.compare_digest(row["key_sha256"], digest):
         return None
     now = utcnow()
     last_used_at: datetime | None = row["last_used_at"]
     if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
-        # One statement of its own (app/core/sql.py): committed without the session's commit.
-        await sql.execute(session, _MARK_USED, token_id=row["token_id"], now=now)
+        await repository.mark_token_used(session, row["token_id"], now)
     user = User(
         id=row["id"],
         username=row["username"],
@@ -233,51 +198,19 @@ async def authenticate_token(session: AsyncSession, raw_key: str) -> Authenticat
     """
     digest = hash_key(raw_key)
     return await _authenticated_from(
-        session, digest, await sql.fetchrow(session, _LIVE_TOKEN, digest=digest)
+        session, digest, await repository.read_live_token(session, digest)
     )
 
 
-@dataclass(frozen=True)
-class TokenBeside:
-    """A statement reading the live token of a key and, beside it, one object the token's user
-    may have (its columns labelled ``prefix`` + name; NULLs when there is none)."""
-
-    statement: sql.Statement
-    prefix: str
-    names: tuple[str, ...]
-
-
-def token_beside(
-    prefix: str,
-    table: FromClause,
-    columns: Mapping[str, ColumnElement[Any]],
-    on: Callable[[Subquery], ColumnElement[bool]],
-) -> TokenBeside:
-    """Compile the live token (``live_token_query``) outer-joined with ``table`` on ``on(token)``
-    (which names the object and says whether the token's user may have it), reading
-    ``columns`` of it by name, one of them ``id``."""
-    assert "id" in columns
-    token = live_token_query().subquery("token")
-    labelled = (column.label(f"{prefix}{name}") for name, column in columns.items())
-    statement = select(token, *labelled).select_from(token.outerjoin(table, on(token)))
-    return TokenBeside(sql.compile_statement(statement), prefix, tuple(columns))
-
-
-async def authenticate_beside(
-    session: AsyncSession, raw_key: str, beside: TokenBeside, **values: Any
+async def authenticate_with(
+    session: AsyncSession, raw_key: str, read: TokenWith, **values: Any
 ) -> tuple[Authenticated | None, dict[str, Any] | None]:
-    """Authenticate and read one object in one round trip (``token_beside``). The live token
+    """Authenticate and read one object in one round trip (``TokenWith``). The live token
     and its user (None if there is none), and the object's columns by name (None if there is
     no such object, or the user may not have it)."""
     digest = hash_key(raw_key)
-    row = await sql.fetchrow(session, beside.statement, digest=digest, **values)
+    row = await read.read(session, digest, **values)
     found = await _authenticated_from(session, digest, row)
-    if found is None or row is None or row[f"{beside.prefix}id"] is None:
+    if found is None or row is None:
         return found, None
-    return found, {name: row[f"{beside.prefix}{name}"] for name in beside.names}
-
-
-async def authenticate(session: AsyncSession, raw_key: str) -> User | None:
-    """The user owning a live token with this key, or None."""
-    found = await authenticate_token(session, raw_key)
-    return None if found is None else found.user
+    return found, read.object_of(row)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.models import User
 from app.catalog.models import Dataset, DatasetMember, Product
 from app.catalog.schemas import ProductIn
+from app.core.database_errors import is_unique_violation
 from app.core.errors import Invalid, NotFound
 
 
@@ -26,7 +27,7 @@ def visible_datasets(user: User) -> Select[Dataset]:
 async def create_dataset(session: AsyncSession, name: str) -> Dataset:
     dataset = Dataset(name=name)
     session.add(dataset)
-    await session.commit()
+    await session.flush()
     return dataset
 
 
@@ -59,7 +60,6 @@ async def add_member(session: AsyncSession, dataset_id: int, user_id: int) -> bo
         .on_conflict_do_nothing()
         .returning(DatasetMember.user_id)
     )
-    await session.commit()
     return added is not None
 
 
@@ -75,7 +75,6 @@ async def remove_member(session: AsyncSession, dataset_id: int, user_id: int) ->
         .where(DatasetMember.dataset_id == dataset_id, DatasetMember.user_id == user_id)
         .returning(DatasetMember.user_id)
     )
-    await session.commit()
     if removed is None:
         raise NotFound("The user is not a member of this dataset.")
 
@@ -111,10 +110,11 @@ async def create_products(
     products = [Product(dataset_id=dataset_id, **item.model_dump()) for item in items]
     session.add_all(products)
     try:
-        await session.commit()
-    except IntegrityError:
+        await session.flush()
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
         # Another request took one of the skus between our check and our insert.
-        await session.rollback()
         skus = _quoted([item.sku for item in items])
         raise Invalid({"sku": f"Already in this dataset (one of): {skus}."}) from None
     return products

@@ -27,11 +27,12 @@ media_router = APIRouter(tags=["media"])
 
 
 def file_out(file: ConversationFile, root_path: str = "") -> FileOut:
-    return FileOut(
+    return FileOut.of(
         id=file.id,
         filename=file.filename,
-        file_url=f"{root_path}/media/{file.storage_key}",
+        storage_key=file.storage_key,
         content_type=file.content_type,
+        root_path=root_path,
     )
 
 

@@ -12,6 +12,18 @@ class FileOut(BaseModel):
     file_url: str = Field(examples=["/media/conversations/198/product_data.pdf"])
     content_type: str = Field(examples=["application/pdf"])
 
+    @classmethod
+    def of(
+        cls, *, id: int, filename: str, storage_key: str, content_type: str, root_path: str
+    ) -> "FileOut":
+        """A stored file as shown, its URL the media route's (under the app's root path)."""
+        return cls(
+            id=id,
+            filename=filename,
+            file_url=f"{root_path}/media/{storage_key}",
+            content_type=content_type,
+        )
+
 
 class MessageOut(BaseModel):
     id: int

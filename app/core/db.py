@@ -1,6 +1,15 @@
-"""The declarative base, the engine and the session factory."""
+"""The declarative base, the engine and the session factory, and the transaction model.
 
-from collections.abc import AsyncIterator
+One transaction model: every statement runs on an ``AsyncSession`` (SQLAlchemy Core or ORM),
+inside the transaction the session began, and the session's owner alone commits or rolls
+back. A request's owner is ``app.core.dependencies.get_session`` (commit when the endpoint
+returns, rollback when it raises); the command line's is ``app.cli``; the worker's are its
+own units of work. Services never commit. Work that must follow the commit, such as handing
+a new execution to the queue, is registered with ``after_commit`` and run by the owner once
+the commit succeeded (never after a rollback).
+"""
+
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData
@@ -62,7 +71,7 @@ def create_engine(
         connect_args={
             "timeout": settings.database_connect_timeout_seconds,
             # Sent when the connection opens (no round trip of its own), so it holds for every
-            # statement, SQLAlchemy's and those run on asyncpg directly (app/core/sql.py). A
+            # statement, SQLAlchemy's and any run on the driver's connection directly. A
             # statement cancelled for it fails with "canceling statement due to statement
             # timeout" (SQLSTATE 57014: an outage to the callers, who answer 503 or retry);
             # its connection stays usable.
@@ -75,8 +84,24 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def session_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    async with sessionmaker() as session:
-        yield session
+_AFTER_COMMIT = "agentrun.after_commit"
+
+
+def after_commit(session: AsyncSession, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` once the session's owner has committed (dropped if it rolls back)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(work)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit the session's transaction, then run the work registered with ``after_commit``,
+    in order: what a session's owner calls, never a service."""
+    await session.commit()
+    pending: list[Callable[[], Awaitable[object]]] = session.info.pop(_AFTER_COMMIT, [])
+    for work in pending:
+        await work()
+
+
+async def rollback(session: AsyncSession) -> None:
+    """Roll the transaction back and forget the work that was to follow its commit."""
+    session.info.pop(_AFTER_COMMIT, None)
+    await session.rollback()

@@ -13,11 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.extraction_process import TextExtractor
 from app.core.config import Settings
+from app.core.db import commit, rollback
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session, and the owner of its transaction (app/core/db.py): committed
+    when the endpoint returns, then the work registered with ``after_commit`` runs; rolled
+    back when it raises. Scoped to the endpoint's function (``SessionDep``), so the commit is
+    done before the response is sent: a client told 202 finds the row."""
     async with request.app.state.sessionmaker() as session:
-        yield session
+        try:
+            yield session
+        except BaseException:
+            await rollback(session)
+            raise
+        await commit(session)
 
 
 async def get_settings_from_app(request: Request) -> Settings:
@@ -35,7 +45,7 @@ async def get_text_extractor(request: Request) -> TextExtractor:
     return extractor
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 QueueDep = Annotated[ArqRedis, Depends(get_queue)]
 TextExtractorDep = Annotated[TextExtractor, Depends(get_text_extractor)]

@@ -6,9 +6,8 @@ arguments, a ``stop_execution`` reason, the result. Refused, the write fails, an
 outcome write used to leave the execution running until it was run again and lost. So the
 columns the worker writes (the trace, the outcome) use these types, whose bind processors
 replace each NUL with U+FFFD (the replacement character: the reader sees that something was
-there). Being the columns' types, they apply to every statement that binds those columns, ORM
-or compiled once for asyncpg (``app.core.sql`` encodes values with the types' own bind
-processors): no writer has to remember.
+there). Being the columns' types, they apply to every statement that binds those columns
+(their bind processors run whatever the statement): no writer has to remember.
 
 What a client sends through the API keeps plain types: a NUL there is refused with a 400 that
 says so (``app.core.errors``), which the client can act on.

@@ -11,6 +11,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.core.errors import Invalid, PayloadTooLarge, RateLimited, Unauthenticated, Unavailable
+
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
     "type": "object",
@@ -27,14 +29,11 @@ RETRY_AFTER = {
 }
 
 GENERIC_ERRORS: dict[str, dict[str, Any]] = {
-    "400": {"description": "Invalid request: the offending fields are named in the body."},
-    "401": {"description": "Missing or invalid token."},
-    "413": {"description": "Request body larger than the limit."},
-    "429": {
-        "description": "Rate limit exceeded: too many requests with this token this minute.",
-        "headers": RETRY_AFTER,
-    },
-    "503": {"description": "Database unavailable, try again shortly.", "headers": RETRY_AFTER},
+    "400": {"description": Invalid.description},
+    "401": {"description": Unauthenticated.description},
+    "413": {"description": PayloadTooLarge.description},
+    "429": {"description": RateLimited.description, "headers": RETRY_AFTER},
+    "503": {"description": Unavailable.description, "headers": RETRY_AFTER},
 }
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})

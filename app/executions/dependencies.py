@@ -10,7 +10,7 @@ from app.auth.models import User
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import NotFound
 from app.core.ids import RowId
-from app.executions.listing import ExecutionRow, authenticate_for_execution
+from app.executions.repository import ExecutionRow, authenticate_for_execution
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json_body
 from app.core.query import EMPTY_IS_NONE
-from app.executions import listing, service
+from app.executions import pages, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
-from app.executions.listing import ExecutionRow
 from app.executions.models import ExecutionStatus
 from app.executions.queue import job_id_for
+from app.executions.repository import ExecutionRow
 from app.executions.schemas import (
     ExecutionOut,
     ExecutionPage,
@@ -29,7 +29,7 @@ router = APIRouter(tags=["agentic executions"])
 
 
 def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
-    """One execution as the contract shows it (a row of app.executions.listing, with files)."""
+    """One execution as the contract shows it (a row of app.executions.repository, with files)."""
     finished_at = execution["finished_at"]
     return ExecutionOut(
         id=execution["id"],
@@ -48,15 +48,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         duration_seconds=(
             None if finished_at is None else (finished_at - execution["started_at"]).total_seconds()
         ),
-        files=[
-            FileOut(
-                id=file["id"],
-                filename=file["filename"],
-                file_url=f"{root_path}/media/{file['storage_key']}",
-                content_type=file["content_type"],
-            )
-            for file in execution["files"]
-        ],
+        files=[FileOut.of(**file, root_path=root_path) for file in execution["files"]],
     )
 
 
@@ -76,14 +68,14 @@ async def _json_body(request: Request, settings: Settings) -> dict[str, Any]:
 def _json_input(body: dict[str, Any], settings: Settings) -> Any:
     raw = body.get("input", {})
     # A JSON-encoded string is parsed, as Enthusiast's serializer does.
-    return service.parse_form_input(raw, settings) if isinstance(raw, str) else raw
+    return start_request.parse_form_input(raw, settings) if isinstance(raw, str) else raw
 
 
 def _form_files(form: FormData) -> list[UploadFile]:
     # `files[]` is the documented name; the reference server and its web client use `files`.
     values = [*form.getlist("files[]"), *form.getlist("files")]
     if any(not isinstance(value, UploadFile) for value in values):
-        raise service.field_error("files", "Expected file uploads, got a plain form field.")
+        raise start_request.field_error("files", "Expected file uploads, got a plain form field.")
     return [value for value in values if isinstance(value, UploadFile)]
 
 
@@ -160,7 +152,10 @@ async def start_execution(
         Header(
             alias="Idempotency-Key",
             # Checked below, to answer in the shape of the endpoint's other field errors.
-            json_schema_extra={"minLength": 1, "maxLength": service.IDEMPOTENCY_KEY_MAX_LENGTH},
+            json_schema_extra={
+                "minLength": 1,
+                "maxLength": start_request.IDEMPOTENCY_KEY_MAX_LENGTH,
+            },
             description="Makes retries safe: a repeat within 24 hours answers the first "
             "execution instead of starting another.",
         ),
@@ -168,7 +163,7 @@ async def start_execution(
 ) -> ExecutionOut:
     agent = caller.agent
     if idempotency_key is not None:
-        service.check_idempotency_key(idempotency_key)
+        start_request.check_idempotency_key(idempotency_key)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         # Text fields past max_part_size are refused by the parser (400) before they are
@@ -177,26 +172,32 @@ async def start_execution(
         async with request.form(
             max_files=settings.max_upload_files * 2, max_part_size=max_part_size
         ) as form:
-            key = service.execution_key_of(agent, form.get("execution_key"))
+            key = start_request.execution_key_of(agent, form.get("execution_key"))
             raw_input = form.get("input")
-            validated_input = service.validate_input(
+            validated_input = start_request.validate_input(
                 agent,
                 key,
-                service.parse_form_input(
+                start_request.parse_form_input(
                     raw_input if isinstance(raw_input, str) else None, settings
                 ),
                 settings,
             )
             files = _form_files(form)
             if files:
-                # Extracting a file's text may take seconds: no pooled connection waits for it
-                # (the session takes one again when it next needs one).
+                # Extracting a file's text may take seconds: no pooled connection waits for it.
+                # The request's transaction so far only read (the token's last use, marked once
+                # a minute, is given up): it ends here, and the next statement begins another,
+                # which get_session commits.
                 await session.close()
-            uploads = await service.read_uploads(agent, files, settings, extractor, caller.user)
+            uploads = await start_request.read_uploads(
+                agent, files, settings, extractor, caller.user
+            )
     elif content_type == "application/json" or content_type.endswith("+json"):
         body = await _json_body(request, settings)
-        key = service.execution_key_of(agent, body.get("execution_key"))
-        validated_input = service.validate_input(agent, key, _json_input(body, settings), settings)
+        key = start_request.execution_key_of(agent, body.get("execution_key"))
+        validated_input = start_request.validate_input(
+            agent, key, _json_input(body, settings), settings
+        )
         uploads = []
     else:
         raise UnsupportedMediaType(
@@ -235,7 +236,7 @@ def truncated(execution: ExecutionRow, request: Request) -> ExecutionRow:
     ``list_max_field_bytes``) replaced by ``{"truncated": true, "url": <the execution>}``: a
     marker no valid input has (inputs forbid unknown fields)."""
     markers = {}
-    for field in listing.BOUNDED_FIELDS:
+    for field in pages.BOUNDED_FIELDS:
         if execution[f"{field}_truncated"]:
             url = request.url_for("read_execution", execution_id=execution["id"])
             markers[field] = {"truncated": True, "url": str(url)}
@@ -292,15 +293,15 @@ async def list_executions(
         str | None, Query(description="Page number, from 1, or `last`.", examples=["1"])
     ] = None,
 ) -> ExecutionPage:
-    filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
+    filters = pages.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
     size = settings.page_size
     if page == "last":
         # As DRF's paginator: the last page (page 1 when there is nothing).
-        total = await listing.count_executions_exactly(session, user, filters)
+        total = await pages.count_executions_exactly(session, user, filters)
         number = max(1, -(-total // size))
     else:
         number = _page_number(page, size)
-    found = await listing.list_executions(
+    found = await pages.list_executions(
         session,
         user,
         filters,
@@ -310,7 +311,7 @@ async def list_executions(
     )
     if number > 1 and not found.executions:
         raise NotFound("Invalid page.")
-    count = await listing.count_executions(session, user, filters, found)
+    count = await pages.count_executions(session, user, filters, found)
     executions = found.executions
     root_path = request.scope.get("root_path", "")
     if number == 1:

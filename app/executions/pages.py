@@ -1,4 +1,4 @@
-"""Reading executions: one by id, and the list (visibility, filters, the count, one page).
+"""Reading the list of executions a page at a time (visibility, filters, the count).
 
 Three choices keep a page fast at millions of rows:
 
@@ -9,13 +9,12 @@ Three choices keep a page fast at millions of rows:
   row. A page that reaches past ``EXACT_COUNT_LIMIT`` rows decides the capped count by itself
   (it is the last page, or more rows are visible), so deep pages skip the count's scan.
   Whether a page exists, or has a next one, is decided by its rows, never by the count;
-- the page, its count and each execution's files are one statement, run on asyncpg
-  (app/core/sql.py): one round trip, and no ORM objects built for rows that are only shown.
+- the page, its count and each execution's files are one statement: one round trip.
 """
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,105 +24,29 @@ from sqlalchemy import (
     Select,
     String,
     Text,
-    and_,
     bindparam,
     case,
     cast,
     func,
-    literal_column,
-    or_,
     select,
     true,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.selectable import LateralFromClause
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.auth.models import User
-from app.auth.service import Authenticated, authenticate_beside, token_beside
-from app.conversations.models import ConversationFile
-from app.core import sql
 from app.executions.models import AgenticExecution, ExecutionStatus
+from app.executions.repository import EXECUTION_COLUMNS, ExecutionRow
 
 EXACT_COUNT_LIMIT = 10_000
 
 _executions = AgenticExecution.__table__
-_files = ConversationFile.__table__
 NEWEST_FIRST = (_executions.c.started_at.desc(), _executions.c.id.desc())
-# What the contract shows of an execution (besides its files).
-SHOWN_COLUMNS = (
-    _executions.c.id,
-    _executions.c.agent_id,
-    _executions.c.user_id,
-    _executions.c.execution_key,
-    _executions.c.conversation_id,
-    _executions.c.status,
-    _executions.c.input,
-    _executions.c.result,
-    _executions.c.failure_code,
-    _executions.c.failure_explanation,
-    _executions.c.started_at,
-    _executions.c.finished_at,
-)
-
-# An execution as read here: the SHOWN_COLUMNS by name, and "files" (a list of dicts with id,
-# filename, storage_key and content_type, in upload order).
-ExecutionRow = Mapping[str, Any]
-
-
-def _files_of_each_execution() -> ColumnElement[Any]:
-    """The visible files of the execution's conversation, as a JSON array (one index lookup)."""
-    as_json = func.json_build_object(
-        "id",
-        _files.c.id,
-        "filename",
-        _files.c.filename,
-        "storage_key",
-        _files.c.storage_key,
-        "content_type",
-        _files.c.content_type,
-    )
-    files = (
-        select(func.json_agg(postgresql.aggregate_order_by(as_json, _files.c.id)))
-        .where(
-            _files.c.conversation_id == _executions.c.conversation_id,
-            _files.c.hidden.is_(False),
-        )
-        .scalar_subquery()
-    )
-    return func.coalesce(files, literal_column("'[]'::json"))
-
-
-# An ExecutionRow's columns.
-_SHOWN = (*SHOWN_COLUMNS, _files_of_each_execution().label("files"))
-_ONE = sql.compile_statement(select(*_SHOWN).where(_executions.c.id == bindparam("execution_id")))
-
-
-async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionRow | None:
-    """The execution with this id and its files, whoever may see it."""
-    return await sql.fetchrow(session, _ONE, execution_id=execution_id)
-
-
-# Polling an execution authenticates the token and reads the execution in one round trip.
-_TOKEN_AND_VISIBLE_EXECUTION = token_beside(
-    "execution_",
-    _executions,
-    {column.name: column for column in _SHOWN},
-    lambda token: and_(
-        _executions.c.id == bindparam("execution_id", type_=Integer),
-        or_(token.c.is_admin, _executions.c.user_id == token.c.id),
-    ),
-)
-
-
-async def authenticate_for_execution(
-    session: AsyncSession, raw_key: str, execution_id: int
-) -> tuple[Authenticated | None, ExecutionRow | None]:
-    """The live token with this key and its user (None if there is none), and the execution
-    with its files if that user may see it (its owner, or an admin; None if not)."""
-    return await authenticate_beside(
-        session, raw_key, _TOKEN_AND_VISIBLE_EXECUTION, execution_id=execution_id
-    )
 
 
 @dataclass(frozen=True)
@@ -137,6 +60,7 @@ def visible_ids(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Sel
     """The ids a user may see, filtered; the values are bound parameters of the same names."""
     query = select(_executions.c.id)
     if not admin:
+        # visible_to() for a user known not to be an admin: the condition its index serves.
         query = query.where(_executions.c.user_id == bindparam("user_id", type_=Integer))
     if agent:
         query = query.where(_executions.c.agent_id == bindparam("agent_id", type_=Integer))
@@ -203,7 +127,7 @@ def _bounded_fields() -> tuple[LateralFromClause, list[ColumnElement[Any]]]:
         .lateral("bounded")
     )
     columns: list[ColumnElement[Any]] = []
-    for column in _SHOWN:
+    for column in EXECUTION_COLUMNS:
         if column.name in BOUNDED_FIELDS:
             over = flags.c[f"{column.name}_truncated"]
             columns.append(case((over, None), else_=column).label(column.name))
@@ -238,10 +162,9 @@ def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Sele
 
 
 @functools.cache
-def _compiled_page(*, admin: bool, agent: bool, status: bool, dataset: bool) -> sql.Statement:
-    return sql.compile_statement(
-        page_query(admin=admin, agent=agent, status=status, dataset=dataset)
-    )
+def _page_statement(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
+    # Built once a shape: SQLAlchemy's compiled cache then finds it by identity.
+    return page_query(admin=admin, agent=agent, status=status, dataset=dataset)
 
 
 @dataclass(frozen=True)
@@ -279,17 +202,16 @@ async def list_executions(
     whether a next page exists, whatever the (possibly estimated) count says. An ``input`` or
     ``result`` larger than ``max_field_bytes`` is None, and ``input_truncated`` or
     ``result_truncated`` true."""
-    statement = _compiled_page(**_shape(user, filters))
+    statement = _page_statement(**_shape(user, filters))
     by_page = _counted_by_the_page(offset, limit)
-    rows = await sql.fetch(
-        session,
-        statement,
-        offset=offset,
-        limit=limit + 1,
-        count_limit=capped_count_limit(offset, limit),
-        max_field_bytes=max_field_bytes,
+    values = {
+        "offset": offset,
+        "limit": limit + 1,
+        "count_limit": capped_count_limit(offset, limit),
+        "max_field_bytes": max_field_bytes,
         **_values(user, filters),
-    )
+    }
+    rows = (await session.execute(statement, values)).mappings().all()
     if not rows:
         # Nothing is visible at all (page 1), or the page is past the end (not found).
         capped = 0
@@ -301,19 +223,31 @@ async def list_executions(
     return Page(executions=rows[:limit], has_next=len(rows) > limit, capped_count=capped)
 
 
+class _Explain(Executable, ClauseElement):
+    """``EXPLAIN (FORMAT JSON)`` of a query: PostgreSQL plans it with the bound values (a
+    utility statement is never given a generic plan), so the estimate is the one for these
+    filters. Cached by SQLAlchemy as the query is."""
+
+    inherit_cache = True
+    _traverse_internals = [("query", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, query: Select[Any]) -> None:
+        self.query = query
+
+
 @functools.cache
-def _compiled_estimate(*, admin: bool, agent: bool, status: bool, dataset: bool) -> sql.Statement:
-    # EXPLAIN plans the query with the bound values (a utility statement is never given a
-    # generic plan), so the estimate is the one for these filters.
-    visible = sql.compile_statement(
-        visible_ids(admin=admin, agent=agent, status=status, dataset=dataset)
-    )
-    return sql.Statement(f"EXPLAIN (FORMAT JSON) {visible.sql}", visible.params, visible.fixed)
+def _explain_statement(*, admin: bool, agent: bool, status: bool, dataset: bool) -> _Explain:
+    return _Explain(visible_ids(admin=admin, agent=agent, status=status, dataset=dataset))
+
+
+@compiles(_Explain)
+def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.query, **kw)
 
 
 async def _planner_estimate(session: AsyncSession, user: User, filters: ExecutionFilters) -> int:
-    statement = _compiled_estimate(**_shape(user, filters))
-    plan = await sql.fetchval(session, statement, **_values(user, filters))
+    statement = _explain_statement(**_shape(user, filters))
+    plan = (await session.execute(statement, _values(user, filters))).scalar_one()
     document = json.loads(plan) if isinstance(plan, str) else plan
     return int(document[0]["Plan"]["Plan Rows"])
 

@@ -1,0 +1,94 @@
+"""What a PostgreSQL error means, decided in one place for the API and the worker.
+
+Three kinds: an outage (the server cannot be reached or cannot serve us now: callers answer
+503 or retry), bad data (a value a client sent does not fit its column: a 400), and a unique
+violation (a concurrent writer stored the same key first: the caller answers what it stored).
+Anything else is a bug. Errors come from SQLAlchemy (``DBAPIError`` wrapping asyncpg's) or,
+while connecting, from the network or the pool.
+"""
+
+import socket
+
+import asyncpg
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+# SQLSTATE classes meaning "the server cannot serve us now": connection exception, insufficient
+# resources (too many connections, disk full), operator intervention (shutdown, starting up),
+# invalid authorization and a missing database (a misconfigured or restoring server).
+OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "28", "3D"})
+# Class 22, data exception: a value the client sent does not fit its column (too long, out of
+# int32 range, a NUL character in text). That is bad input, not a server fault.
+DATA_EXCEPTION_CLASS = "22"
+UNIQUE_VIOLATION = "23505"
+
+# The exceptions that may mean an outage, for handlers registered by type.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    PoolTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+def sqlstate(exc: BaseException) -> str:
+    """The server's SQLSTATE code carried by ``exc`` (asyncpg's, or SQLAlchemy's wrapper of
+    it); empty when there is none."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate or "")
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    return ""
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says that PostgreSQL cannot be reached or cannot serve us right now."""
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror | PoolTimeoutError):
+        # Raised while connecting (refused, timed out, unknown host) or waiting for the pool.
+        return True
+    # Raised by asyncpg itself, on a connection used without SQLAlchemy's wrapper: a
+    # connection closed under us, a protocol state broken by a server that ended it while it
+    # sat in the pool ("cannot switch to state …"), or an error the server sent.
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc)
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return sqlstate(exc)[:2] in OUTAGE_SQLSTATE_CLASSES
+    if not isinstance(exc, DBAPIError):
+        return False
+    state = sqlstate(exc)
+    if state[:2] == DATA_EXCEPTION_CLASS:
+        return False
+    return (
+        exc.connection_invalidated
+        or isinstance(exc, OperationalError | InterfaceError)
+        or state[:2] in OUTAGE_SQLSTATE_CLASSES
+    )
+
+
+def is_bad_data(exc: BaseException) -> bool:
+    """Whether PostgreSQL refused a value for what it holds (SQLSTATE class 22)."""
+    return sqlstate(exc)[:2] == DATA_EXCEPTION_CLASS
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether a row was refused because another holds the same unique key."""
+    return isinstance(exc, IntegrityError) and sqlstate(exc) == UNIQUE_VIOLATION
+
+
+def bad_data_message(exc: BaseException) -> str:
+    """What the server said of the value it refused, in one line, for the client."""
+    if isinstance(exc, asyncpg.PostgresError):
+        cause: BaseException | None = exc
+    elif isinstance(exc, DBAPIError) and exc.orig is not None:
+        cause = exc.orig.__cause__ or exc.orig
+    else:
+        cause = exc
+    message = str(cause or exc).splitlines()[0]
+    return f"A value in the request cannot be stored: {message}"

@@ -1,0 +1,277 @@
+"""The statements on one execution: the insert of a new one, its reads (by id, and with the
+token of the request polling it), the visibility rule. SQLAlchemy Core on the caller's
+session, in its transaction (app/core/db.py); rows come back as mappings, no ORM objects
+built for rows that are only shown. The list is read by ``app.executions.pages``.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.models import User
+from app.auth.repository import TokenWith
+from app.auth.service import Authenticated, authenticate_with
+from app.conversations.models import Conversation, ConversationFile, Message
+from app.executions.models import AgenticExecution, ExecutionStatus
+
+_executions = cast(Table, AgenticExecution.__table__)
+_files = cast(Table, ConversationFile.__table__)
+_conversations = cast(Table, Conversation.__table__)
+_messages = cast(Table, Message.__table__)
+# What the contract shows of an execution (besides its files).
+SHOWN_COLUMNS = (
+    _executions.c.id,
+    _executions.c.agent_id,
+    _executions.c.user_id,
+    _executions.c.execution_key,
+    _executions.c.conversation_id,
+    _executions.c.status,
+    _executions.c.input,
+    _executions.c.result,
+    _executions.c.failure_code,
+    _executions.c.failure_explanation,
+    _executions.c.started_at,
+    _executions.c.finished_at,
+)
+
+# An execution as read here: the SHOWN_COLUMNS by name, and "files" (a list of dicts with id,
+# filename, storage_key and content_type, in upload order).
+ExecutionRow = Mapping[str, Any]
+
+
+def _files_of_each_execution() -> ColumnElement[Any]:
+    """The visible files of the execution's conversation, as a JSON array (one index lookup)."""
+    as_json = func.json_build_object(
+        "id",
+        _files.c.id,
+        "filename",
+        _files.c.filename,
+        "storage_key",
+        _files.c.storage_key,
+        "content_type",
+        _files.c.content_type,
+    )
+    files = (
+        select(func.json_agg(postgresql.aggregate_order_by(as_json, _files.c.id)))
+        .where(
+            _files.c.conversation_id == _executions.c.conversation_id,
+            _files.c.hidden.is_(False),
+        )
+        .scalar_subquery()
+    )
+    return func.coalesce(files, literal_column("'[]'::json"))
+
+
+def visible_to(is_admin: ColumnElement[bool], user_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """Who may see an execution: its owner, and admins (the one statement of the rule)."""
+    return or_(is_admin, _executions.c.user_id == user_id)
+
+
+def is_visible_to(user: User, execution: ExecutionRow) -> bool:
+    """``visible_to`` for an execution already read."""
+    return user.is_admin or execution["user_id"] == user.id
+
+
+# An ExecutionRow's columns, to select.
+EXECUTION_COLUMNS = (*SHOWN_COLUMNS, _files_of_each_execution().label("files"))
+_ONE = select(*EXECUTION_COLUMNS).where(_executions.c.id == bindparam("execution_id"))
+
+
+async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionRow | None:
+    """The execution with this id and its files, whoever may see it."""
+    result = await session.execute(_ONE, {"execution_id": execution_id})
+    return cast(ExecutionRow | None, result.mappings().first())
+
+
+# Polling an execution authenticates the token and reads the execution in one round trip.
+_TOKEN_AND_VISIBLE_EXECUTION = TokenWith.build(
+    "execution_",
+    _executions,
+    {column.name: column for column in EXECUTION_COLUMNS},
+    lambda token: and_(
+        _executions.c.id == bindparam("execution_id", type_=Integer),
+        visible_to(token.c.is_admin, token.c.id),
+    ),
+)
+
+
+async def authenticate_for_execution(
+    session: AsyncSession, raw_key: str, execution_id: int
+) -> tuple[Authenticated | None, ExecutionRow | None]:
+    """The live token with this key and its user (None if there is none), and the execution
+    with its files if that user may see it (its owner, or an admin; None if not)."""
+    return await authenticate_with(
+        session, raw_key, _TOKEN_AND_VISIBLE_EXECUTION, execution_id=execution_id
+    )
+
+
+# Writing a new execution.
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """A file written under its conversation, to be recorded with the execution."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    storage_key: str
+    # Its text, extracted at upload (app/conversations/extraction.py), or why not.
+    extracted_text: str | None
+    extraction_error: str | None
+
+
+# Built once: SQLAlchemy keeps each statement's compiled form, found by a cache key it
+# memoizes on the statement object. Core on the tables, not the ORM entities (whose INSERT
+# goes through the ORM's bulk machinery), on the hot path.
+_BY_IDEMPOTENCY_KEY = select(
+    _executions.c.id, _executions.c.started_at, _executions.c.request_sha256
+).where(
+    _executions.c.user_id == bindparam("user_id"),
+    _executions.c.idempotency_key == bindparam("idempotency_key"),
+)
+_RELEASE_IDEMPOTENCY_KEY = (
+    update(_executions)
+    .where(_executions.c.id == bindparam("execution_id"))
+    .values(idempotency_key=None)
+)
+_NEW_CONVERSATION = {
+    "agent_id": bindparam("agent_id"),
+    "user_id": bindparam("user_id"),
+    "locked": True,
+    "created_at": bindparam("now"),
+}
+_INSERT_CONVERSATION = (
+    insert(_conversations).values(_NEW_CONVERSATION).returning(_conversations.c.id)
+)
+_NEW_EXECUTION = {
+    "agent_id": bindparam("agent_id"),
+    "user_id": bindparam("user_id"),
+    "dataset_id": bindparam("dataset_id"),
+    "execution_key": bindparam("execution_key"),
+    "status": ExecutionStatus.PENDING.value,
+    "input": bindparam("input", type_=_executions.c.input.type),
+    "attempts": 0,
+    "started_at": bindparam("now"),
+    "idempotency_key": bindparam("idempotency_key"),
+    "request_sha256": bindparam("request_sha256"),
+}
+_INSERTED = (_executions.c.id, _executions.c.conversation_id)
+# In a conversation inserted already (its files written under its id).
+_INSERT_EXECUTION = (
+    insert(_executions)
+    .values({**_NEW_EXECUTION, "conversation_id": bindparam("conversation_id")})
+    .returning(*_INSERTED)
+)
+# With its new locked conversation, in one statement (the common case: one round trip).
+_NEW_CONVERSATION_CTE = _INSERT_CONVERSATION.cte("conversation")
+_INSERT_EXECUTION_AND_CONVERSATION = (
+    insert(_executions)
+    .values(
+        {
+            **_NEW_EXECUTION,
+            "conversation_id": select(_NEW_CONVERSATION_CTE.c.id).scalar_subquery(),
+        }
+    )
+    .returning(*_INSERTED)
+    .add_cte(_NEW_CONVERSATION_CTE)
+)
+
+
+async def find_by_idempotency_key(
+    session: AsyncSession, user_id: int, idempotency_key: str
+) -> Mapping[str, Any] | None:
+    """The id, ``started_at`` and ``request_sha256`` of the execution the key started."""
+    values = {"user_id": user_id, "idempotency_key": idempotency_key}
+    result = await session.execute(_BY_IDEMPOTENCY_KEY, values)
+    return cast(Mapping[str, Any] | None, result.mappings().first())
+
+
+async def release_idempotency_key(session: AsyncSession, execution_id: int) -> None:
+    await session.execute(_RELEASE_IDEMPOTENCY_KEY, {"execution_id": execution_id})
+
+
+async def insert_conversation(
+    session: AsyncSession, *, agent_id: int, user_id: int, now: datetime
+) -> int:
+    """A new locked conversation (an execution's), for files to be written under its id."""
+    values = {"agent_id": agent_id, "user_id": user_id, "now": now}
+    return int((await session.execute(_INSERT_CONVERSATION, values)).scalar_one())
+
+
+async def insert_files(
+    session: AsyncSession, conversation_id: int, uploads: Sequence[StoredUpload], now: datetime
+) -> None:
+    """The conversation's files, and a "file" message for each, in upload order, before the
+    run's messages (as Enthusiast writes them)."""
+    await session.execute(
+        insert(_messages).values(
+            [
+                {
+                    "conversation_id": conversation_id,
+                    "role": "file",
+                    "content": f"Uploaded {upload.filename}",
+                    "payload": {"filename": upload.filename, "content_type": upload.content_type},
+                    "created_at": now,
+                }
+                for upload in uploads
+            ]
+        )
+    )
+    await session.execute(
+        insert(_files).values(
+            [
+                {
+                    "conversation_id": conversation_id,
+                    "filename": upload.filename,
+                    "content_type": upload.content_type,
+                    "size": upload.size,
+                    "sha256": upload.sha256,
+                    "storage_key": upload.storage_key,
+                    "extracted_text": upload.extracted_text,
+                    "extraction_error": upload.extraction_error,
+                    "hidden": False,
+                    "created_at": now,
+                }
+                for upload in uploads
+            ]
+        )
+    )
+
+
+async def insert_execution(
+    session: AsyncSession,
+    *,
+    conversation_id: int | None,
+    values: Mapping[str, Any],
+    now: datetime,
+) -> tuple[int, int]:
+    """A new pending execution (``values``: agent_id, user_id, dataset_id, execution_key,
+    input, idempotency_key, request_sha256) in ``conversation_id``, or in a new locked
+    conversation inserted by the same statement. Its id and its conversation's."""
+    if conversation_id is None:
+        statement = _INSERT_EXECUTION_AND_CONVERSATION
+        parameters = {**values, "now": now}
+    else:
+        statement = _INSERT_EXECUTION
+        parameters = {**values, "now": now, "conversation_id": conversation_id}
+    found = (await session.execute(statement, parameters)).one()
+    return int(found.id), int(found.conversation_id)

@@ -1,0 +1,135 @@
+"""What a start request sends, checked before anything is stored: the execution key, the
+input against its definition, the Idempotency-Key and the uploads (their text extracted)."""
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_json
+from starlette.datastructures import UploadFile
+
+from app.agents.models import Agent
+from app.auth.models import User
+from app.conversations.extraction_process import TextExtractor
+from app.conversations.file_types import UnsupportedFile, detect_content_type
+from app.conversations.storage import Upload
+from app.core.config import Settings
+from app.core.errors import Invalid, PayloadTooLarge, field_errors
+from app.core.json_input import check_json, parse_json
+from app.definitions.registry import definitions_for, find_definition
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+# Enthusiast's wording (agent/agentic_execution/views.py), which its clients may match.
+NO_FILE_UPLOAD = "This agent does not support file uploads."
+
+
+def input_too_large(size: int, settings: Settings) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        {"input": [f"{size} bytes of JSON: the limit is {settings.max_input_bytes} bytes."]}
+    )
+
+
+def parse_form_input(raw: str | None, settings: Settings) -> Any:
+    """``input`` as a JSON-encoded string (a multipart field, or a JSON body's string, which
+    Enthusiast parses too); missing means ``{}``."""
+    if raw is None or raw.strip() == "":
+        return {}
+    size = len(raw.encode())
+    if size > settings.max_input_bytes:
+        raise input_too_large(size, settings)
+    try:
+        return parse_json(raw, settings.max_json_depth)
+    except ValueError as exc:
+        raise Invalid({"input": [str(exc)]}) from None
+
+
+def field_error(field: str, message: str, detail: str | None = None) -> Invalid:
+    """A 400 in the shape Enthusiast's web client reads: ``detail`` (a string) and the field's
+    messages as a list of strings."""
+    return Invalid({"detail": detail or message, field: [message]})
+
+
+def check_idempotency_key(key: str) -> None:
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise field_error(
+            "Idempotency-Key",
+            f"Must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters long (got {len(key)}).",
+        )
+
+
+def execution_key_of(agent: Agent, raw: Any) -> str:
+    """The ``execution_key`` of a start request: a non-empty string, else a 400 naming the keys."""
+    if isinstance(raw, str) and raw:
+        return raw
+    known = ", ".join(d.key for d in definitions_for(agent.agent_type)) or "none"
+    message = "This field is required." if raw is None or raw == "" else "Not a valid string."
+    detail = f"execution_key: {message} Available for this agent: {known}."
+    raise field_error("execution_key", message, detail)
+
+
+def validate_input(
+    agent: Agent, execution_key: str, raw_input: Any, settings: Settings
+) -> dict[str, Any]:
+    """The input validated by the definition's model and dumped in JSON mode, defaults filled.
+
+    Refused first when it nests deeper than the limit or holds a non-finite number (which the
+    dump would turn into null); then when its JSON is over the size limit.
+    """
+    definition = find_definition(agent.agent_type, execution_key)
+    if definition is None:
+        known = ", ".join(d.key for d in definitions_for(agent.agent_type)) or "none"
+        raise Invalid(
+            f"Unknown execution_key {execution_key!r} for this agent "
+            f"(agent type {agent.agent_type!r}). Available: {known}."
+        )
+    if not isinstance(raw_input, dict):
+        raise Invalid({"input": ["Expected a JSON object."]})
+    check_json(raw_input, settings.max_json_depth, "input")
+    try:
+        validated = definition.Input.model_validate(raw_input)
+    except ValidationError as exc:
+        raise Invalid({"input": field_errors(exc.errors())}) from None
+    dumped = validated.model_dump(mode="json")
+    size = len(to_json(dumped))
+    if size > settings.max_input_bytes:
+        raise input_too_large(size, settings)
+    return dumped
+
+
+async def read_uploads(
+    agent: Agent,
+    files: Sequence[UploadFile],
+    settings: Settings,
+    extractor: TextExtractor,
+    user: User,
+) -> list[Upload]:
+    """Check count, size and type of the uploads, by content, and extract their text, before
+    anything is written (nor a database connection taken: a PDF may take seconds)."""
+    if not files:
+        return []
+    if not agent.file_upload:
+        raise field_error("files", "This agent does not support file uploads.", NO_FILE_UPLOAD)
+    if len(files) > settings.max_upload_files:
+        raise field_error("files", f"At most {settings.max_upload_files} files per execution.")
+    uploads = []
+    for file in files:
+        filename = file.filename or "file"
+        # Reading one byte past the limit tells "too large" without trusting a header.
+        data = await file.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"{filename!r} is larger than the limit of {settings.max_upload_bytes} bytes."
+            )
+        try:
+            content_type = detect_content_type(filename, data)
+        except UnsupportedFile as exc:
+            raise field_error("files", str(exc)) from None
+        uploads.append(Upload(filename=filename, content_type=content_type, data=data))
+    # Every file checked first: a refused request costs no extraction.
+    return [
+        dataclasses.replace(
+            upload, extracted=await extractor.extract(upload.data, upload.content_type, user.id)
+        )
+        for upload in uploads
+    ]
