@@ -3,6 +3,7 @@ does, and follow it to its end. The executions table stays the one source of tru
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +14,11 @@ from starlette.datastructures import State
 from app.agents.models import Agent
 from app.auth.models import User
 from app.core.config import Settings
+from app.core.db import commit, rollback
 from app.core.errors import DomainError
-from app.executions import listing, service
-from app.executions.listing import ExecutionRow
+from app.executions import repository, service, start_request
 from app.executions.models import TERMINAL_STATUSES
+from app.executions.repository import ExecutionRow
 
 # Until the per-execution event stream lands, a follower reads the execution's row: soon after
 # it starts (a short execution is seen ending at once), then less often, every POLL_SECONDS at
@@ -38,6 +40,19 @@ class Services:
     def of(cls, state: State) -> "Services":
         return cls(state.sessionmaker, state.queue, state.settings)
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session owned as a request's is (app.core.dependencies.get_session): committed
+        at the end, then its after-commit work run (the enqueue of a new execution); rolled
+        back when the block raises."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+            except BaseException:
+                await rollback(session)
+                raise
+            await commit(session)
+
 
 async def start(
     services: Services,
@@ -50,11 +65,11 @@ async def start(
 ) -> service.Started:
     """Validate ``raw_input`` and start the execution (or answer the one ``idempotency_key``
     started): the REST API's checks and writes, so a refusal raises its DomainError."""
-    validated = service.validate_input(agent, execution_key, raw_input, services.settings)
+    validated = start_request.validate_input(agent, execution_key, raw_input, services.settings)
     if idempotency_key is not None:
-        service.check_idempotency_key(idempotency_key)
-    async with services.sessionmaker() as session:
-        started = await service.start_execution(
+        start_request.check_idempotency_key(idempotency_key)
+    async with services.transaction() as session:
+        return await service.start_execution(
             session,
             services.queue,
             services.settings,
@@ -64,13 +79,11 @@ async def start(
             validated_input=validated,
             idempotency_key=idempotency_key,
         )
-        await session.commit()
-    return started
 
 
 async def read(services: Services, execution_id: int) -> ExecutionRow | None:
-    async with services.sessionmaker() as session:
-        return await listing.get_execution(session, execution_id)
+    async with services.transaction() as session:
+        return await repository.get_execution(session, execution_id)
 
 
 def is_terminal(execution: ExecutionRow) -> bool:

@@ -32,6 +32,7 @@ from app.core.errors import DomainError, NotFound, Unauthenticated
 from app.definitions.registry import definitions_for
 from app.protocols.a2a.handler import CALLER, Caller, ExecutionsRequestHandler
 from app.protocols.a2a.tasks import JSON
+from app.protocols.executions import Services
 
 PATH = "/a2a/{agent_id}"
 JSONRPC_PATH = "/jsonrpc"
@@ -129,7 +130,7 @@ class A2aAgentEndpoint:
             key = presented_key(headers.get(b"authorization", b"").decode("latin-1"))
             if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 9:
                 raise NotFound("Agent not found.")
-            async with state.sessionmaker() as session:
+            async with Services.of(state).transaction() as session:
                 found, agent = await authenticate_for_agent(session, key, int(raw_id))
             if found is None:
                 raise Unauthenticated("Invalid token.")

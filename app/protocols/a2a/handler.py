@@ -40,8 +40,8 @@ from app.auth.service import Authenticated
 from app.core.errors import Conflict, DomainError, NotFound
 from app.core.rate_limit import check_rate_limit
 from app.definitions.registry import definitions_for
-from app.executions import listing, service
-from app.executions.listing import ExecutionRow
+from app.executions import pages, service
+from app.executions.repository import ExecutionRow
 from app.protocols import executions
 from app.protocols.a2a.tasks import STATUSES, events_of, from_data_part, task_of
 from app.protocols.executions import Services
@@ -97,7 +97,7 @@ class ExecutionsRequestHandler(RequestHandler):
 
     async def _visible(self, caller: Caller, task_id: str) -> ExecutionRow:
         """The execution of ``task_id`` if it is this agent's and the caller may see it."""
-        async with self.services.sessionmaker() as session:
+        async with self.services.transaction() as session:
             try:
                 execution = await service.get_visible_execution(
                     session, caller.authenticated.user, _execution_id(task_id)
@@ -196,10 +196,10 @@ class ExecutionsRequestHandler(RequestHandler):
                 raise InvalidParamsError(
                     "status: filter by submitted, working, completed or failed."
                 )
-        filters = listing.ExecutionFilters(agent_id=caller.agent.id, status=status)
+        filters = pages.ExecutionFilters(agent_id=caller.agent.id, status=status)
         user = caller.authenticated.user
-        async with self.services.sessionmaker() as session:
-            page = await listing.list_executions(
+        async with self.services.transaction() as session:
+            page = await pages.list_executions(
                 session,
                 user,
                 filters,
@@ -207,7 +207,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 limit=size,
                 max_field_bytes=self.services.settings.list_max_field_bytes,
             )
-            total = await listing.count_executions(session, user, filters, page)
+            total = await pages.count_executions(session, user, filters, page)
         return ListTasksResponse(
             tasks=[
                 # A result over the list's size limit is left to the task's own read.
@@ -226,8 +226,8 @@ class ExecutionsRequestHandler(RequestHandler):
     ) -> Task | None:
         caller = _caller(context)
         execution = await self._visible(caller, params.id)
-        async with self.services.sessionmaker() as session:
-            try:
+        try:
+            async with self.services.transaction() as session:
                 cancellation = await service.cancel_execution(
                     session,
                     self.services.queue,
@@ -235,8 +235,8 @@ class ExecutionsRequestHandler(RequestHandler):
                     caller.authenticated.user,
                     execution["id"],
                 )
-            except Conflict:
-                raise TaskNotCancelableError from None
+        except Conflict:
+            raise TaskNotCancelableError from None
         return task_of(cancellation.execution)
 
     # Push notifications wait for the signed webhook delivery of the execution events.

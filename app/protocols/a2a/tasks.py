@@ -15,8 +15,8 @@ from a2a.types.a2a_pb2 import (
 )
 from google.protobuf import json_format, struct_pb2  # type: ignore[import-untyped]
 
-from app.executions.listing import ExecutionRow
 from app.executions.models import CANCELLED, ExecutionStatus
+from app.executions.repository import ExecutionRow
 
 JSON = "application/json"
 RESULT_ARTIFACT_ID = "result"

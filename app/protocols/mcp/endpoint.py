@@ -65,7 +65,7 @@ class McpEndpoint:
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         try:
             key = presented_key(authorization)
-            async with state.sessionmaker() as session:
+            async with Services.of(state).transaction() as session:
                 found = await authenticate_token(session, key)
             if found is None:
                 raise Unauthenticated("Invalid token.")

@@ -18,8 +18,8 @@ from app.core.errors import DomainError
 from app.core.rate_limit import check_rate_limit
 from app.definitions.base import ExecutionDefinition
 from app.definitions.registry import definitions_for, find_definition
-from app.executions.listing import ExecutionRow
 from app.executions.models import ExecutionStatus
+from app.executions.repository import ExecutionRow
 from app.protocols import executions
 from app.protocols.executions import Services
 
@@ -99,7 +99,7 @@ async def list_tools(
     services: Services, ctx: ServerRequestContext[Any, Any]
 ) -> types.ListToolsResult:
     authenticated: Authenticated = _request(ctx).scope[AUTHENTICATED]
-    async with services.sessionmaker() as session:
+    async with services.transaction() as session:
         agents = await list_visible_agents(session, authenticated.user)
     return types.ListToolsResult(
         tools=[
@@ -119,7 +119,7 @@ async def call_tool(
     if matched is None:
         raise unknown
     agent_id, execution_key = int(matched[1]), matched[2]
-    async with services.sessionmaker() as session:
+    async with services.transaction() as session:
         found, agent = await authenticate_for_agent(session, request.scope[PRESENTED_KEY], agent_id)
     # Another user's agent is as unknown as one that does not exist (the REST API's 404).
     if found is None or agent is None or find_definition(agent.agent_type, execution_key) is None:
