@@ -11,12 +11,23 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.definitions import registry
+from app.definitions.base import ExecutionDefinition
 from tests.factories import Account, Factory
 from tests.protocols.helpers import TASK_INPUT, execution_count, next_execution
 from tests.worker.harness import Script, Worker, answer, call, reload
+
+ALL_DEFINITIONS = registry.all_definitions()
+
+
+class SummariseInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
 
 Connect = Callable[[Account], AbstractAsyncContextManager[Client]]
 
@@ -54,6 +65,49 @@ async def test_tools_list_one_tool_per_type_of_visible_agents_only(
     assert tools[0].input_schema["properties"]["instructions"]["type"] == "string"
     assert "Tasks" in (tools[0].title or "")
     assert all(str(hidden.id) not in t.name for t in tools)
+
+
+class Summary(BaseModel):
+    title: str
+    words: int
+
+
+class Summarise(ExecutionDefinition):
+    key = "summarise"
+    agent_type = "summariser"
+    name = "Summarise"
+    description = "A title and a word count."
+    Input = SummariseInput
+    Output = Summary
+
+
+@pytest.fixture
+def summariser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin type declaring its Output, registered for the test."""
+    monkeypatch.setattr(registry, "all_definitions", lambda: (*ALL_DEFINITIONS, Summarise()))
+
+
+async def test_a_declared_output_is_the_tools_output_schema_and_its_result_matches(
+    summariser: None,
+    factory: Factory,
+    connect: Connect,
+    worker: Worker,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    owner = await factory.account()
+    agent = await factory.agent(await factory.dataset(owner), agent_type="summariser")
+
+    async with connect(owner) as client:
+        (tool,) = (await client.list_tools()).tools
+        call_task = asyncio.create_task(client.call_tool(tool.name, {"text": "Ada"}))
+        execution = await next_execution(sessionmaker)
+        await worker.run(execution.id, Script(answer({"title": "Ada", "words": 1})))
+        result = await call_task
+
+    assert tool.name == f"agent_{agent.id}__summarise"
+    assert tool.output_schema == Summary.model_json_schema()
+    assert not result.is_error
+    assert result.structured_content == {"title": "Ada", "words": 1}
 
 
 async def test_call_answers_the_result_with_progress_notifications(
