@@ -9,13 +9,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lint typecheck test migrate api worker dev bench clean
+.PHONY: help venv install lint typecheck test test-fast migrate api worker dev bench clean
 
 help:
 	@echo "make install    create .venv and install the project with dev tools"
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make typecheck  mypy (strict, app/ and workers/)"
 	@echo "make test       install, lint, typecheck, then pytest (what CI runs)"
+	@echo "make test-fast  pytest without the slow fault tests (-m 'not faults')"
 	@echo "make migrate    alembic upgrade head (AGENTRUN_DATABASE_URL)"
 	@echo "make api        serve the API on http://127.0.0.1:8000"
 	@echo "make worker     run an arq worker"
@@ -43,6 +44,11 @@ typecheck: $(STAMP)
 # so "no tests" is a failure here, as it should be.
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest
+
+# The fault tests (tests/faults/, marked `faults`) start, kill and starve real processes:
+# most of the suite's time. Leave them to `make test` while iterating.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not faults"
 
 migrate: $(STAMP)
 	$(BIN)/alembic upgrade head

@@ -1,8 +1,11 @@
 """One-line builders for the objects tests need, written through the real models and services."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import Agent
@@ -99,13 +102,6 @@ class Factory:
             execution.job_id = job_id_for(execution.id)
             await session.commit()
         return execution
-
-
-# Appended for the security and outage tests: imports kept local to leave the header alone.
-from collections.abc import AsyncIterator  # noqa: E402
-from contextlib import asynccontextmanager  # noqa: E402
-
-from httpx import ASGITransport, AsyncClient  # noqa: E402
 
 
 @asynccontextmanager
