@@ -288,3 +288,18 @@ async def test_without_a_live_token_every_a2a_path_answers_401(
     )
     assert (send.status_code, send.json()) == (401, {"detail": "Invalid token."})
     assert rest.status_code == 401
+
+
+async def test_ids_no_row_can_have_are_not_found(
+    factory: Factory, connect: Connect, live_url: str
+) -> None:
+    owner, agent = await structured_task_agent(factory)
+    async with httpx.AsyncClient(base_url=live_url, headers=owner.headers) as http:
+        for agent_id in ("2147483648", "9" * 5000, "x1"):
+            response = await http.get(f"/a2a/{agent_id}/.well-known/agent-card.json")
+            assert (response.status_code, response.json()) == (404, {"detail": "Agent not found."})
+
+    async with connect(owner, agent) as client:
+        for task_id in ("2147483648", "9" * 5000, "-1", "x"):
+            with pytest.raises(TaskNotFoundError):
+                await client.get_task(GetTaskRequest(id=task_id))

@@ -29,6 +29,7 @@ from app.agents.models import Agent
 from app.agents.service import authenticate_for_agent
 from app.auth.dependencies import presented_key
 from app.core.errors import DomainError, NotFound, Unauthenticated
+from app.core.ids import INT32_MAX, NO_SUCH_ID
 from app.definitions.registry import definitions_for
 from app.protocols.a2a.handler import CALLER, Caller, ExecutionsRequestHandler
 from app.protocols.a2a.tasks import JSON
@@ -113,6 +114,15 @@ def _agent_routes(state: State) -> Router:
     )
 
 
+def _agent_id(raw: str) -> int:
+    """The path's agent id; one no row can have (not digits, past int32) as ``NO_SUCH_ID``, so
+    that it answers as an unknown agent does (401 without a token, then 404), as RowId does."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(INT32_MAX)):
+        return NO_SUCH_ID
+    value = int(raw)
+    return value if value <= INT32_MAX else NO_SUCH_ID
+
+
 class A2aAgentEndpoint:
     """The ASGI app below ``/a2a/{agent_id}``: 401 without a live token, 404 for an agent the
     token's user may not use (as the REST API), else the SDK's routes."""
@@ -128,10 +138,8 @@ class A2aAgentEndpoint:
         headers = dict(scope["headers"])
         try:
             key = presented_key(headers.get(b"authorization", b"").decode("latin-1"))
-            if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 9:
-                raise NotFound("Agent not found.")
             async with Services.of(state).transaction() as session:
-                found, agent = await authenticate_for_agent(session, key, int(raw_id))
+                found, agent = await authenticate_for_agent(session, key, _agent_id(raw_id))
             if found is None:
                 raise Unauthenticated("Invalid token.")
             if agent is None:

@@ -38,6 +38,7 @@ from starlette.datastructures import State
 from app.agents.models import Agent
 from app.auth.service import Authenticated
 from app.core.errors import Conflict, DomainError, NotFound
+from app.core.ids import INT32_MAX
 from app.core.rate_limit import check_rate_limit
 from app.definitions.registry import definitions_for
 from app.executions import pages, service
@@ -63,9 +64,13 @@ def _caller(context: ServerCallContext) -> Caller:
 
 
 def _execution_id(task_id: str) -> int:
-    if not (task_id.isascii() and task_id.isdigit()) or len(task_id) > 18:
+    # Past PostgreSQL's serial ids, no execution: not found, as any other unknown id.
+    if not (task_id.isascii() and task_id.isdigit()) or len(task_id) > len(str(INT32_MAX)):
         raise TaskNotFoundError
-    return int(task_id)
+    execution_id = int(task_id)
+    if execution_id > INT32_MAX:
+        raise TaskNotFoundError
+    return execution_id
 
 
 def _start_request(caller: Caller, message: Message) -> tuple[str, Any]:
