@@ -86,8 +86,7 @@ async def test_with_redis_down_a_submitted_execution_is_kept_and_enqueued_later(
         )
     )
     await session.commit()
-    context = {"sessionmaker": sessionmaker, "redis": queue, "job_timeout_seconds": 600}
-    assert await reconcile_executions(context) == 1
+    assert await reconcile_executions(sessionmaker, queue, job_timeout_seconds=600) == 1
     assert await queue.zcard(settings.queue_name) == 1
 
 

@@ -5,12 +5,13 @@ orphaned (``app.executions.transitions.orphaned``: no heartbeat for ``stale_afte
 handed back): its worker is gone, and the claim is its next attempt. A live worker's execution
 is never claimed, whatever duplicate of its job another worker picks up.
 
-The common case, a pending execution, is claimed in one statement (``claim_pending``, compiled
-once and run on asyncpg: ``app.core.sql``): the UPDATE joins the agent and returns what the run
+The common case, a pending execution, is claimed in one statement (``claim_pending``, on an
+autocommit connection: one round trip): the UPDATE joins the agent and returns what the run
 needs, files included. Anything else (missing, running, orphaned, cancelled, terminal) is
 decided by ``claim_execution`` in a transaction.
 """
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agents.models import Agent
 from app.conversations.models import ConversationFile
-from app.core import sql
 from app.definitions.run import AttachedFile
 from app.executions.models import (
     CANCELLED,
@@ -41,6 +41,18 @@ from app.executions.transitions import (
 # connection) or stopped (shutdown). It is run again once; after that it fails as worker_lost
 # rather than loop.
 MAX_ATTEMPTS = 2
+
+
+class Refusal(enum.StrEnum):
+    """Why a claim found nothing to run (what the job answers, and logs)."""
+
+    MISSING = "missing"
+    RUNNING_ELSEWHERE = "running elsewhere"
+    CANCELLED = CANCELLED  # the failure code it records
+    WORKER_LOST = "worker_lost"
+    ALREADY_FINISHED = "already finished"
+    ALREADY_FAILED = "already failed"
+    CLAIMED_BY_ANOTHER_WORKER = "claimed by another worker"
 
 
 @dataclass(frozen=True)
@@ -86,8 +98,9 @@ _FILES = (
 )
 
 
-# pending → in_progress, joined with the agent, answering what the run needs.
-_CLAIM_PENDING = sql.compile_statement(
+# pending → in_progress, joined with the agent, answering what the run needs. Built once
+# (building a statement costs more CPU than running it; SQLAlchemy caches its compiled form).
+_CLAIM_PENDING = (
     start_pending()
     .where(Agent.id == AgenticExecution.agent_id)
     .returning(
@@ -109,7 +122,7 @@ _CLAIM_PENDING = sql.compile_statement(
 async def claim_pending(connection: AsyncConnection, execution_id: int) -> Claim | None:
     """Claim a pending execution in one statement (on an autocommit connection: one round
     trip); None when it is not pending, or its agent is gone."""
-    row = await sql.fetchrow(connection, _CLAIM_PENDING, execution_id=execution_id)
+    row = (await connection.execute(_CLAIM_PENDING, {"execution_id": execution_id})).first()
     return None if row is None else _claimed(execution_id, tuple(row))
 
 
@@ -135,7 +148,7 @@ def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
 
 async def claim_execution(
     session: AsyncSession, execution_id: int, stale_after: float
-) -> Claim | str:
+) -> Claim | Refusal:
     """Move the execution to ``in_progress`` for this attempt, or say why there is nothing to do."""
     query = (
         select(AgenticExecution, Agent, orphaned(stale_after))
@@ -144,17 +157,17 @@ async def claim_execution(
     )
     row = (await session.execute(query)).first()
     if row is None:
-        return "missing"
+        return Refusal.MISSING
     execution, agent, is_orphaned = row
     if execution.status == ExecutionStatus.IN_PROGRESS and not is_orphaned:
         # Its worker is alive (a duplicate of its job was picked up): leave it alone.
-        return "running elsewhere"
+        return Refusal.RUNNING_ELSEWHERE
     if execution.status == ExecutionStatus.IN_PROGRESS and execution.cancel_requested_at:
         # Cancelled while its worker was gone: nothing left to run.
         explanation = cancelled_explanation(execution.cancel_requested_by or "a user")
         # Conditional on the attempt seen, as a takeover is: another worker may decide too.
         await mark_failed(session, execution_id, CANCELLED, explanation, attempt=execution.attempts)
-        return CANCELLED
+        return Refusal.CANCELLED
     if execution.status == ExecutionStatus.PENDING:
         moved = await mark_in_progress(session, execution_id)
     elif execution.status == ExecutionStatus.IN_PROGRESS:
@@ -166,12 +179,14 @@ async def claim_execution(
             await mark_failed(
                 session, execution_id, "worker_lost", explanation, attempt=execution.attempts
             )
-            return "worker_lost"
+            return Refusal.WORKER_LOST
         moved = await restart_attempt(session, execution_id, execution.attempts, stale_after)
+    elif execution.status == ExecutionStatus.FINISHED:
+        return Refusal.ALREADY_FINISHED
     else:
-        return f"already {execution.status}"
+        return Refusal.ALREADY_FAILED
     if not moved:
-        return "claimed by another worker"
+        return Refusal.CLAIMED_BY_ANOTHER_WORKER
     files = await session.scalars(
         select(ConversationFile)
         .where(ConversationFile.conversation_id == execution.conversation_id)

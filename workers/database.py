@@ -7,10 +7,9 @@ lost, server starting up); a write PostgreSQL refuses for its content fails at o
 Two ways to write: ``in_transaction`` (a session and a transaction: BEGIN … COMMIT) and
 ``in_one_statement`` (one statement on a connection in autocommit mode, which PostgreSQL
 commits on its own). The worker's hot path (the claim, the trace, the outcome) is one statement
-per step, so it takes the second: one round trip instead of three or more. Those statements
-are compiled once and run on the connection's asyncpg connection (``app.core.sql``, which also
-decides what becomes of a connection whose statement failed); autocommit mode keeps anything
-run through SQLAlchemy on it out of a transaction too.
+per step, so it takes the second: one round trip instead of three or more. Both run their
+statements through SQLAlchemy, which decides what becomes of a connection whose statement
+failed (invalidated when lost or interrupted; the whole pool when the server went away).
 """
 
 import asyncio
@@ -21,7 +20,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.errors import is_database_outage
+from app.core.database_errors import is_database_outage
 
 logger = logging.getLogger(__name__)
 

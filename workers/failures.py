@@ -24,6 +24,7 @@ from pydantic_ai.exceptions import (
     ModelUnavailableError,
 )
 
+from app.core.database_errors import driver_error
 from app.core.redaction import redact_urls_in
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ def public_name(exc: BaseException) -> str:
 
 def error_text(exc: BaseException) -> str:
     """``ExceptionType: message``, in full: for our own errors and the logs."""
+    # A statement PostgreSQL refused: its own words (``InvalidTextRepresentationError: invalid
+    # input syntax for type json`` and its DETAIL), not the statement and its parameters.
+    exc = driver_error(exc)
     message = str(exc).strip()
     return f"{public_name(exc)}: {message}" if message else public_name(exc)
 

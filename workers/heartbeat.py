@@ -16,6 +16,7 @@ lock, cannot keep it from beating (their executions would be taken for orphans).
 """
 
 import asyncio
+import enum
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.errors import is_database_outage
+from app.core.database_errors import is_database_outage
 from app.executions.transitions import beat
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,14 @@ logger = logging.getLogger(__name__)
 # the less likely another worker's reconciler finds our executions stale meanwhile.
 RETRY_AFTER_FAILURE_SECONDS = 1.0
 
-SUPERSEDED = "superseded"
-CANCEL_REQUESTED = "cancel requested"
+
+class StopReason(enum.StrEnum):
+    """Why this worker stopped one of its runs itself."""
+
+    # Another attempt took the execution over, or it ended elsewhere: nothing more is written.
+    SUPERSEDED = "superseded"
+    # A user asked to cancel it (the abort through Redis was lost): recorded as cancelled.
+    CANCEL_REQUESTED = "cancel requested"
 
 
 @dataclass
@@ -43,12 +50,12 @@ class HeldRun:
 
     attempt: int
     task: asyncio.Task[Any]
-    # Why this worker stopped the run itself (SUPERSEDED, CANCEL_REQUESTED), if it did.
-    stop_reason: str | None = None
+    # Why this worker stopped the run itself, if it did.
+    stop_reason: StopReason | None = None
     # Set once the run is over and its outcome is being written: the run is no longer stopped.
     ending: bool = False
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: StopReason) -> None:
         # A task already being cancelled (an arq abort, the worker stopping) is left alone: a
         # second cancellation would interrupt the writes it is doing to end well.
         if self.ending or self.task.done() or self.task.cancelling():
@@ -105,22 +112,23 @@ async def beat_once(sessionmaker: async_sessionmaker[AsyncSession], runs: Runs) 
                 execution_id,
                 attempt,
             )
-            run.stop(SUPERSEDED)
+            run.stop(StopReason.SUPERSEDED)
         elif alive[execution_id]:
             logger.info("execution %s: cancelled by a user; stopping it", execution_id)
-            run.stop(CANCEL_REQUESTED)
+            run.stop(StopReason.CANCEL_REQUESTED)
     return len(alive)
 
 
-async def keep_beating(ctx: dict[str, Any]) -> None:
-    """The worker's heartbeat task, from startup to shutdown."""
-    settings: Settings = ctx["settings"]
-    runs: Runs = ctx["runs"]
+async def keep_beating(
+    sessionmaker: async_sessionmaker[AsyncSession], runs: Runs, settings: Settings
+) -> None:
+    """The worker's heartbeat task, from startup to shutdown, on ``sessionmaker`` (the
+    heartbeat's own connection: ``workers.settings``)."""
     while True:
         pause = settings.heartbeat_seconds
         try:
-            # On a connection of its own (workers.settings), never waiting for the runs' pool.
-            await beat_once(ctx["heartbeat_sessionmaker"], runs)
+            # On a connection of its own, never waiting for the runs' pool.
+            await beat_once(sessionmaker, runs)
         except Exception as exc:
             if is_database_outage(exc):
                 runs.note_database_trouble()

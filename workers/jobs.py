@@ -1,13 +1,11 @@
 """The arq job ``run_execution(ctx, execution_id)``: load, claim, run the loop, persist.
 
-``ctx`` is the worker's context (see ``workers.settings``): ``settings``, ``sessionmaker``,
-``models``, ``agents`` (Agents built for earlier runs, ``workers.agents``), ``runs`` (the
-executions this worker runs, whose heartbeat it keeps) and, in tests, an optional
-``model_override`` (a pydantic-ai ``Model``) used instead of the agent's configured model.
+``ctx`` is arq's context; the worker's state in it (``workers.state.WorkerState``, built at
+startup) holds the settings, the sessionmaker, the model clients, the Agents built for earlier
+runs and the executions this worker runs, whose heartbeat it keeps.
 
 An execution costs the worker few round trips to PostgreSQL: the claim, each step of the trace
-and the outcome (with the trace's last entries) are one statement each, compiled once and run
-on asyncpg (``app.core.sql``).
+and the outcome (with the trace's last entries) are one statement each.
 
 When the task is cancelled: a cancellation a user asked for is recorded (``cancelled``); a run
 this worker found taken over elsewhere ends without a write; otherwise the worker is stopping
@@ -29,7 +27,6 @@ from pydantic_ai.models import Model
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.schemas import ModelSettings
-from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.logging import execution_id_var
 from app.core.metrics import (
@@ -42,13 +39,14 @@ from app.definitions.registry import find_definition
 from app.definitions.run import STORED_INPUT, ExecutionRun
 from app.executions.models import ExecutionStatus
 from app.executions.transitions import release
-from workers.claim import Claim, claim_execution, claim_pending
+from workers.claim import Claim, Refusal, claim_execution, claim_pending
 from workers.database import in_one_statement, in_transaction
 from workers.failures import public_explanation
-from workers.heartbeat import CANCEL_REQUESTED, SUPERSEDED, HeldRun, Runs
-from workers.loop import Outcome, run_definition, usage_dict
-from workers.models import ModelFactory, request_settings
-from workers.outcome import Attempt, persist, record_cancellation
+from workers.heartbeat import HeldRun, StopReason
+from workers.loop import run_definition, usage_dict
+from workers.model_clients import request_settings
+from workers.outcome import Attempt, Outcome, persist, record_cancellation
+from workers.state import WorkerState, state_of
 from workers.transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -58,17 +56,17 @@ async def run_execution(ctx: dict[str, Any], execution_id: int) -> str:
     """Run one execution to a terminal status; a no-op if it already has one."""
     token = execution_id_var.set(execution_id)
     try:
-        return await _run(ctx, execution_id)
+        return await _run(state_of(ctx), execution_id)
     finally:
         execution_id_var.reset(token)
 
 
-async def _run(ctx: dict[str, Any], execution_id: int) -> str:
-    sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
-    settings: Settings = ctx["settings"]
+async def _run(state: WorkerState, execution_id: int) -> str:
+    sessionmaker = state.sessionmaker
+    settings = state.settings
     retry_for = settings.worker_database_retry_seconds
     what = f"execution {execution_id}: claiming it"
-    claim: Claim | str | None = await in_one_statement(
+    claim: Claim | Refusal | None = await in_one_statement(
         sessionmaker,
         partial(claim_pending, execution_id=execution_id),
         retry_for=retry_for,
@@ -86,20 +84,19 @@ async def _run(ctx: dict[str, Any], execution_id: int) -> str:
             retry_for=retry_for,
             what=what,
         )
-    if isinstance(claim, str):
+    if isinstance(claim, Refusal):
         logger.info("execution %s: nothing to run (%s)", execution_id, claim)
         return claim
-    runs: Runs = ctx["runs"]
-    run = runs.hold(execution_id, claim.attempt)
+    run = state.runs.hold(execution_id, claim.attempt)
     try:
-        return await _attempt(ctx, claim, run)
+        return await _attempt(state, claim, run)
     finally:
-        runs.drop(execution_id, run)
+        state.runs.drop(execution_id, run)
 
 
-async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
-    sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
-    retry_for = ctx["settings"].worker_database_retry_seconds
+async def _attempt(state: WorkerState, claim: Claim, run: HeldRun) -> str:
+    sessionmaker = state.sessionmaker
+    retry_for = state.settings.worker_database_retry_seconds
     execution_id = claim.execution_id
     transcript = Transcript(
         sessionmaker,
@@ -108,14 +105,14 @@ async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
         attempt=claim.attempt,
         retry_for=retry_for,
         # Its write refused: another attempt took the execution over, or it ended.
-        on_lost=lambda: run.stop(SUPERSEDED),
+        on_lost=lambda: run.stop(StopReason.SUPERSEDED),
     )
     usage = RunUsage()
     model: Model | None = None
     try:
         model_settings = ModelSettings.model_validate(claim.model_settings)
-        model = _model(ctx, model_settings)
-        outcome = await _execute(ctx, claim, model, model_settings, transcript, usage)
+        model = state.model_override or state.models.model_for(model_settings)
+        outcome = await _execute(state, claim, model, model_settings, transcript, usage)
     except asyncio.CancelledError:
         run.ending = True
         handled = await _stopped(sessionmaker, claim, run, transcript, usage_dict(usage))
@@ -133,7 +130,7 @@ async def _attempt(ctx: dict[str, Any], claim: Claim, run: HeldRun) -> str:
     run.ending = True
     stored = await persist(sessionmaker, _attempt_of(claim), outcome, retry_for)
     if stored is None:
-        return SUPERSEDED
+        return StopReason.SUPERSEDED
     _observe(claim, stored, model)
     return stored.status
 
@@ -149,9 +146,9 @@ async def _stopped(
     cancellation ends here: answers what became of the execution. None when it must
     propagate (arq aborted the job, or the worker is stopping)."""
     execution_id = claim.execution_id
-    if run.stop_reason == SUPERSEDED:
+    if run.stop_reason == StopReason.SUPERSEDED:
         _uncancel()
-        return SUPERSEDED
+        return StopReason.SUPERSEDED
     # Shielded: arq may cancel the task again (a repeated abort) while this is written.
     try:
         explanation = await asyncio.shield(
@@ -163,9 +160,9 @@ async def _stopped(
         logger.exception("execution %s: could not check for a cancel request", execution_id)
         explanation = None
     if explanation is not None:
-        if run.stop_reason == CANCEL_REQUESTED:
+        if run.stop_reason == StopReason.CANCEL_REQUESTED:
             _uncancel()
-            return ExecutionStatus.FAILED.value
+            return ExecutionStatus.FAILED
         return None
     # Not asked for by a user: the worker is stopping. Hand the execution back, so that
     # another worker takes it over at once rather than after the heartbeat goes stale.
@@ -207,23 +204,15 @@ async def _hand_back(
         logger.exception("execution %s could not be handed back", execution_id)
 
 
-def _model(ctx: dict[str, Any], model_settings: ModelSettings) -> Model:
-    override: Model | None = ctx.get("model_override")
-    if override is not None:
-        return override
-    factory: ModelFactory = ctx["models"]
-    return factory.model_for(model_settings)
-
-
 async def _execute(
-    ctx: dict[str, Any],
+    state: WorkerState,
     claim: Claim,
     model: Model,
     model_settings: ModelSettings,
     transcript: Transcript,
     usage: RunUsage,
 ) -> Outcome:
-    settings: Settings = ctx["settings"]
+    settings = state.settings
     if claim.attempt > 1:
         await transcript.note(
             "attempt",
@@ -242,10 +231,10 @@ async def _execute(
         user_id=claim.user_id,
         conversation_id=claim.conversation_id,
         input=definition.Input.model_validate(claim.input, context=STORED_INPUT),
-        sessionmaker=ctx["sessionmaker"],
+        sessionmaker=state.sessionmaker,
         media_root=settings.media_root,
         files=claim.files,
-        text_extractor=ctx["extractor"],
+        text_extractor=state.extractor,
     )
     return await run_definition(
         definition,
@@ -255,7 +244,7 @@ async def _execute(
         timeout_seconds=definition.timeout_seconds or settings.execution_timeout_seconds,
         model_settings=request_settings(model_settings),
         usage=usage,
-        agents=ctx.get("agents"),
+        agents=state.agents,
     )
 
 

@@ -1,9 +1,10 @@
 """The pydantic-ai run of one execution: prompt, tools, validators, retries and the outcome.
 
 The run's ``Agent`` is built from the definition, or reused from an earlier run that built the
-same one (``workers.agents``). Its validators become one pydantic-ai output validator: *retry*
-raises ``ModelRetry`` with the feedback, *fail* raises ``ExecutionFailed``, which ends the run.
-Outcomes (DESIGN.md):
+same one (``workers.agent_builder``). Its validators become one pydantic-ai output validator:
+*retry* raises ``ModelRetry`` with the feedback, *fail* raises ``ExecutionFailed``, which ends
+the run.
+Outcomes:
 
 - all validators pass → finished, the result;
 - a validator fails, or the model calls ``stop_execution`` → ``validation_failed`` (or the
@@ -19,7 +20,6 @@ short session each time.
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic_ai import (
@@ -40,8 +40,9 @@ from app.conversations.trace import TraceEntry
 from app.definitions.base import ExecutionDefinition
 from app.definitions.run import ExecutionRun
 from app.definitions.validators import ExecutionFailed
-from workers.agents import AgentCache, Progress, RunHooks, build_agent
+from workers.agent_builder import AgentCache, Progress, RunHooks, build_agent, running_with
 from workers.failures import error_text, log_provider_error, public_explanation
+from workers.outcome import Outcome
 from workers.transcript import Transcript
 
 logger = logging.getLogger(__name__)
@@ -58,25 +59,6 @@ SUMMARY_INSTRUCTIONS = (
     "and no attempts are left. Explain to the user, in plain language and at most two "
     "sentences, why you could not satisfy the checks. Do not apologise; do not use markdown."
 )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    usage: dict[str, int]
-    result: Any = None
-    failure_code: str | None = None
-    failure_explanation: str | None = None
-    # The trace's last entries (what the run did last, then the result or failure entry),
-    # written with the outcome in one statement (workers.outcome).
-    closing: tuple[TraceEntry, ...] = ()
-
-    @property
-    def finished(self) -> bool:
-        return self.failure_code is None
-
-    @property
-    def status(self) -> str:
-        return "finished" if self.finished else "failed"
 
 
 def usage_dict(usage: RunUsage) -> dict[str, int]:
@@ -172,23 +154,24 @@ async def run_definition(
     write with it. Never raises, except on cancellation (``usage``, if given, then tells what
     the run used so far). ``agents``: where to find an Agent built for an earlier run."""
     progress = Progress(usage=usage if usage is not None else RunUsage())
-    run.worker_hooks = RunHooks(transcript, progress)
+    hooks = RunHooks(transcript, progress)
     deadline = asyncio.timeout(timeout_seconds)
     code: str | None
     try:
-        async with deadline:
-            run.state = await definition.prepare(run)
-            agent = _agent_for(definition, run, model, agents)
-            prompt = await definition.user_prompt(run)
-            output = await _drive(
-                agent,
-                prompt,
-                deps=run,
-                transcript=transcript,
-                progress=progress,
-                usage_limits=UsageLimits(request_limit=definition.max_model_requests),
-                model_settings=model_settings,
-            )
+        with running_with(hooks):
+            async with deadline:
+                run.state = await definition.prepare(run)
+                agent = _agent_for(definition, run, model, agents)
+                prompt = await definition.user_prompt(run)
+                output = await _drive(
+                    agent,
+                    prompt,
+                    deps=run,
+                    transcript=transcript,
+                    progress=progress,
+                    usage_limits=UsageLimits(request_limit=definition.max_model_requests),
+                    model_settings=model_settings,
+                )
         result = definition.result_of(run, output)
     except ExecutionFailed as exc:
         code, explanation = exc.code or "unknown", exc.explanation

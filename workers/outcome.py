@@ -2,12 +2,11 @@
 
 The run's end is one conditional UPDATE (``app.executions.transitions.conclude_statement``: a
 cancellation a user asked for wins; an attempt that no longer holds the execution, ended or
-taken over, writes nothing) with the trace's closing entries as an INSERT conditional on it,
-on an autocommit connection: one round trip, atomic. It is compiled once per shape and run on
-asyncpg (``app.core.sql``). Should PostgreSQL refuse it for what it holds (a result it cannot
-store, say), the trace's end and the outcome are written apart, so that neither keeps the
-other out, and a result that cannot be stored still leaves the execution terminal
-(``runtime_error``).
+taken over, writes nothing) with the trace's closing entries as an INSERT conditional on it, on
+an autocommit connection: one round trip, atomic, built once per shape. Should PostgreSQL refuse
+it for what it holds (a result it cannot store, say), the trace's end and the outcome are
+written apart, so that neither keeps the other out, and a result that cannot be stored still
+leaves the execution terminal (``runtime_error``).
 
 Writes are retried while PostgreSQL is unreachable (``workers.database``).
 """
@@ -17,13 +16,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Executable, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from app.conversations.trace import TraceEntry, trace_insert, trace_values
-from app.core import sql
-from app.core.errors import is_database_outage
+from app.conversations.trace import TraceEntry, trace_values
+from app.core.database_errors import is_database_outage
 from app.executions.models import (
     CANCELLED,
     AgenticExecution,
@@ -39,10 +38,30 @@ from app.executions.transitions import (
 )
 from workers.database import in_one_statement
 from workers.failures import error_text
-from workers.loop import Outcome
-from workers.transcript import append_entries
+from workers.transcript import append_entries, fenced_trace_insert
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run came to (``workers.loop``), before it is stored (``persist``)."""
+
+    usage: dict[str, int]
+    result: Any = None
+    failure_code: str | None = None
+    failure_explanation: str | None = None
+    # The trace's last entries (what the run did last, then the result or failure entry),
+    # written with the outcome in one statement.
+    closing: tuple[TraceEntry, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        return self.failure_code is None
+
+    @property
+    def status(self) -> ExecutionStatus:
+        return ExecutionStatus.FINISHED if self.finished else ExecutionStatus.FAILED
 
 
 @dataclass(frozen=True)
@@ -122,21 +141,19 @@ async def _write_closing(
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(finished: bool, closing_rows: int) -> sql.Statement:
+def _statement(finished: bool, closing_rows: int) -> Executable:
     """The outcome's UPDATE and, when ``closing_rows``, an INSERT of that many trace entries
     that runs only if the UPDATE did (the attempt still held the execution): the UPDATE in a
-    WITH query the INSERT reads, both answered by one statement. Built and compiled once per
-    shape: that costs more CPU than running it."""
+    WITH query the INSERT reads, both answered by one statement. Built once per shape: that
+    costs more CPU than running it."""
     statement = conclude_statement(finished)
     if not closing_rows:
-        return sql.compile_statement(statement)
+        return statement
     concluded = statement.cte("concluded")
-    closing = trace_insert(closing_rows, exists(select(concluded.c.status))).cte("closing")
-    return sql.compile_statement(
-        select(
-            concluded.c.status, concluded.c.failure_code, concluded.c.failure_explanation
-        ).add_cte(closing)
-    )
+    closing = fenced_trace_insert(closing_rows, exists(select(concluded.c.status))).cte("closing")
+    return select(
+        concluded.c.status, concluded.c.failure_code, concluded.c.failure_explanation
+    ).add_cte(closing)
 
 
 async def _conclude(
@@ -158,7 +175,7 @@ async def _conclude(
     if closing:
         values.update(trace_values(attempt.conversation_id, closing))
     statement = _statement(outcome.finished, len(closing))
-    row = await sql.fetchrow(connection, statement, **values)
+    row = (await connection.execute(statement, values)).first()
     if row is None:
         logger.warning(
             "execution %s: attempt %s no longer holds it (ended, or taken over by another "
@@ -208,7 +225,7 @@ async def record_cancellation(
         # holds the execution, which the UPDATE then fails.
         ending = TraceEntry("failure", explanation, payload={"failure_code": CANCELLED})
         await session.execute(
-            trace_insert(1, attempt_holds()),
+            fenced_trace_insert(1, attempt_holds()),
             {
                 **trace_values(attempt.conversation_id, [ending]),
                 **attempt_values(execution_id, attempt.number),

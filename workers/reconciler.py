@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
 from arq.connections import ArqRedis
 from arq.constants import (
@@ -41,7 +41,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.errors import is_database_outage
+from app.core.database_errors import is_database_outage
 from app.executions.models import AgenticExecution, ExecutionStatus
 from app.executions.queue import QUEUE_ERRORS, RUN_EXECUTION_JOB, job_id_for
 from app.executions.transitions import orphaned
@@ -67,16 +67,20 @@ return 1
 """
 
 
-async def reconcile_executions(ctx: dict[str, Any]) -> int:
-    """One pass; answers how many executions it handed to the workers again."""
-    sessionmaker: async_sessionmaker[AsyncSession] = ctx["sessionmaker"]
-    queue: ArqRedis = ctx["redis"]
-    settings: Settings | None = ctx.get("settings")
-    stale_after = settings.stale_after_seconds if settings else DEFAULT_STALE_AFTER_SECONDS
-    runs: Runs | None = ctx.get("runs")
+async def reconcile_executions(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+    *,
+    stale_after: float = DEFAULT_STALE_AFTER_SECONDS,
+    job_timeout_seconds: float | None = None,
+    runs: Runs | None = None,
+) -> int:
+    """One pass; answers how many executions it handed to the workers again.
+    ``job_timeout_seconds``: arq's, which says how long its in-progress mark lasts; ``runs``:
+    this worker's (their heartbeats' recent trouble is taken into account)."""
     stuck = [
         and_(
-            AgenticExecution.status == ExecutionStatus.PENDING.value,
+            AgenticExecution.status == ExecutionStatus.PENDING,
             AgenticExecution.started_at < func.now() - timedelta(seconds=stale_after),
         )
     ]
@@ -85,7 +89,7 @@ async def reconcile_executions(ctx: dict[str, Any]) -> int:
     if runs is None or not runs.recently_troubled(within=stale_after):
         stuck.append(
             and_(
-                AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+                AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
                 orphaned(stale_after),
             )
         )
@@ -105,8 +109,7 @@ async def reconcile_executions(ctx: dict[str, Any]) -> int:
     if not found:
         return 0
     # arq's in-progress mark lasts the job timeout + 10 s from when a worker picked the job.
-    job_timeout: float | None = ctx.get("job_timeout_seconds")
-    marked_for = None if job_timeout is None else (job_timeout + 10) * 1000
+    marked_for = None if job_timeout_seconds is None else (job_timeout_seconds + 10) * 1000
     handed = await _make_runnable(queue, [row.id for row in found], marked_for, stale_after)
     if handed:
         logger.info(
@@ -172,13 +175,24 @@ async def _requeue(queue: ArqRedis, execution_id: int) -> bool:
     return bool(done)
 
 
-async def keep_reconciling(ctx: dict[str, Any]) -> None:
+async def keep_reconciling(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+    runs: Runs,
+    settings: Settings,
+    job_timeout_seconds: float,
+) -> None:
     """The worker's reconciler task, from startup to shutdown; the first pass at once."""
-    settings: Settings = ctx["settings"]
     while True:
         try:
             async with asyncio.timeout(PASS_TIMEOUT_SECONDS):
-                await reconcile_executions(ctx)
+                await reconcile_executions(
+                    sessionmaker,
+                    queue,
+                    stale_after=settings.stale_after_seconds,
+                    job_timeout_seconds=job_timeout_seconds,
+                    runs=runs,
+                )
         except Exception as exc:
             logger.warning("reconciler: pass failed (%s: %s)", type(exc).__name__, exc)
         await asyncio.sleep(settings.reconcile_seconds)

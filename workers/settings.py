@@ -1,5 +1,5 @@
 """The arq worker: ``agentrun worker`` (on uvloop, with metrics and the service's logging), or
-``arq workers.settings.WorkerSettings``.
+``arq workers.arq_settings.WorkerSettings``.
 
 One worker process runs many executions at once (they wait on model providers, not on the
 CPU): ``max_jobs`` is AGENTRUN_WORKER_CONCURRENCY. Polling every 50 ms picks a job up within
@@ -27,7 +27,7 @@ from typing import Any
 
 import uvloop
 from arq import func
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 from prometheus_client import start_http_server
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -36,20 +36,21 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.conversations.extraction import ExtractionLimits
 from app.conversations.extraction_process import TextExtractor
-from app.core.config import Settings, get_settings
+from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.garbage_collection import settle_after_startup
 from app.core.logging import configure_logging
 from app.core.memory import keep_large_buffers_returnable
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
-from workers.agents import AgentCache
+from workers.agent_builder import AgentCache
 from workers.execution_worker import ExecutionWorker
 from workers.heartbeat import Runs, keep_beating
 from workers.jobs import run_execution
 from workers.loop import SUMMARY_TIMEOUT_SECONDS
-from workers.models import ModelFactory
+from workers.model_clients import ModelFactory
 from workers.reconciler import keep_reconciling
+from workers.state import STATE_KEY, WorkerState, state_of
 
 logger = logging.getLogger(__name__)
 
@@ -98,27 +99,36 @@ def worker_redis_settings(settings: Settings) -> RedisSettings:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
+    """arq's on_startup: the worker's state, in ``ctx`` (``workers.state``), and its tasks."""
     settings: Settings = ctx["settings"]
-    ctx["engine"] = create_engine(settings)
+    engine = create_engine(settings)
     # One connection now: a database that cannot be reached stops the worker at startup, and
     # the first job does not wait for a connection to be opened.
-    async with ctx["engine"].connect():
+    async with engine.connect():
         pass
-    ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     # The heartbeat's own connection: runs holding every connection of the pool (500 runs, 20
     # connections) must not keep it from beating, or their executions are taken for orphans
     # and run twice. Its statement is cancelled after one heartbeat interval: a beat never
     # hangs longer than that, and the next one is tried soon after (workers.heartbeat).
-    ctx["heartbeat_engine"] = create_engine(
+    heartbeat_engine = create_engine(
         settings, pool_size=1, statement_timeout_seconds=settings.heartbeat_seconds
     )
-    ctx["heartbeat_sessionmaker"] = create_sessionmaker(ctx["heartbeat_engine"])
-    ctx["models"] = ModelFactory(settings)
-    ctx["agents"] = AgentCache()
-    ctx["runs"] = Runs()
-    ctx["extractor"] = TextExtractor(
-        ExtractionLimits.from_settings(settings), settings.extraction_concurrency
+    state = WorkerState(
+        settings=settings,
+        job_timeout_seconds=ctx.get("job_timeout_seconds", job_timeout_seconds(settings)),
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        heartbeat_engine=heartbeat_engine,
+        heartbeat_sessionmaker=create_sessionmaker(heartbeat_engine),
+        models=ModelFactory(settings),
+        agents=AgentCache(),
+        runs=Runs(),
+        extractor=TextExtractor(
+            ExtractionLimits.from_settings(settings), settings.extraction_concurrency
+        ),
+        model_override=ctx.get("model_override"),
     )
+    ctx[STATE_KEY] = state
     if settings.stale_after_seconds < 2 * settings.heartbeat_seconds:
         logger.warning(
             "AGENTRUN_STALE_AFTER_SECONDS (%s) is under twice AGENTRUN_HEARTBEAT_SECONDS (%s): "
@@ -126,28 +136,34 @@ async def startup(ctx: dict[str, Any]) -> None:
             settings.stale_after_seconds,
             settings.heartbeat_seconds,
         )
-    ctx["background"] = [asyncio.create_task(keep_beating(ctx), name="heartbeat")]
-    if "redis" in ctx:  # arq's pool; absent when tests drive jobs without a worker
-        ctx["background"].append(asyncio.create_task(keep_reconciling(ctx), name="reconciler"))
+    beating = keep_beating(state.heartbeat_sessionmaker, state.runs, settings)
+    state.background.append(asyncio.create_task(beating, name="heartbeat"))
+    queue: ArqRedis | None = ctx.get("redis")
+    if queue is not None:  # arq's pool; absent when tests drive jobs without a worker
+        reconciling = keep_reconciling(
+            state.sessionmaker, queue, state.runs, settings, state.job_timeout_seconds
+        )
+        state.background.append(asyncio.create_task(reconciling, name="reconciler"))
     settle_after_startup()
     keep_large_buffers_returnable()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    for task in ctx.get("background", []):
+    state = state_of(ctx)
+    for task in state.background:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    ctx["agents"].clear()
-    ctx["extractor"].close()
-    await ctx["models"].aclose()
-    await ctx["heartbeat_engine"].dispose()
-    await ctx["engine"].dispose()
+    state.agents.clear()
+    state.extractor.close()
+    await state.models.aclose()
+    await state.heartbeat_engine.dispose()
+    await state.engine.dispose()
 
 
 def worker_settings(settings: Settings, **extra_ctx: Any) -> dict[str, Any]:
-    """arq Worker keyword arguments for ``settings``; ``extra_ctx`` lands in every job's ctx
-    (tests pass ``model_override=...``)."""
+    """arq Worker keyword arguments for ``settings``; ``extra_ctx`` is read at startup (tests
+    pass ``model_override=...``)."""
     timeout = job_timeout_seconds(settings)
     return {
         "functions": [
@@ -183,11 +199,3 @@ def run_worker(settings: Settings) -> None:
     # arq runs on the current event loop; uvloop's, as uvicorn gives the API.
     asyncio.set_event_loop(uvloop.new_event_loop())
     ExecutionWorker(**worker_settings(settings)).run()
-
-
-def __getattr__(name: str) -> Any:
-    # ``arq workers.settings.WorkerSettings``: the settings are read from the environment only
-    # when arq asks, not whenever this module is imported.
-    if name == "WorkerSettings":
-        return worker_settings(get_settings())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

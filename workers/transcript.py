@@ -2,10 +2,9 @@
 
 ``Transcript.sync`` is called at every step of the run with the messages so far; it writes the
 parts it has not written yet, each batch in one INSERT committed on its own (no connection is
-held across a model call), compiled once per number of rows and run on asyncpg
-(``app.core.sql``). Requests are written before they are sent, responses as soon as they
-arrive, tool results as soon as the tools return. The last entries of a run are written with
-its outcome, in the same statement (``workers.outcome``).
+held across a model call), built once per number of rows. Requests are written before they are
+sent, responses as soon as they arrive, tool results as soon as the tools return. The last
+entries of a run are written with its outcome, in the same statement (``workers.outcome``).
 
 Each INSERT is fenced by the attempt (``app.executions.transitions.attempt_holds``): once
 another attempt took the execution over, or it ended, this attempt's writes insert nothing,
@@ -17,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from pydantic_ai.messages import (
     BinaryContent,
@@ -33,14 +32,35 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_core import to_jsonable_python
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Insert,
+    Table,
+    bindparam,
+    insert,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from app.conversations.trace import ROWS_PER_STATEMENT, TraceEntry, trace_insert, trace_values
-from app.core import sql
+from app.conversations.models import Message
+from app.conversations.trace import ROWS_PER_STATEMENT, TraceEntry, trace_values
 from app.executions.transitions import attempt_holds, attempt_values
 from workers.database import in_one_statement
 
 logger = logging.getLogger(__name__)
+
+# The columns of a trace entry, in the order of app.conversations.trace.trace_values.
+TRACE_COLUMNS = (
+    "conversation_id",
+    "role",
+    "content",
+    "tool_name",
+    "tool_call_id",
+    "payload",
+    "created_at",
+)
 
 
 def _describe(content: BinaryContent) -> str:
@@ -138,10 +158,31 @@ def entries_for(message: ModelMessage, parts: Sequence[Any]) -> list[TraceEntry]
     return entries
 
 
-@functools.lru_cache(maxsize=64)
-def _insert(rows: int) -> sql.Statement:
-    # Compiled once per number of rows (a run writes a few different ones), up to 64 of them.
-    return sql.compile_statement(trace_insert(rows, attempt_holds()))
+@functools.lru_cache(maxsize=128)
+def fenced_trace_insert(rows: int, only_if: ColumnElement[bool]) -> Insert:
+    """``app.conversations.trace.trace_insert(rows, only_if)`` (the same columns, the same
+    parameters: ``trace_values``) in a form SQLAlchemy caches compiled: the rows as one SELECT
+    of parameters each, joined by UNION ALL, rather than a VALUES list, which SQLAlchemy
+    compiles again at every execution (about 1 ms of CPU a write; multi-row VALUES have no
+    cache key). The rows go in the order given (ids grow in that order). Built once per shape.
+    """
+    table = cast(Table, Message.__table__)
+    selects = [
+        select(
+            *(
+                bindparam(f"{name}_{row}", type_=table.c[name].type).label(name)
+                for name in TRACE_COLUMNS
+            )
+        )
+        for row in range(rows)
+    ]
+    entries = (selects[0] if rows == 1 else union_all(*selects)).subquery("entries")
+    return insert(table).from_select(list(TRACE_COLUMNS), select(*entries.c).where(only_if))
+
+
+def _insert(rows: int) -> Insert:
+    # One statement per number of rows (a run writes a few different ones).
+    return fenced_trace_insert(rows, attempt_holds())
 
 
 async def _insert_rows(
@@ -150,11 +191,11 @@ async def _insert_rows(
     entries: Sequence[TraceEntry],
     fence: dict[str, int],
 ) -> bool:
-    status = await sql.execute(
-        connection, _insert(len(entries)), **trace_values(conversation_id, entries), **fence
+    result = await connection.execute(
+        _insert(len(entries)), {**trace_values(conversation_id, entries), **fence}
     )
-    # "INSERT 0 <rows>": none when the attempt no longer holds its execution.
-    return not status.endswith(" 0")
+    # No row inserted when the attempt no longer holds its execution.
+    return cast(CursorResult[Any], result).rowcount > 0
 
 
 async def append_entries(

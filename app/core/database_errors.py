@@ -82,13 +82,16 @@ def is_unique_violation(exc: BaseException) -> bool:
     return isinstance(exc, IntegrityError) and sqlstate(exc) == UNIQUE_VIOLATION
 
 
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's own error under SQLAlchemy's wrapper (asyncpg's, which says what the server
+    said and nothing more; the wrapper's text adds the statement and its parameters), else
+    ``exc``."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return exc.orig.__cause__ or exc.orig
+    return exc
+
+
 def bad_data_message(exc: BaseException) -> str:
     """What the server said of the value it refused, in one line, for the client."""
-    if isinstance(exc, asyncpg.PostgresError):
-        cause: BaseException | None = exc
-    elif isinstance(exc, DBAPIError) and exc.orig is not None:
-        cause = exc.orig.__cause__ or exc.orig
-    else:
-        cause = exc
-    message = str(cause or exc).splitlines()[0]
+    message = str(driver_error(exc)).splitlines()[0]
     return f"A value in the request cannot be stored: {message}"

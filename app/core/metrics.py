@@ -81,8 +81,8 @@ async def _refresh_open_executions(session: AsyncSession) -> None:
     )
     for status, count in await session.execute(query):
         counts[status] = count
-    for status, count in counts.items():
-        EXECUTIONS_OPEN.labels(status=status).set(count)
+    for name, count in counts.items():
+        EXECUTIONS_OPEN.labels(status=name).set(count)
 
 
 async def _refresh_gauges(request: Request, settings: Settings) -> None:

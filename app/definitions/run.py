@@ -47,10 +47,6 @@ class ExecutionRun:
     text_extractor: TextExtractor | None = field(default=None, repr=False, compare=False)
     # What the definition's ``prepare`` returned: per-run state its tools and validators share.
     state: Any = None
-    # The worker's own side of the run (``workers.agents.RunHooks``: its transcript and
-    # progress), which the worker's Agent, shared between runs, reaches through the run's deps.
-    # Definitions leave it alone.
-    worker_hooks: object = field(default=None, repr=False, compare=False)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

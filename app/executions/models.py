@@ -2,9 +2,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Dialect, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from app.core.db import Base, utcnow
 from app.core.nul_free import NulFreeJSONB, NulFreeString, NulFreeText
@@ -16,8 +17,30 @@ class ExecutionStatus(enum.StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
 
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
 
 TERMINAL_STATUSES = frozenset({ExecutionStatus.FINISHED, ExecutionStatus.FAILED})
+# In the order of the status machine (an IN list in SQL).
+OPEN_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.IN_PROGRESS)
+
+
+class StatusColumn(TypeDecorator[ExecutionStatus]):
+    """``status`` as ``ExecutionStatus`` in Python, a plain ``varchar(16)`` of its values in
+    PostgreSQL (no enum type: adding a status needs no ALTER TYPE, and the schema is unchanged).
+    A value that is no status is refused before it is sent."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else ExecutionStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> ExecutionStatus | None:
+        return None if value is None else ExecutionStatus(value)
+
 
 # The failure code of an execution a user cancelled (explanation: "Cancelled by <username>.").
 CANCELLED = "cancelled"
@@ -66,7 +89,7 @@ class AgenticExecution(Base):
     conversation_id: Mapped[int] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), unique=True
     )
-    status: Mapped[str] = mapped_column(String(16), default=ExecutionStatus.PENDING.value)
+    status: Mapped[ExecutionStatus] = mapped_column(StatusColumn(), default=ExecutionStatus.PENDING)
     input: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # The outcome, from what a model said: NUL characters are replaced (app/core/nul_free.py).
     result: Mapped[Any | None] = mapped_column(NulFreeJSONB)

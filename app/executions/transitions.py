@@ -38,12 +38,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.db import utcnow
 from app.executions.models import (
     CANCELLED,
+    OPEN_STATUSES,
     AgenticExecution,
     ExecutionStatus,
     cancelled_explanation,
 )
-
-OPEN_STATUSES = (ExecutionStatus.PENDING.value, ExecutionStatus.IN_PROGRESS.value)
 
 
 async def _moved(
@@ -73,10 +72,10 @@ def start_pending() -> Update:
         update(AgenticExecution)
         .where(
             AgenticExecution.id == bindparam("execution_id"),
-            AgenticExecution.status == ExecutionStatus.PENDING.value,
+            AgenticExecution.status == ExecutionStatus.PENDING,
         )
         .values(
-            status=ExecutionStatus.IN_PROGRESS.value,
+            status=ExecutionStatus.IN_PROGRESS,
             attempts=AgenticExecution.attempts + 1,
             heartbeat_at=func.now(),
         )
@@ -102,7 +101,7 @@ async def restart_attempt(
         update(AgenticExecution)
         .where(
             AgenticExecution.id == execution_id,
-            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
             AgenticExecution.attempts == seen_attempts,
             orphaned(stale_after),
         )
@@ -119,7 +118,7 @@ def attempt_holds() -> Exists:
     PostgreSQL for longer than the staleness, say) writes nothing over its successor's."""
     return exists().where(
         AgenticExecution.id == bindparam("fence_execution_id"),
-        AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+        AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
         AgenticExecution.attempts == bindparam("fence_attempt"),
     )
 
@@ -140,7 +139,7 @@ async def beat(session: AsyncSession, held: Mapping[int, int]) -> dict[int, bool
     result = await session.execute(
         update(AgenticExecution)
         .where(
-            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
             tuple_(AgenticExecution.id, AgenticExecution.attempts).in_(list(held.items())),
         )
         .values(heartbeat_at=func.now())
@@ -158,30 +157,10 @@ async def release(session: AsyncSession, execution_id: int, attempt: int) -> boo
         update(AgenticExecution)
         .where(
             AgenticExecution.id == execution_id,
-            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
             AgenticExecution.attempts == attempt,
         )
         .values(heartbeat_at=None),
-    )
-
-
-async def mark_finished(
-    session: AsyncSession, execution_id: int, result: Any, usage: dict[str, int] | None
-) -> bool:
-    """``in_progress → finished`` with the validated result."""
-    return await _moved(
-        session,
-        update(AgenticExecution)
-        .where(
-            AgenticExecution.id == execution_id,
-            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
-        )
-        .values(
-            status=ExecutionStatus.FINISHED.value,
-            result=result,
-            usage=usage,
-            finished_at=utcnow(),
-        ),
     )
 
 
@@ -197,7 +176,7 @@ async def mark_failed(
     """``pending | in_progress → failed``. A missing code is stored as ``unknown``. With
     ``attempt``: only while that attempt holds the execution (in_progress, its attempt count)."""
     values: dict[str, Any] = {
-        "status": ExecutionStatus.FAILED.value,
+        "status": ExecutionStatus.FAILED,
         "failure_code": code or "unknown",
         "failure_explanation": explanation,
         "finished_at": utcnow(),
@@ -208,7 +187,7 @@ async def mark_failed(
         AgenticExecution.status.in_(OPEN_STATUSES)
         if attempt is None
         else and_(
-            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
             AgenticExecution.attempts == attempt,
         )
     )
@@ -216,6 +195,9 @@ async def mark_failed(
         session,
         update(AgenticExecution).where(AgenticExecution.id == execution_id, fence).values(**values),
     )
+
+
+_STATUS = AgenticExecution.status.type
 
 
 def _cancelled_explanation_sql() -> ColumnElement[str]:
@@ -242,7 +224,10 @@ def conclude_statement(finished: bool) -> Update:
     """
     asked = AgenticExecution.cancel_requested_at.is_not(None)
     values: dict[str, Any] = {
-        "status": case((asked, ExecutionStatus.FAILED.value), else_=bindparam("outcome_status")),
+        "status": case(
+            (asked, literal(ExecutionStatus.FAILED, _STATUS)),
+            else_=bindparam("outcome_status", type_=_STATUS),
+        ),
         # Bound with the columns' own types, which replace NUL characters (app/core/nul_free.py).
         "failure_code": case(
             (asked, CANCELLED),
@@ -266,7 +251,7 @@ def conclude_statement(finished: bool) -> Update:
         .where(
             AgenticExecution.id == bindparam("execution_id"),
             # Only the attempt that holds the execution ends it (see attempt_holds).
-            AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
             AgenticExecution.attempts == bindparam("attempt"),
         )
         .values(**values)
@@ -297,11 +282,11 @@ def conclusion_values(
         "outcome_finished_at": utcnow(),
     }
     if failure_code is None:
-        values["outcome_status"] = ExecutionStatus.FINISHED.value
+        values["outcome_status"] = ExecutionStatus.FINISHED
         values["outcome_code"] = values["outcome_explanation"] = None
         values["outcome_result"] = result
     else:
-        values["outcome_status"] = ExecutionStatus.FAILED.value
+        values["outcome_status"] = ExecutionStatus.FAILED
         values["outcome_code"] = failure_code or "unknown"
         values["outcome_explanation"] = failure_explanation
     return values

@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import Agent
 from app.core.config import Settings
-from app.executions.models import AgenticExecution
+from app.executions.models import TERMINAL_STATUSES, AgenticExecution
 from tests.factories import Account, Factory
 from tests.mock_openai import MockOpenAI
 from tests.worker.harness import Worker, worker_context
+from workers.state import WorkerState
 
 ROOT = Path(__file__).resolve().parents[2]
-TERMINAL = ("finished", "failed")
 
 # Short enough for tests of seconds; the heartbeat still beats several times per staleness.
 FAST = {
@@ -172,13 +172,13 @@ def fast_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def worker_ctx(fast_settings: Settings) -> AsyncIterator[dict[str, Any]]:
+async def worker_ctx(fast_settings: Settings) -> AsyncIterator[WorkerState]:
     async with worker_context(fast_settings) as ctx:
         yield ctx
 
 
 @pytest.fixture
-def worker(worker_ctx: dict[str, Any]) -> Worker:
+def worker(worker_ctx: WorkerState) -> Worker:
     return Worker(worker_ctx)
 
 
@@ -244,7 +244,7 @@ async def until(
 
 
 def terminal(row: AgenticExecution) -> bool:
-    return row.status in TERMINAL
+    return row.status in TERMINAL_STATUSES
 
 
 async def count_open(sessionmaker: async_sessionmaker[AsyncSession]) -> int:

@@ -21,8 +21,8 @@ from app.core.errors import is_database_outage
 from tests.factories import Factory
 from tests.faults.conftest import mock_agent
 from tests.worker.harness import Worker, answer, reload, roles, trace
-from workers.reconciler import reconcile_executions
 from workers.settings import shutdown, startup
+from workers.state import state_of
 
 
 class Gate:
@@ -91,7 +91,7 @@ async def gated_worker(settings: Settings, gate: Gate, **changes: Any) -> AsyncI
     ctx: dict[str, Any] = {"settings": settings.model_copy(update={"database_url": url, **changes})}
     await startup(ctx)
     try:
-        yield Worker(ctx)
+        yield Worker(state_of(ctx))
     finally:
         gate.open = True
         await shutdown(ctx)
@@ -148,9 +148,8 @@ async def test_an_outcome_not_stored_in_time_is_run_again_once_postgresql_is_bac
         # The worker gave up: the execution is still in progress, and its heartbeat, which
         # nobody bumps any more, goes stale; the reconciler then hands it to a worker.
         assert (await reload(sessionmaker, execution.id)).status == "in_progress"
-        ctx = {**worker.ctx, "redis": queue}
         for _ in range(100):
-            if await reconcile_executions(ctx):
+            if await worker.reconcile(queue):
                 break
             await asyncio.sleep(0.1)
         assert len(await queue.queued_jobs()) == 1

@@ -23,7 +23,6 @@ from tests.mock_openai import MockOpenAI
 from tests.worker.harness import Worker, answer, reload, roles, trace
 from tests.worker.test_cancellation import request_cancel
 from tests.worker.test_worker_process import arq_worker
-from workers.reconciler import reconcile_executions
 
 
 async def structured_task(factory: Factory, model_url: str, **fields: Any) -> AgenticExecution:
@@ -43,13 +42,13 @@ async def beat_age(
 
 
 @contextlib.asynccontextmanager
-async def reconciling(ctx: dict[str, Any], every: float) -> AsyncIterator[list[int]]:
+async def reconciling(worker: Worker, queue: ArqRedis, every: float) -> AsyncIterator[list[int]]:
     """Another worker's reconciler, running beside the test; yields what each pass handed."""
     passes: list[int] = []
 
     async def loop() -> None:
         while True:
-            passes.append(await reconcile_executions(ctx))
+            passes.append(await worker.reconcile(queue))
             await asyncio.sleep(every)
 
     task = asyncio.create_task(loop())
@@ -74,7 +73,7 @@ async def test_a_slow_execution_with_a_live_heartbeat_is_never_taken_over(
     execution = await structured_task(factory, mock_model.url)
     async with (
         arq_worker(fast_settings),
-        reconciling({**worker.ctx, "redis": queue}, every=0.1) as passes,
+        reconciling(worker, queue, every=0.1) as passes,
     ):
         await enqueue_execution(queue, execution.id)
         [done] = await until(sessionmaker, [execution.id], terminal, within=15)
@@ -99,11 +98,10 @@ async def test_two_reconcilers_at_once_hand_a_dead_workers_execution_to_one_work
     await beat_age(sessionmaker, execution.id, timedelta(minutes=1))
     await enqueue_execution(queue, execution.id)
     marker = in_progress_key_prefix + job_id_for(execution.id)
-    ctx = {**worker.ctx, "redis": queue}
     # arq's mark lasts the job timeout + 10 s from the pickup, a minute ago.
-    await queue.set(marker, b"1", px=int((ctx["job_timeout_seconds"] + 10 - 60) * 1000))
+    await queue.set(marker, b"1", px=int((worker.state.job_timeout_seconds + 10 - 60) * 1000))
 
-    handed = await asyncio.gather(reconcile_executions(ctx), reconcile_executions(ctx))
+    handed = await asyncio.gather(worker.reconcile(queue), worker.reconcile(queue))
 
     assert sorted(handed) == [0, 1]
     assert not await queue.exists(marker)
@@ -119,7 +117,7 @@ async def test_a_job_a_worker_is_picking_up_right_now_is_left_alone(
 ) -> None:
     # Pending for a while (a backlog), and picked up this very moment: arq's mark is fresh.
     execution = await structured_task(factory, mock_model.url)
-    async with worker.ctx["sessionmaker"]() as session, session.begin():
+    async with worker.state.sessionmaker() as session, session.begin():
         await session.execute(
             update(AgenticExecution)
             .where(AgenticExecution.id == execution.id)
@@ -127,10 +125,9 @@ async def test_a_job_a_worker_is_picking_up_right_now_is_left_alone(
         )
     await enqueue_execution(queue, execution.id)
     marker = in_progress_key_prefix + job_id_for(execution.id)
-    ctx = {**worker.ctx, "redis": queue}
-    await queue.set(marker, b"1", px=int((ctx["job_timeout_seconds"] + 10) * 1000))
+    await queue.set(marker, b"1", px=int((worker.state.job_timeout_seconds + 10) * 1000))
 
-    assert await reconcile_executions(ctx) == 0
+    assert await worker.reconcile(queue) == 0
     assert await queue.exists(marker)
 
 
@@ -152,8 +149,7 @@ async def test_a_lost_job_enqueued_by_two_reconcilers_at_once_runs_once(
             .values(started_at=utcnow() - timedelta(minutes=1))
         )
 
-    ctx = {**worker.ctx, "redis": queue}
-    await asyncio.gather(*(reconcile_executions(ctx) for _ in range(3)))
+    await asyncio.gather(*(worker.reconcile(queue) for _ in range(3)))
 
     assert sorted(job.job_id for job in await queue.queued_jobs()) == sorted(
         [job_id_for(orphan.id), job_id_for(waiting.id)]
@@ -168,11 +164,11 @@ async def test_an_execution_whose_worker_is_alive_is_not_claimed_by_a_duplicate_
     worker: Worker, factory: Factory, mock_model: MockOpenAI
 ) -> None:
     execution = await structured_task(factory, mock_model.url, status="in_progress", attempts=1)
-    await beat_age(worker.ctx["sessionmaker"], execution.id, timedelta(seconds=1))
+    await beat_age(worker.state.sessionmaker, execution.id, timedelta(seconds=1))
 
     assert await worker.run(execution.id) == "running elsewhere"
 
-    done = await reload(worker.ctx["sessionmaker"], execution.id)
+    done = await reload(worker.state.sessionmaker, execution.id)
     assert (done.status, done.attempts) == ("in_progress", 1)
     assert mock_model.requests == []
 
@@ -180,7 +176,7 @@ async def test_an_execution_whose_worker_is_alive_is_not_claimed_by_a_duplicate_
 async def test_a_run_taken_over_elsewhere_stops_without_writing_its_outcome(
     worker: Worker, factory: Factory, mock_model: MockOpenAI
 ) -> None:
-    sessionmaker = worker.ctx["sessionmaker"]
+    sessionmaker = worker.state.sessionmaker
     execution = await structured_task(factory, mock_model.url)
 
     async def taken_over_meanwhile(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -207,7 +203,7 @@ async def test_a_run_taken_over_elsewhere_stops_without_writing_its_outcome(
 async def test_a_cancel_whose_abort_was_lost_stops_the_run_within_a_heartbeat(
     worker: Worker, factory: Factory, mock_model: MockOpenAI
 ) -> None:
-    sessionmaker = worker.ctx["sessionmaker"]
+    sessionmaker = worker.state.sessionmaker
     execution = await structured_task(factory, mock_model.url)
 
     async def cancelled_meanwhile(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -235,7 +231,7 @@ async def test_a_finished_execution_stays_as_it_is_when_a_late_job_runs(
     second = await worker.run(execution.id, FunctionModel(answer_hi))
 
     assert (first, second) == ("finished", "already finished")
-    done = await reload(worker.ctx["sessionmaker"], execution.id)
+    done = await reload(worker.state.sessionmaker, execution.id)
     assert (done.status, done.attempts) == ("finished", 1)
 
 
@@ -249,13 +245,12 @@ async def test_right_after_postgresql_was_unreachable_stale_heartbeats_are_not_b
     worker: Worker, factory: Factory, queue: ArqRedis, mock_model: MockOpenAI
 ) -> None:
     # Every heartbeat is stale after an outage, the live workers' too: they get time to beat.
-    sessionmaker = worker.ctx["sessionmaker"]
+    sessionmaker = worker.state.sessionmaker
     execution = await structured_task(factory, mock_model.url, status="in_progress", attempts=1)
     await beat_age(sessionmaker, execution.id, timedelta(minutes=1))
-    ctx = {**worker.ctx, "redis": queue}
-    worker.ctx["runs"].note_database_trouble()
+    worker.state.runs.note_database_trouble()
 
-    assert await reconcile_executions(ctx) == 0
+    assert await worker.reconcile(queue) == 0
 
-    worker.ctx["runs"].database_trouble_at -= worker.ctx["settings"].stale_after_seconds
-    assert await reconcile_executions(ctx) == 1
+    worker.state.runs.database_trouble_at -= worker.state.settings.stale_after_seconds
+    assert await worker.reconcile(queue) == 1

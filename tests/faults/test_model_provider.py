@@ -69,7 +69,7 @@ async def test_retries_and_request_timeout_follow_the_settings(
     mock_model: MockOpenAI,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    worker.ctx["models"].settings = worker.ctx["settings"].model_copy(
+    worker.state.models.settings = worker.state.settings.model_copy(
         update={"model_max_retries": 1, "model_timeout_seconds": 0.3}
     )
     mock_model.latency = 2

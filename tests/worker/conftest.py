@@ -1,23 +1,23 @@
 """Fixtures running the real worker code against the test database and Redis."""
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from app.core.config import Settings
 from tests.mock_openai import MockOpenAI
 from tests.worker.harness import Worker, worker_context
+from workers.state import WorkerState
 
 
 @pytest.fixture
-async def worker_ctx(settings: Settings) -> AsyncIterator[dict[str, Any]]:
+async def worker_ctx(settings: Settings) -> AsyncIterator[WorkerState]:
     async with worker_context(settings) as ctx:
         yield ctx
 
 
 @pytest.fixture
-def worker(worker_ctx: dict[str, Any]) -> Worker:
+def worker(worker_ctx: WorkerState) -> Worker:
     return Worker(worker_ctx)
 
 

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from arq.connections import ArqRedis
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -14,7 +15,9 @@ from app.conversations.models import Message
 from app.core.config import Settings
 from app.executions.models import AgenticExecution
 from workers.jobs import run_execution
+from workers.reconciler import reconcile_executions
 from workers.settings import job_timeout_seconds, shutdown, startup
+from workers.state import STATE_KEY, WorkerState, state_of
 
 Step = ModelResponse | Callable[[list[ModelMessage], AgentInfo], ModelResponse]
 
@@ -61,30 +64,40 @@ class Script:
 
 
 @asynccontextmanager
-async def worker_context(settings: Settings) -> AsyncIterator[dict[str, Any]]:
-    """The context arq's on_startup builds for a worker with ``settings``, torn down after."""
+async def worker_context(settings: Settings) -> AsyncIterator[WorkerState]:
+    """The state arq's on_startup builds for a worker with ``settings``, torn down after."""
     ctx: dict[str, Any] = {
         "settings": settings,
         "job_timeout_seconds": job_timeout_seconds(settings),
     }
     await startup(ctx)
     try:
-        yield ctx
+        yield state_of(ctx)
     finally:
         await shutdown(ctx)
 
 
 class Worker:
-    """The worker's context (as arq's on_startup builds it) and a way to run one job."""
+    """The worker's state (as arq's on_startup builds it) and a way to run one job."""
 
-    def __init__(self, ctx: dict[str, Any]) -> None:
-        self.ctx = ctx
+    def __init__(self, state: WorkerState) -> None:
+        self.state = state
 
     async def run(self, execution_id: int, model: Model | Script | None = None) -> str:
         if isinstance(model, Script):
             model = model.model
-        self.ctx["model_override"] = model
-        return await run_execution(self.ctx, execution_id)
+        self.state.model_override = model
+        return await run_execution({STATE_KEY: self.state}, execution_id)
+
+    async def reconcile(self, queue: ArqRedis) -> int:
+        """One pass of this worker's reconciler."""
+        return await reconcile_executions(
+            self.state.sessionmaker,
+            queue,
+            stale_after=self.state.settings.stale_after_seconds,
+            job_timeout_seconds=self.state.job_timeout_seconds,
+            runs=self.state.runs,
+        )
 
 
 async def reload(

@@ -21,8 +21,7 @@ from app.core.db import utcnow
 from app.executions.models import AgenticExecution
 from tests.factories import Factory
 from tests.worker.harness import Worker, answer, reload, trace, worker_context
-from workers.loop import Outcome
-from workers.outcome import Attempt, persist
+from workers.outcome import Attempt, Outcome, persist
 
 
 async def stale_heartbeat(

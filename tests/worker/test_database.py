@@ -55,7 +55,7 @@ async def test_after_a_restart_ends_every_pooled_connection_a_run_waits_one_retr
     execution = await structured_task(factory)
     async with worker_context(settings.model_copy(update={"database_pool_size": 4})) as ctx:
         # A busy worker's pool, whose connections the server then ends (as a restart does).
-        pids = await backend_pids(ctx["engine"], 4)
+        pids = await backend_pids(ctx.engine, 4)
         await session.execute(
             text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:pids AS int[])) AS pid"),
             {"pids": pids},
@@ -108,7 +108,7 @@ async def test_an_interrupted_claim_is_not_made_later_and_its_connection_is_not_
                 )
                 claim = asyncio.create_task(
                     in_one_statement(
-                        ctx["sessionmaker"],
+                        ctx.sessionmaker,
                         lambda connection: claim_pending(connection, execution.id),
                         retry_for=0,
                         what="claiming",

@@ -7,7 +7,7 @@ from pydantic_ai.models.function import AgentInfo
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.executions.models import AgenticExecution
-from app.executions.transitions import mark_failed, mark_finished, mark_in_progress
+from app.executions.transitions import mark_failed, mark_in_progress
 from tests.factories import Factory
 from tests.worker.harness import Script, Worker, answer, reload, roles, trace
 
@@ -111,19 +111,19 @@ async def test_transitions_only_move_from_the_expected_status(
     usage = {"requests": 1, "input_tokens": 2, "output_tokens": 3}
 
     async with sessionmaker() as session, session.begin():
-        assert not await mark_finished(session, execution.id, {"early": 1}, usage)
+        # An attempt's end needs the execution in progress under that attempt.
+        assert not await mark_failed(session, execution.id, "runtime_error", "Early.", attempt=1)
         assert await mark_in_progress(session, execution.id)
         assert not await mark_in_progress(session, execution.id)
-        assert await mark_finished(session, execution.id, {"ok": 1}, usage)
+        assert await mark_failed(session, execution.id, "runtime_error", "Failed.", usage)
         assert not await mark_failed(session, execution.id, "runtime_error", "Too late.")
-        assert not await mark_finished(session, execution.id, {"twice": 1}, usage)
 
     done = await reload(sessionmaker, execution.id)
-    assert (done.status, done.result, done.usage, done.attempts) == (
-        "finished",
-        {"ok": 1},
+    assert (done.status, done.failure_explanation, done.usage, done.attempts) == (
+        "failed",
+        "Failed.",
         usage,
         1,
     )
-    assert done.failure_code is None
+    assert done.failure_code == "runtime_error"
     assert done.finished_at is not None

@@ -174,7 +174,7 @@ async def test_unexpected_exception_is_a_runtime_error_naming_it(
 async def test_run_past_the_time_limit_fails_saying_so(
     worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    worker.ctx["settings"] = worker.ctx["settings"].model_copy(
+    worker.state.settings = worker.state.settings.model_copy(
         update={"execution_timeout_seconds": 0.2}
     )
     execution = await structured_task(factory)

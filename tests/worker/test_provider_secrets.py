@@ -19,7 +19,7 @@ from app.executions.models import AgenticExecution
 from tests.factories import Factory
 from tests.mock_openai import ErrorReply, MockOpenAI
 from tests.worker.harness import Worker, reload, trace
-from workers.models import ModelFactory
+from workers.model_clients import ModelFactory
 
 SERVICE_KEY = "sk-service-wide-secret"
 AGENT_KEY = "sk-acme-own-key"
@@ -37,8 +37,8 @@ async def task(factory: Factory, **model_settings: Any) -> AgenticExecution:
 
 def with_keys(worker: Worker, **changes: Any) -> None:
     """The worker's models are built with these settings from now on."""
-    settings: Settings = worker.ctx["settings"]
-    worker.ctx["models"] = ModelFactory(settings.model_copy(update=changes))
+    settings: Settings = worker.state.settings
+    worker.state.models = ModelFactory(settings.model_copy(update=changes))
 
 
 def credentials(server: MockOpenAI) -> list[str | None]:

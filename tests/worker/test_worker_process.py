@@ -15,13 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import utcnow
-from app.executions.models import AgenticExecution
+from app.executions.models import TERMINAL_STATUSES, AgenticExecution
 from app.executions.queue import enqueue_execution, job_id_for
 from tests.factories import Factory
 from tests.mock_openai import ErrorReply, MockOpenAI, Reply, call, tool_names
 from tests.worker.harness import Worker, reload, roles, trace
 from workers.execution_worker import ExecutionWorker
-from workers.reconciler import reconcile_executions
 from workers.settings import worker_settings
 
 UPDATED = "Product updated successfully"
@@ -53,7 +52,7 @@ async def until_terminal(
     deadline = time.perf_counter() + within
     while time.perf_counter() < deadline:
         execution = await reload(sessionmaker, execution_id)
-        if execution.status in ("finished", "failed"):
+        if execution.status in TERMINAL_STATUSES:
             return execution
         await asyncio.sleep(0.005)
     raise AssertionError(f"execution {execution_id} did not end within {within} s")
@@ -131,7 +130,7 @@ async def test_reconciler_enqueues_only_executions_stuck_without_a_job(
             row.status, row.started_at = status, utcnow() - age
             row.heartbeat_at = None if beat is None else utcnow() - beat
 
-    enqueued = await reconcile_executions({**worker.ctx, "redis": queue})
+    enqueued = await worker.reconcile(queue)
 
     assert enqueued == 2
     queued = {job.job_id for job in await queue.queued_jobs()}
@@ -140,7 +139,7 @@ async def test_reconciler_enqueues_only_executions_stuck_without_a_job(
         job_id_for(executions["orphaned running"].id),
     }
     # A second pass finds their jobs queued: nothing is enqueued twice.
-    await reconcile_executions({**worker.ctx, "redis": queue})
+    await worker.reconcile(queue)
     assert len(await queue.queued_jobs()) == 2
 
 

@@ -2,16 +2,18 @@
 
 Building an Agent (its output schema and tool definitions) costs a few milliseconds of CPU, a
 good part of what a short run costs the worker. An Agent holds no state of a run: what differs
-per run travels as the run's deps (``ExecutionRun``, and on it the worker's ``RunHooks``: the
-transcript and the progress) and as the arguments of ``Agent.iter`` (prompt, request settings,
-usage). So one Agent serves every run with the same definition, model, output type, system
-prompt and tools; runs of one definition usually agree on all of them (a structured task's
-output type is cached per schema by its definition).
+per run travels as the run's deps (``ExecutionRun``), in a context variable (the worker's
+``RunHooks``: the transcript and the progress, which plugins never see) and as the arguments of
+``Agent.iter`` (prompt, request settings, usage). So one Agent serves every run with the same
+definition, model, output type, system prompt and tools; runs of one definition usually agree on
+all of them (a structured task's output type is cached per schema by its definition).
 """
 
+import contextlib
 import inspect
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,10 +49,25 @@ class RunHooks:
     progress: Progress
 
 
-def hooks_of(run: ExecutionRun) -> RunHooks:
-    hooks = run.worker_hooks
-    if not isinstance(hooks, RunHooks):
-        raise TypeError("the run's worker hooks are not set")
+# The hooks of the run in progress in this task (and the tasks it starts: tools called in
+# parallel), as pydantic-ai keeps its own run context: not on the interface plugins build on.
+_current_hooks: ContextVar[RunHooks] = ContextVar("run_hooks")
+
+
+@contextlib.contextmanager
+def running_with(hooks: RunHooks) -> Iterator[None]:
+    """Make ``hooks`` the current run's for the duration of the block."""
+    token = _current_hooks.set(hooks)
+    try:
+        yield
+    finally:
+        _current_hooks.reset(token)
+
+
+def current_hooks() -> RunHooks:
+    hooks = _current_hooks.get(None)
+    if hooks is None:
+        raise LookupError("no run in progress: its worker hooks are not set")
     return hooks
 
 
@@ -61,7 +78,7 @@ async def _validate(
     the feedback, *fail* raises ``ExecutionFailed``; each verdict goes into the trace."""
     if ctx.partial_output:
         return output
-    hooks = hooks_of(ctx.deps)
+    hooks = current_hooks()
     for validator in definition.validators:
         verdict = validator(ctx.deps, output)
         if inspect.isawaitable(verdict):
