@@ -151,7 +151,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
 def dev(args: argparse.Namespace, settings: Settings) -> None:
     from app.dev_stack import run_dev_stack
 
-    asyncio.run(run_dev_stack(args.host, args.port))
+    try:
+        asyncio.run(run_dev_stack(args.host, args.port))
+    except KeyboardInterrupt:
+        # Ctrl-C while still starting (migrating, seeding): nothing to report but that.
+        print("agentrun dev stopped while starting.", file=sys.stderr)
+        sys.exit(130)
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""The demo set-up ``make dev`` seeds: a shop's catalog, two agents and an admin token."""
+"""The demo set-up ``make dev`` seeds: a shop's catalog, an agent of each built-in type and an
+admin token."""
 
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class DemoSetup:
     token: str
     catalog_agent_id: int
     task_agent_id: int
+    invoice_agent_id: int
 
 
 async def _demo_user(session: AsyncSession) -> User:
@@ -65,5 +67,11 @@ async def seed_demo(session: AsyncSession) -> DemoSetup:
         await create_products(session, dataset.id, DEMO_PRODUCTS)
     catalog_agent = await _demo_agent(session, dataset, "catalog-enrichment", "Catalog enricher")
     task_agent = await _demo_agent(session, dataset, "structured-task", "Task runner")
+    invoice_agent = await _demo_agent(session, dataset, "invoice-scanning", "Invoice scanner")
     token = await create_token(session, user, "make-dev")
-    return DemoSetup(token=token, catalog_agent_id=catalog_agent.id, task_agent_id=task_agent.id)
+    return DemoSetup(
+        token=token,
+        catalog_agent_id=catalog_agent.id,
+        task_agent_id=task_agent.id,
+        invoice_agent_id=invoice_agent.id,
+    )

@@ -8,9 +8,12 @@ production.
 """
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +89,16 @@ class LocalServices:
         return f"unix://{server.socket_file}"
 
 
+class DevServer(uvicorn.Server):
+    """uvicorn without its own signal handling: once stopped it raises the Ctrl-C it caught
+    again, which ``asyncio.run`` turns into a KeyboardInterrupt traceback. ``run_dev_stack``
+    handles the signals instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def default_model() -> tuple[str, str]:
     """The model to use and a sentence saying why."""
     if model := os.environ.get("AGENTRUN_DEFAULT_MODEL"):
@@ -94,9 +107,9 @@ def default_model() -> tuple[str, str]:
         return "openai:gpt-4o-mini", "OPENAI_API_KEY / OPENAI_BASE_URL is set"
     if os.environ.get("ANTHROPIC_API_KEY"):
         return "anthropic:claude-haiku-4-5", "ANTHROPIC_API_KEY is set"
-    return "test", (
-        "no provider key is set, so executions use pydantic-ai's offline `test` model: "
-        "no LLM is called and results are placeholders. Set OPENAI_API_KEY (or "
+    return "demo", (
+        "no provider key is set, so executions use the offline `demo` model: no LLM is "
+        "called, it drives the tools by rule and every result says so. Set OPENAI_API_KEY (or "
         "OPENAI_BASE_URL for Ollama/vLLM) or ANTHROPIC_API_KEY for a real one"
     )
 
@@ -132,7 +145,8 @@ def _welcome(settings: Settings, demo: DemoSetup, base: str, notes: list[str]) -
         "",
         f"Demo admin token: {demo.token}",
         f"Agents: catalog-enrichment #{demo.catalog_agent_id}, "
-        f"structured-task #{demo.task_agent_id} (dataset 'Demo shop', 3 products)",
+        f"structured-task #{demo.task_agent_id}, invoice-scanning #{demo.invoice_agent_id} "
+        "(dataset 'Demo shop', 3 products; sample files in examples/)",
         "",
         "Start an execution:",
         curl,
@@ -161,16 +175,26 @@ async def run_dev_stack(host: str, port: int) -> None:
     demo = await _seed(settings)
 
     # log_config=None: uvicorn's lines go through our handler (configured by create_app).
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
-    )
+    server = DevServer(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
     worker = ExecutionWorker(**worker_settings(settings), handle_signals=False)
     print(_welcome(settings, demo, f"http://{host}:{port}", services.notes), file=sys.stderr)
+
+    def stop() -> None:
+        # Ctrl-C (or SIGTERM) stops the API gracefully; a second one without waiting.
+        server.force_exit = server.should_exit
+        server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
     api = asyncio.create_task(server.serve())
     jobs = asyncio.create_task(worker.async_run())
     try:
-        # uvicorn handles Ctrl-C; once it has stopped, the worker stops too.
+        # Once the API has stopped, the worker stops too.
         await api
     finally:
         jobs.cancel()
         await worker.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    print("agentrun dev stopped.", file=sys.stderr)

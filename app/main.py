@@ -28,6 +28,8 @@ from app.core.memory import keep_large_buffers_returnable
 from app.core.metrics import install_metrics, record_http_metrics
 from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
+from app.definitions.openapi import document_execution_types
+from app.definitions.registry import all_definitions
 from app.definitions.router import router as definitions_router
 from app.executions.queue import create_queue
 from app.executions.router import router as executions_router
@@ -81,7 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    install_openapi(app)
+    # The registered definitions as they are now: a plugin installed later needs a restart.
+    definitions = all_definitions()
+    install_openapi(app, lambda schema: document_execution_types(schema, definitions))
     # Innermost, so that the request log and the metrics see its 413s.
     app.add_middleware(RequestBodyLimitMiddleware, max_bytes=settings.request_body_limit)
     install_metrics(app, settings)

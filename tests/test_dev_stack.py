@@ -22,13 +22,15 @@ async def test_demo_seed_gives_a_working_token_and_agents_and_can_run_again(
         f"/api/agents/{again.catalog_agent_id}/agentic-execution-definitions/", headers=headers
     )
 
-    assert (again.catalog_agent_id, again.task_agent_id) == (
+    assert (again.catalog_agent_id, again.task_agent_id, again.invoice_agent_id) == (
         first.catalog_agent_id,
         first.task_agent_id,
+        first.invoice_agent_id,
     )
     assert first.token != again.token
     assert sorted((a["agent_type"], a["file_upload"]) for a in agents) == [
         ("catalog-enrichment", True),
+        ("invoice-scanning", True),
         ("structured-task", True),
     ]
     assert [p["sku"] for p in products] == ["SKU-001", "SKU-002", "SKU-003"]
@@ -38,14 +40,14 @@ async def test_demo_seed_gives_a_working_token_and_agents_and_can_run_again(
 @pytest.mark.parametrize(
     ("environment", "model"),
     [
-        ({}, "test"),
+        ({}, "demo"),
         ({"OPENAI_API_KEY": "sk-x"}, "openai:gpt-4o-mini"),
         ({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}, "openai:gpt-4o-mini"),
         ({"ANTHROPIC_API_KEY": "sk-ant"}, "anthropic:claude-haiku-4-5"),
         ({"AGENTRUN_DEFAULT_MODEL": "openai:gpt-4.1", "OPENAI_API_KEY": "sk-x"}, "openai:gpt-4.1"),
     ],
 )
-def test_dev_picks_a_real_model_when_a_provider_is_configured_else_says_test(
+def test_dev_picks_a_real_model_when_a_provider_is_configured_else_the_offline_demo(
     monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], model: str
 ) -> None:
     for name in (
@@ -61,5 +63,5 @@ def test_dev_picks_a_real_model_when_a_provider_is_configured_else_says_test(
     chosen, reason = default_model()
 
     assert chosen == model
-    if model == "test":
-        assert "offline `test` model" in reason
+    if model == "demo":
+        assert "offline `demo` model: no LLM" in reason

@@ -1,6 +1,7 @@
 """The API docs render in a real browser with no internet: every asset is served by us."""
 
 import asyncio
+import re
 import shutil
 
 import pytest
@@ -50,3 +51,37 @@ async def test_redoc_renders_offline(live_url: str, tmp_path: object) -> None:
 
     assert "Start an execution" in dom
     assert "Authorization" in dom
+
+
+def text_of(dom: str) -> str:
+    """The page's text, tags dropped and white space collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+START_OPERATION = (
+    "agentic%20executions/start_execution_api_agents__agent_id__agentic_executions__post"
+)
+TYPES = ("catalog-enrichment", "invoice-scanning", "structured-task")
+
+
+async def test_swagger_ui_renders_the_start_body_as_one_member_per_type(
+    live_url: str, tmp_path: object
+) -> None:
+    # Deep-linked: the start operation is rendered expanded, with its body's example.
+    dom = await rendered_dom(f"{live_url}/docs#/{START_OPERATION}", tmp_path)
+    text = text_of(dom)
+
+    assert "Unable to render this definition" not in dom
+    assert '"execution_key" : "catalog-enrichment" , "input" : {' in text
+    for key in TYPES:
+        assert f"Start {key}" in text
+
+
+async def test_redoc_renders_the_start_body_as_one_member_per_type(
+    live_url: str, tmp_path: object
+) -> None:
+    text = text_of(await rendered_dom(f"{live_url}/redoc", tmp_path))
+
+    # ReDoc's switch between the union's members, then the first member's typed input.
+    assert "execution_key required string " + " ".join(TYPES) in text
+    assert "input object (CatalogEnrichmentAgenticExecutionInput)" in text

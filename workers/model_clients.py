@@ -2,7 +2,8 @@
 
 ``openai:<name>`` (or a bare name with a ``base_url``) goes through the Chat Completions API, so
 that any OpenAI-compatible server (Ollama, vLLM, llama.cpp) works through a base URL;
-``anthropic:<name>`` through Anthropic; ``test`` is pydantic-ai's TestModel; anything else is
+``anthropic:<name>`` through Anthropic; ``demo`` is the offline demo model (``workers.demo_model``,
+no LLM); ``test`` is pydantic-ai's TestModel; anything else is
 left to pydantic-ai's own inference (keys from the environment, sent to each provider's own
 address). Which key an OpenAI or Anthropic request carries depends on where it goes
 (``workers.model_credentials``). Models are cached per worker and share one HTTP connection
@@ -26,6 +27,7 @@ from pydantic_ai.settings import ModelSettings as RequestSettings
 
 from app.agents.schemas import ModelSettings
 from app.core.config import Settings
+from workers.demo_model import MODEL_NAME, demo_model
 from workers.model_credentials import (
     ANTHROPIC_DEFAULT_URL,
     NO_KEY,
@@ -58,6 +60,8 @@ class ModelFactory:
         return self._models[key]
 
     def _build(self, name: str, model_settings: ModelSettings) -> Model:
+        if name == MODEL_NAME:
+            return demo_model()
         if name == "test":
             # No tool calls: a TestModel calling every tool with made-up arguments would call
             # stop_execution (and write made-up product data).

@@ -45,22 +45,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.conversations.models import Message
-from app.conversations.trace import ROWS_PER_STATEMENT, TraceEntry, trace_values
+from app.conversations.trace import ROWS_PER_STATEMENT, TRACE_COLUMNS, TraceEntry, trace_values
 from app.executions.transitions import attempt_holds, attempt_values
 from workers.database import in_one_statement
 
 logger = logging.getLogger(__name__)
-
-# The columns of a trace entry, in the order of app.conversations.trace.trace_values.
-TRACE_COLUMNS = (
-    "conversation_id",
-    "role",
-    "content",
-    "tool_name",
-    "tool_call_id",
-    "payload",
-    "created_at",
-)
 
 
 def _describe(content: BinaryContent) -> str:

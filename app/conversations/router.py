@@ -20,7 +20,7 @@ from app.conversations.storage import media_path
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound
 from app.core.ids import RowId
-from app.core.query import EMPTY_IS_NONE
+from app.core.query import EMPTY_IS_NONE, previous_page_url
 
 router = APIRouter(tags=["conversations"])
 media_router = APIRouter(tags=["media"])
@@ -124,12 +124,7 @@ async def list_conversations(
     if not 1 <= number <= pages:
         raise NotFound("Invalid page.")
     rows = await history.list_chats(session, user, filters, offset=(number - 1) * size, limit=size)
-    if number == 1:
-        previous = None
-    elif number == 2:
-        previous = str(request.url.remove_query_params("page"))
-    else:
-        previous = str(request.url.include_query_params(page=number - 1))
+    previous = previous_page_url(request, number)
     return ConversationPage(
         count=total,
         next=str(request.url.include_query_params(page=number + 1)) if number < pages else None,

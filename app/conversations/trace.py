@@ -31,7 +31,8 @@ def _truncated(value: str | None, width: int) -> str | None:
     return None if value is None else value[:width]
 
 
-_COLUMNS = (
+# The columns of a trace entry, in the order of ``trace_values``.
+TRACE_COLUMNS = (
     "conversation_id",
     "role",
     "content",
@@ -58,14 +59,18 @@ def trace_insert(rows: int, only_if: ColumnElement[bool] | None = None) -> Inser
     """
     table = cast(Table, Message.__table__)
     rows_bound = [
-        tuple(bindparam(f"{name}_{row}", type_=table.c[name].type) for name in _COLUMNS)
+        tuple(bindparam(f"{name}_{row}", type_=table.c[name].type) for name in TRACE_COLUMNS)
         for row in range(rows)
     ]
     if only_if is None:
-        return insert(table).values([dict(zip(_COLUMNS, row, strict=True)) for row in rows_bound])
-    entries = values_list(*(column(name, table.c[name].type) for name in _COLUMNS), name="entries")
+        return insert(table).values(
+            [dict(zip(TRACE_COLUMNS, row, strict=True)) for row in rows_bound]
+        )
+    entries = values_list(
+        *(column(name, table.c[name].type) for name in TRACE_COLUMNS), name="entries"
+    )
     return insert(table).from_select(
-        list(_COLUMNS), select(entries.data(rows_bound)).where(only_if)
+        list(TRACE_COLUMNS), select(entries.data(rows_bound)).where(only_if)
     )
 
 

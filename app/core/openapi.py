@@ -77,12 +77,17 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, *refinements: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Serve the document FastAPI generates with the errors documented, then refined by each
+    of ``refinements`` in turn (each may change the document in place)."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors(generate())
+            schema = document_errors(generate())
+            for refine in refinements:
+                schema = refine(schema)
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

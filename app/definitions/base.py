@@ -16,6 +16,7 @@ from pydantic_ai.output import OutputSpec
 from pydantic_core import to_jsonable_python
 
 from app.definitions.files import FILE_TOOLS
+from app.definitions.package_version import package_version_of
 from app.definitions.run import ExecutionRun
 from app.definitions.validators import Validator
 
@@ -56,7 +57,12 @@ class ExecutionDefinition:
     agent_type: ClassVar[str]
     name: ClassVar[str]
     description: ClassVar[str | None] = None
+    # Recorded on every execution as ``definition_version``. Bump it whenever ``Input``
+    # changes incompatibly (tests/test_definition_versions.py holds the built-ins to it).
+    # Unset: the version of the distribution that ships the definition.
+    version: ClassVar[str]
     Input: ClassVar[type[BaseModel]]
+    # The result's model, served as ``output_schema`` and in the OpenAPI document.
     # None: the result is a free JSON object.
     Output: ClassVar[type[BaseModel] | None] = None
     instructions: ClassVar[str] = DEFAULT_INSTRUCTIONS
@@ -70,12 +76,21 @@ class ExecutionDefinition:
     # This definition's own failure codes, beside BASE_FAILURE_CODES.
     extra_failure_codes: ClassVar[dict[str, str]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "version" not in cls.__dict__:
+            cls.version = package_version_of(cls.__module__)
+
     @property
     def failure_codes(self) -> dict[str, str]:
         return {**BASE_FAILURE_CODES, **self.extra_failure_codes}
 
     def input_schema(self) -> dict[str, Any]:
         return self.Input.model_json_schema()
+
+    def output_schema(self) -> dict[str, Any] | None:
+        """The JSON schema of ``result``, or None when it is a free JSON object."""
+        return None if self.Output is None else self.Output.model_json_schema()
 
     async def prepare(self, run: ExecutionRun) -> Any:
         """Per-run state, stored as ``run.state`` before the prompt is built.

@@ -86,6 +86,9 @@ class AgenticExecution(Base):
     # filtered by dataset reads one index in order instead of merging one per agent.
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     execution_key: Mapped[str] = mapped_column(String(100))
+    # The version of the execution definition at submit (null: stored by a release before
+    # versions were recorded).
+    definition_version: Mapped[str | None] = mapped_column(String(100))
     conversation_id: Mapped[int] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), unique=True
     )

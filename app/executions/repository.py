@@ -41,6 +41,7 @@ SHOWN_COLUMNS = (
     _executions.c.agent_id,
     _executions.c.user_id,
     _executions.c.execution_key,
+    _executions.c.definition_version,
     _executions.c.conversation_id,
     _executions.c.status,
     _executions.c.input,
@@ -173,6 +174,7 @@ _NEW_EXECUTION = {
     "started_at": bindparam("now"),
     "idempotency_key": bindparam("idempotency_key"),
     "request_sha256": bindparam("request_sha256"),
+    "definition_version": bindparam("definition_version"),
 }
 _INSERTED = (_executions.c.id, _executions.c.conversation_id)
 # In a conversation inserted already (its files written under its id).
@@ -265,8 +267,8 @@ async def insert_execution(
     now: datetime,
 ) -> tuple[int, int]:
     """A new pending execution (``values``: agent_id, user_id, dataset_id, execution_key,
-    input, idempotency_key, request_sha256) in ``conversation_id``, or in a new locked
-    conversation inserted by the same statement. Its id and its conversation's."""
+    input, idempotency_key, request_sha256, definition_version) in ``conversation_id``, or in
+    a new locked conversation inserted by the same statement. Its id and its conversation's."""
     if conversation_id is None:
         statement = _INSERT_EXECUTION_AND_CONVERSATION
         parameters = {**values, "now": now}

@@ -12,7 +12,7 @@ from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtract
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json_body
-from app.core.query import EMPTY_IS_NONE
+from app.core.query import EMPTY_IS_NONE, previous_page_url
 from app.executions import pages, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.models import ExecutionStatus
@@ -49,6 +49,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
             None if finished_at is None else (finished_at - execution["started_at"]).total_seconds()
         ),
         files=[FileOut.of(**file, root_path=root_path) for file in execution["files"]],
+        definition_version=execution["definition_version"],
     )
 
 
@@ -314,12 +315,7 @@ async def list_executions(
     count = await pages.count_executions(session, user, filters, found)
     executions = found.executions
     root_path = request.scope.get("root_path", "")
-    if number == 1:
-        previous = None
-    elif number == 2:
-        previous = str(request.url.remove_query_params("page"))
-    else:
-        previous = str(request.url.include_query_params(page=number - 1))
+    previous = previous_page_url(request, number)
     return ExecutionPage(
         # An estimated count never contradicts the page: it is at least what was seen.
         count=max(count, (number - 1) * size + len(executions)),

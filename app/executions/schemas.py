@@ -71,6 +71,12 @@ class ExecutionOut(BaseModel):
     finished_at: Timestamp | None
     duration_seconds: float | None = Field(examples=[16.554571])
     files: list[FileOut]
+    # Beyond the contract's fields, so after them.
+    definition_version: str | None = Field(
+        description="The version of the execution type that ran it, recorded at submit "
+        "(null for executions stored before versions were recorded).",
+        examples=["1.0.0"],
+    )
 
 
 class ExecutionPage(BaseModel):

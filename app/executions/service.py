@@ -22,6 +22,7 @@ from app.core.config import Settings
 from app.core.database_errors import is_unique_violation
 from app.core.db import after_commit, utcnow
 from app.core.errors import Conflict, NotFound, Unavailable
+from app.definitions.registry import find_definition
 from app.executions import repository
 from app.executions.models import (
     CANCELLED,
@@ -98,7 +99,9 @@ async def _store_execution(
     """Store the execution, its locked conversation and files; written files are removed
     again should the rows not be stored."""
     now = utcnow()
+    definition = find_definition(agent.agent_type, execution_key)
     values = {
+        "definition_version": None if definition is None else definition.version,
         "agent_id": agent.id,
         "user_id": user.id,
         "dataset_id": agent.dataset_id,
@@ -155,6 +158,7 @@ def _new_execution_row(
         "agent_id": values["agent_id"],
         "user_id": values["user_id"],
         "execution_key": values["execution_key"],
+        "definition_version": values["definition_version"],
         "conversation_id": conversation_id,
         "status": ExecutionStatus.PENDING.value,
         "input": values["input"],

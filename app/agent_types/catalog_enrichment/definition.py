@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel
 from pydantic_ai import StructuredDict, Tool
 from pydantic_ai.output import OutputSpec
 from sqlalchemy import or_, select
@@ -37,6 +37,11 @@ class CatalogEnrichmentAgenticExecutionInput(BaseModel):
 
     additional_instructions: str | None = None
     skus: list[str] | None = None
+
+
+class CatalogEnrichmentResult(RootModel[dict[str, str]]):
+    """Every SKU of the execution mapped to a message ('Product updated successfully' for each
+    product updated, otherwise the reason)."""
 
 
 RESULT_TYPE: type[dict[str, Any]] = StructuredDict(
@@ -120,7 +125,9 @@ class CatalogEnrichment(ExecutionDefinition):
     agent_type = "catalog-enrichment"
     name = "Catalog Enrichment"
     description = None
+    version = "1.0.0"
     Input = CatalogEnrichmentAgenticExecutionInput
+    Output = CatalogEnrichmentResult
     instructions = INSTRUCTIONS
     validators = (covers_requested_skus, claims_match_updates)
     # About three requests per product (read, update, result) and a few searches.

@@ -5,7 +5,7 @@ shop). The result maps every SKU updated to the stock tool's message for it."""
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel
 from pydantic_ai import StructuredDict, Tool
 from pydantic_ai.output import OutputSpec
 
@@ -24,6 +24,10 @@ class InvoiceScanningAgenticExecutionInput(BaseModel):
     additional_instructions: str | None = None
     # The SKUs the invoices are expected to hold; each must be updated.
     skus: list[str] | None = None
+
+
+class InvoiceScanningResult(RootModel[dict[str, str]]):
+    """Every SKU whose stock was updated mapped to the stock tool's message for it."""
 
 
 RESULT_TYPE: type[dict[str, Any]] = StructuredDict(
@@ -92,7 +96,9 @@ class InvoiceScanning(ExecutionDefinition):
         "Reads the attached invoices and adds their quantities to the stock "
         "(`properties.stock`) of the catalog's products."
     )
+    version = "1.0.0"
     Input = InvoiceScanningAgenticExecutionInput
+    Output = InvoiceScanningResult
     instructions = INSTRUCTIONS
     validators = (all_stock_updates_succeeded, all_expected_skus_updated)
 

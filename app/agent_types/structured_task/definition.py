@@ -169,7 +169,9 @@ class StructuredTask(ExecutionDefinition):
     agent_type = "structured-task"
     name = "Structured Task"
     description = "Carry out free-form instructions and return a JSON result of a given shape."
+    version = "1.0.0"
     Input = StructuredTaskAgenticExecutionInput
+    # The result follows the request's own output_schema: free as far as the API knows.
     instructions = INSTRUCTIONS
     validators = (matches_output_schema,)
     extra_failure_codes = {"invalid_output_schema": "The output_schema given is not valid"}
