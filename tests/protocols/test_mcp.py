@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.definitions import registry
 from app.definitions.base import ExecutionDefinition
+from app.definitions.registry import find_definition
 from tests.factories import Account, Factory
 from tests.protocols.helpers import TASK_INPUT, execution_count, next_execution
 from tests.worker.harness import Script, Worker, answer, call, reload
@@ -65,6 +66,23 @@ async def test_tools_list_one_tool_per_type_of_visible_agents_only(
     assert tools[0].input_schema["properties"]["instructions"]["type"] == "string"
     assert "Tasks" in (tools[0].title or "")
     assert all(str(hidden.id) not in t.name for t in tools)
+
+
+async def test_built_in_types_declare_their_output_schema(
+    factory: Factory, connect: Connect
+) -> None:
+    owner = await factory.account()
+    agent = await factory.agent(await factory.dataset(owner), agent_type="catalog-enrichment")
+
+    async with connect(owner) as client:
+        (tool,) = (await client.list_tools()).tools
+
+    assert tool.name == f"agent_{agent.id}__catalog-enrichment"
+    assert (
+        tool.output_schema
+        == find_definition("catalog-enrichment", "catalog-enrichment").output_schema()
+    )  # type: ignore[union-attr]
+    assert tool.output_schema is not None
 
 
 class Summary(BaseModel):

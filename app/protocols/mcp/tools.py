@@ -42,9 +42,7 @@ def _tool(agent: Agent, definition: ExecutionDefinition) -> types.Tool:
         description=f"{description} (agent {agent.name!r}, id {agent.id}; an agentic execution "
         "of type " + f"{definition.key!r}: its result when it finishes, or its id to follow.)",
         input_schema=definition.input_schema(),
-        output_schema=(
-            None if definition.Output is None else definition.Output.model_json_schema()
-        ),
+        output_schema=definition.output_schema(),
     )
 
 
