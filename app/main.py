@@ -7,6 +7,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+from starlette.routing import Route
 
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
@@ -34,6 +35,9 @@ from app.events.listener import EventListener
 from app.events.router import router as events_router
 from app.executions.queue import create_queue
 from app.executions.router import router as executions_router
+from app.protocols.a2a.endpoint import a2a_mount
+from app.protocols.mcp.endpoint import PATH as MCP_PATH
+from app.protocols.mcp.endpoint import McpEndpoint, run_mcp
 from app.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
@@ -68,7 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settle_after_startup()
         keep_large_buffers_returnable()
         try:
-            yield
+            async with run_mcp(app.state):
+                yield
         finally:
             await app.state.event_listener.close()
             app.state.extractor.close()
@@ -115,6 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/api")
     app.include_router(media_router)
     app.include_router(health_router)
+    # The agent protocols, over the same services and tokens (app/protocols).
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
+    app.router.routes.append(a2a_mount())
     return app
 
 

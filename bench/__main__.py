@@ -25,7 +25,16 @@ from typing import Any
 from bench import report
 from bench.context import FULL, QUICK, BenchRun
 from bench.profiling import Profiler
-from bench.scenarios import Result, concurrency, listing, memory, overhead, streams, submit
+from bench.scenarios import (
+    Result,
+    concurrency,
+    listing,
+    memory,
+    overhead,
+    protocols,
+    streams,
+    submit,
+)
 from bench.stack import REDIS_URL, ROOT, Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,6 +46,7 @@ SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "memory": memory.run,
     "streams": streams.run,
     "submit": submit.run,
+    "protocols": protocols.run,
     "list": listing.run,
 }
 

@@ -37,6 +37,7 @@ class Sizes:
     list_samples: int = 100
     memory_executions: int = 500
     stream_count: int = 1000
+    protocol_rounds: int = 100
 
 
 FULL = Sizes()
@@ -48,6 +49,7 @@ QUICK = Sizes(
     list_samples=30,
     memory_executions=200,
     stream_count=200,
+    protocol_rounds=30,
 )
 
 

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # Redis down when an execution is submitted: false stores it and answers 202 (a worker's
     # reconciler enqueues it later); true answers 503 and stores nothing.
     reject_when_queue_down: bool = False
+    # An MCP tools/call (and an A2A send without return_immediately) waits this long for the
+    # execution to end, then answers its id and status for the caller to follow.
+    protocol_wait_seconds: float = Field(default=60.0, ge=0)
 
     # An execution's `input`, as compact JSON (a JSON start body may be 64 KiB more).
     max_input_bytes: int = 256 * 1024

@@ -1,0 +1,271 @@
+"""The A2A SDK's request handler interface, answered from the executions table through the
+REST API's services (no task store of the SDK's own)."""
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+from a2a.server.context import ServerCallContext
+from a2a.server.events.event_queue import Event
+from a2a.server.request_handlers.request_handler import RequestHandler
+from a2a.types.a2a_pb2 import (
+    AgentCard,
+    CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetExtendedAgentCardRequest,
+    GetTaskPushNotificationConfigRequest,
+    GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
+    ListTaskPushNotificationConfigsResponse,
+    ListTasksRequest,
+    ListTasksResponse,
+    Message,
+    SendMessageRequest,
+    SubscribeToTaskRequest,
+    Task,
+    TaskPushNotificationConfig,
+    TaskState,
+)
+from a2a.utils.errors import (
+    ExtendedAgentCardNotConfiguredError,
+    InvalidParamsError,
+    PushNotificationNotSupportedError,
+    TaskNotCancelableError,
+    TaskNotFoundError,
+)
+from starlette.datastructures import State
+
+from app.agents.models import Agent
+from app.auth.service import Authenticated
+from app.core.errors import Conflict, DomainError, NotFound
+from app.core.ids import INT32_MAX
+from app.core.rate_limit import check_rate_limit
+from app.definitions.registry import definitions_for
+from app.executions import pages, service
+from app.executions.repository import ExecutionRow
+from app.protocols import executions
+from app.protocols.a2a.tasks import STATUSES, events_of, from_data_part, task_of
+from app.protocols.executions import Services
+
+# Where the endpoint (app.protocols.a2a.endpoint) leaves the caller and the agent.
+CALLER = "agentrun.a2a_caller"
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Caller:
+    authenticated: Authenticated
+    agent: Agent
+
+
+def _caller(context: ServerCallContext) -> Caller:
+    caller: Caller = context.state[CALLER]
+    return caller
+
+
+def _execution_id(task_id: str) -> int:
+    # Past PostgreSQL's serial ids, no execution: not found, as any other unknown id.
+    if not (task_id.isascii() and task_id.isdigit()) or len(task_id) > len(str(INT32_MAX)):
+        raise TaskNotFoundError
+    execution_id = int(task_id)
+    if execution_id > INT32_MAX:
+        raise TaskNotFoundError
+    return execution_id
+
+
+def _start_request(caller: Caller, message: Message) -> tuple[str, Any]:
+    """The execution key and the input a message's data part asks for."""
+    data = [from_data_part(part) for part in message.parts if part.HasField("data")]
+    expected = 'one data part {"execution_key": ..., "input": {...}}'
+    if len(data) != 1 or not isinstance(data[0], dict):
+        raise InvalidParamsError(f"Expected {expected}.")
+    request = data[0]
+    key = request.get("execution_key")
+    if key is None:
+        # An agent of one execution type needs no key.
+        keys = [d.key for d in definitions_for(caller.agent.agent_type)]
+        key = keys[0] if len(keys) == 1 else None
+    if not isinstance(key, str) or not key:
+        known = ", ".join(d.key for d in definitions_for(caller.agent.agent_type)) or "none"
+        raise InvalidParamsError(f"execution_key: required in {expected}. Available: {known}.")
+    return key, request.get("input", {})
+
+
+class ExecutionsRequestHandler(RequestHandler):
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    @property
+    def services(self) -> Services:
+        # Read at each call: the app's lifespan makes them (again, should it run again).
+        return Services.of(self._state)
+
+    async def _visible(self, caller: Caller, task_id: str) -> ExecutionRow:
+        """The execution of ``task_id`` if it is this agent's and the caller may see it."""
+        async with self.services.transaction() as session:
+            try:
+                execution = await service.get_visible_execution(
+                    session, caller.authenticated.user, _execution_id(task_id)
+                )
+            except NotFound:
+                raise TaskNotFoundError from None
+        if execution["agent_id"] != caller.agent.id:
+            raise TaskNotFoundError
+        return execution
+
+    async def _start(self, params: SendMessageRequest, caller: Caller) -> ExecutionRow:
+        if params.message.task_id:
+            raise InvalidParamsError(
+                "A task takes no further messages: send a new message without task_id."
+            )
+        key, raw_input = _start_request(caller, params.message)
+        settings = self.services.settings
+        try:
+            await check_rate_limit(
+                self.services.queue,
+                namespace=settings.queue_name,
+                subject=f"token:{caller.authenticated.token_id}",
+                per_minute=settings.rate_limit_per_minute,
+            )
+            started = await executions.start(
+                self.services,
+                user=caller.authenticated.user,
+                agent=caller.agent,
+                execution_key=key,
+                raw_input=raw_input,
+                # A repeated message id of the same user answers the same task.
+                idempotency_key=f"a2a:{params.message.message_id}"
+                if params.message.message_id
+                else None,
+            )
+        except DomainError as exc:
+            raise InvalidParamsError(executions.describe(exc)) from None
+        return started.execution
+
+    async def on_message_send(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> Task | Message:
+        execution = await self._start(params, _caller(context))
+        if not params.configuration.return_immediately:
+            execution = await executions.follow(
+                self.services,
+                execution,
+                wait_seconds=self.services.settings.protocol_wait_seconds,
+            )
+        return task_of(execution)
+
+    async def _stream(self, execution: ExecutionRow) -> AsyncGenerator[Event]:
+        yield task_of(execution)
+        watched = executions.watch(
+            self.services, execution, wait_seconds=self.services.settings.protocol_wait_seconds
+        )
+        async for changed in watched:
+            if changed is not execution:
+                for event in events_of(changed):
+                    yield event
+
+    async def on_message_send_stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
+        execution = await self._start(params, _caller(context))
+        async for event in self._stream(execution):
+            yield event
+
+    async def on_subscribe_to_task(
+        self, params: SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
+        execution = await self._visible(_caller(context), params.id)
+        async for event in self._stream(execution):
+            yield event
+
+    async def on_get_task(self, params: GetTaskRequest, context: ServerCallContext) -> Task | None:
+        return task_of(await self._visible(_caller(context), params.id))
+
+    async def on_list_tasks(
+        self, params: ListTasksRequest, context: ServerCallContext
+    ) -> ListTasksResponse:
+        caller = _caller(context)
+        size = (
+            params.page_size if params.HasField("page_size") else self.services.settings.page_size
+        )
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidParamsError(f"page_size: from 1 to {MAX_PAGE_SIZE}.")
+        token = params.page_token
+        if token and not (token.isascii() and token.isdigit() and len(token) <= 9):
+            raise InvalidParamsError("page_token: not a token this server gave.")
+        offset = int(token or 0)
+        status = None
+        if params.status != TaskState.TASK_STATE_UNSPECIFIED:
+            status = STATUSES.get(params.status)
+            if status is None:  # canceled, input required...: not told apart in a filter
+                raise InvalidParamsError(
+                    "status: filter by submitted, working, completed or failed."
+                )
+        filters = pages.ExecutionFilters(agent_id=caller.agent.id, status=status)
+        user = caller.authenticated.user
+        async with self.services.transaction() as session:
+            page = await pages.list_executions(
+                session,
+                user,
+                filters,
+                offset=offset,
+                limit=size,
+                max_field_bytes=self.services.settings.list_max_field_bytes,
+            )
+            total = await pages.count_executions(session, user, filters, page)
+        return ListTasksResponse(
+            tasks=[
+                # A result over the list's size limit is left to the task's own read.
+                task_of(
+                    row, with_artifacts=params.include_artifacts and not row["result_truncated"]
+                )
+                for row in page.executions
+            ],
+            next_page_token=str(offset + size) if page.has_next else "",
+            page_size=size,
+            total_size=max(total, offset + len(page.executions)),
+        )
+
+    async def on_cancel_task(
+        self, params: CancelTaskRequest, context: ServerCallContext
+    ) -> Task | None:
+        caller = _caller(context)
+        execution = await self._visible(caller, params.id)
+        try:
+            async with self.services.transaction() as session:
+                cancellation = await service.cancel_execution(
+                    session,
+                    self.services.queue,
+                    self.services.settings,
+                    caller.authenticated.user,
+                    execution["id"],
+                )
+        except Conflict:
+            raise TaskNotCancelableError from None
+        return task_of(cancellation.execution)
+
+    # Push notifications wait for the signed webhook delivery of the execution events.
+    async def on_create_task_push_notification_config(
+        self, params: TaskPushNotificationConfig, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        raise PushNotificationNotSupportedError
+
+    async def on_get_task_push_notification_config(
+        self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        raise PushNotificationNotSupportedError
+
+    async def on_list_task_push_notification_configs(
+        self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
+    ) -> ListTaskPushNotificationConfigsResponse:
+        raise PushNotificationNotSupportedError
+
+    async def on_delete_task_push_notification_config(
+        self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> None:
+        raise PushNotificationNotSupportedError
+
+    async def on_get_extended_agent_card(
+        self, params: GetExtendedAgentCardRequest, context: ServerCallContext
+    ) -> AgentCard:
+        raise ExtendedAgentCardNotConfiguredError
