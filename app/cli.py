@@ -14,7 +14,7 @@ import app
 from app.auth import service as auth
 from app.cli_remote import add_remote_commands, run_remote
 from app.core.config import Settings, get_settings
-from app.core.db import commit, create_engine, create_sessionmaker
+from app.core.db import create_engine, create_sessionmaker, owned_session
 from app.core.errors import DomainError
 
 ALEMBIC_INI = Path(app.__file__).resolve().parent.parent / "alembic.ini"
@@ -27,11 +27,9 @@ class CommandError(Exception):
 async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[str]]) -> str:
     engine = create_engine(settings)
     try:
-        async with create_sessionmaker(engine)() as session:
-            # The command owns its transaction: committed once the work is done.
-            done = await work(session)
-            await commit(session)
-            return done
+        # The command owns its transaction: committed once the work is done.
+        async with owned_session(create_sessionmaker(engine)) as session:
+            return await work(session)
     finally:
         await engine.dispose()
 

@@ -9,7 +9,8 @@ a new execution to the queue, is registered with ``after_commit`` and run by the
 the commit succeeded (never after a rollback).
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData
@@ -105,3 +106,19 @@ async def rollback(session: AsyncSession) -> None:
     """Roll the transaction back and forget the work that was to follow its commit."""
     session.info.pop(_AFTER_COMMIT, None)
     await session.rollback()
+
+
+@asynccontextmanager
+async def owned_session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session whose owner is this block: committed when it ends (then its after-commit
+    work runs), rolled back when it raises. A request's (``get_session``), a protocol call's
+    and a command's."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await rollback(session)
+            raise
+        await commit(session)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.extraction_process import TextExtractor
 from app.core.config import Settings
-from app.core.db import commit, rollback
+from app.core.db import owned_session
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -21,13 +21,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     when the endpoint returns, then the work registered with ``after_commit`` runs; rolled
     back when it raises. Scoped to the endpoint's function (``SessionDep``), so the commit is
     done before the response is sent: a client told 202 finds the row."""
-    async with request.app.state.sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await rollback(session)
-            raise
-        await commit(session)
+    async with owned_session(request.app.state.sessionmaker) as session:
+        yield session
 
 
 async def get_settings_from_app(request: Request) -> Settings:

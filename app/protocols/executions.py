@@ -14,7 +14,7 @@ from starlette.datastructures import State
 from app.agents.models import Agent
 from app.auth.models import User
 from app.core.config import Settings
-from app.core.db import commit, rollback
+from app.core.db import owned_session
 from app.core.errors import DomainError
 from app.executions import repository, service, start_request
 from app.executions.models import TERMINAL_STATUSES
@@ -45,13 +45,8 @@ class Services:
         """A session owned as a request's is (app.core.dependencies.get_session): committed
         at the end, then its after-commit work run (the enqueue of a new execution); rolled
         back when the block raises."""
-        async with self.sessionmaker() as session:
-            try:
-                yield session
-            except BaseException:
-                await rollback(session)
-                raise
-            await commit(session)
+        async with owned_session(self.sessionmaker) as session:
+            yield session
 
 
 async def start(
