@@ -19,7 +19,7 @@ from app.conversations.router import router as conversations_router
 from app.core.body_limit import RequestBodyLimitMiddleware
 from app.core.completed_requests import CompletedRequestMiddleware
 from app.core.config import Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.garbage_collection import settle_after_startup
 from app.core.health import router as health_router
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Redis is down.
         engine = create_engine(settings)
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_sessionmaker = create_read_sessionmaker(engine)
         app.state.queue = await create_queue(settings)
         app.state.extractor = TextExtractor(
             ExtractionLimits.from_settings(settings), settings.extraction_concurrency

@@ -15,7 +15,6 @@ from app.catalog.models import Dataset, DatasetMember, Product
 from app.conversations.models import Conversation, Message
 from app.core.config import Settings
 from app.executions.models import AgenticExecution
-from app.executions.queue import job_id_for
 
 
 @dataclass
@@ -98,8 +97,6 @@ class Factory:
                 **fields,
             )
             session.add(execution)
-            await session.flush()
-            execution.job_id = job_id_for(execution.id)
             await session.commit()
         return execution
 

@@ -63,7 +63,7 @@ RUN_MARGIN_SECONDS = SUMMARY_TIMEOUT_SECONDS + 60
 # Writes that may each be retried for AGENTRUN_WORKER_DATABASE_RETRY_SECONDS outside the run's
 # own time limit: the claim, the end of the trace, the outcome.
 RETRIED_WRITES = 3
-# run_execution decides how often an execution is tried (workers.jobs.MAX_ATTEMPTS); arq's own
+# The claim decides how often an execution is tried (workers.claim.MAX_ATTEMPTS); arq's own
 # count (of pickups, including duplicates that do nothing) must never stop it first.
 ARQ_MAX_TRIES = 100
 # Redis unreachable: try again after 0.25 s, 0.5 s, ... then every 5 s, for as long as it takes.

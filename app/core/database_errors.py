@@ -3,8 +3,11 @@
 Three kinds: an outage (the server cannot be reached or cannot serve us now: callers answer
 503 or retry), bad data (a value a client sent does not fit its column: a 400), and a unique
 violation (a concurrent writer stored the same key first: the caller answers what it stored).
-Anything else is a bug. Errors come from SQLAlchemy (``DBAPIError`` wrapping asyncpg's) or,
-while connecting, from the network or the pool.
+Anything else is a bug. Errors come from SQLAlchemy (a ``DBAPIError`` whose ``orig`` carries
+the SQLSTATE as ``sqlstate``/``pgcode``, whatever the driver) or, while connecting, from the
+network or the pool. SQLAlchemy's asyncpg dialect translates every error of the server and of
+the interface into its DBAPI exceptions except one, ``asyncpg.InternalClientError``, which
+passes through raw: it is the one driver class named here.
 """
 
 import socket
@@ -29,17 +32,13 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
     TimeoutError,
     socket.gaierror,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
     asyncpg.InternalClientError,
 )
 
 
 def sqlstate(exc: BaseException) -> str:
-    """The server's SQLSTATE code carried by ``exc`` (asyncpg's, or SQLAlchemy's wrapper of
-    it); empty when there is none."""
-    if isinstance(exc, asyncpg.PostgresError):
-        return str(exc.sqlstate or "")
+    """The server's SQLSTATE code carried by SQLAlchemy's wrapper of the driver's error; empty
+    when there is none."""
     if isinstance(exc, DBAPIError):
         orig = exc.orig
         return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
@@ -51,15 +50,10 @@ def is_database_outage(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror | PoolTimeoutError):
         # Raised while connecting (refused, timed out, unknown host) or waiting for the pool.
         return True
-    # Raised by asyncpg itself, on a connection used without SQLAlchemy's wrapper: a
-    # connection closed under us, a protocol state broken by a server that ended it while it
-    # sat in the pool ("cannot switch to state …"), or an error the server sent.
-    if isinstance(exc, asyncpg.InterfaceError):
-        return "closed" in str(exc)
     if isinstance(exc, asyncpg.InternalClientError):
+        # The connection's protocol state broke, as when the server ended it while it sat in
+        # the pool ("cannot switch to state …"); SQLAlchemy passes it through untranslated.
         return True
-    if isinstance(exc, asyncpg.PostgresError):
-        return sqlstate(exc)[:2] in OUTAGE_SQLSTATE_CLASSES
     if not isinstance(exc, DBAPIError):
         return False
     state = sqlstate(exc)

@@ -15,13 +15,19 @@ from app.conversations.extraction_process import TextExtractor
 from app.core.config import Settings
 from app.core.db import owned_session
 
+# Requests that only read (RFC 9110's safe methods): their statements autocommit.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session, and the owner of its transaction (app/core/db.py): committed
     when the endpoint returns, then the work registered with ``after_commit`` runs; rolled
     back when it raises. Scoped to the endpoint's function (``SessionDep``), so the commit is
-    done before the response is sent: a client told 202 finds the row."""
-    async with owned_session(request.app.state.sessionmaker) as session:
+    done before the response is sent: a client told 202 finds the row. A GET's statements
+    each commit by themselves (``create_read_sessionmaker``: no BEGIN/COMMIT round trips)."""
+    state = request.app.state
+    reads = request.method in READ_METHODS
+    async with owned_session(state.read_sessionmaker if reads else state.sessionmaker) as session:
         yield session
 
 

@@ -14,10 +14,12 @@ from fastapi.responses import JSONResponse
 from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.database_errors import DATABASE_ERRORS, bad_data_message, is_bad_data
-
-# Where the workers imported it from before app.core.database_errors: kept for them.
-from app.core.database_errors import is_database_outage as is_database_outage
+from app.core.database_errors import (
+    DATABASE_ERRORS,
+    bad_data_message,
+    is_bad_data,
+    is_database_outage,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -160,7 +160,7 @@ def _new_execution_row(
         "execution_key": values["execution_key"],
         "definition_version": values["definition_version"],
         "conversation_id": conversation_id,
-        "status": ExecutionStatus.PENDING.value,
+        "status": ExecutionStatus.PENDING,
         "input": values["input"],
         "result": None,
         "failure_code": None,
@@ -277,10 +277,10 @@ async def cancel_execution(
         update(AgenticExecution)
         .where(
             AgenticExecution.id == execution_id,
-            AgenticExecution.status == ExecutionStatus.PENDING.value,
+            AgenticExecution.status == ExecutionStatus.PENDING,
         )
         .values(
-            status=ExecutionStatus.FAILED.value,
+            status=ExecutionStatus.FAILED,
             failure_code=CANCELLED,
             failure_explanation=cancelled_explanation(user.username),
             finished_at=now,
@@ -293,7 +293,7 @@ async def cancel_execution(
             update(AgenticExecution)
             .where(
                 AgenticExecution.id == execution_id,
-                AgenticExecution.status == ExecutionStatus.IN_PROGRESS.value,
+                AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
                 AgenticExecution.cancel_requested_at.is_(None),
             )
             .values(**requested),

@@ -29,7 +29,7 @@ FROM generate_series(1, $4::int) AS i
 EXECUTIONS = """
 INSERT INTO agentic_executions (
     id, agent_id, dataset_id, user_id, execution_key, conversation_id, status, input, result,
-    failure_code, failure_explanation, job_id, attempts, usage, started_at, finished_at
+    failure_code, failure_explanation, attempts, usage, started_at, finished_at
 )
 SELECT $5::int + i,
        ($2::int[])[1 + i % 5],
@@ -42,7 +42,6 @@ SELECT $5::int + i,
        CASE WHEN s.status = 'finished' THEN jsonb_build_object('summary', 'done ' || i) END,
        CASE WHEN s.status = 'failed' THEN 'runtime_error' END,
        CASE WHEN s.status = 'failed' THEN 'ModelHTTPError: status_code: 500' END,
-       'execution:' || ($5::int + i),
        CASE WHEN s.status = 'pending' THEN 0 ELSE 1 END,
        CASE WHEN s.status IN ('finished', 'failed')
             THEN '{"requests": 1, "input_tokens": 300, "output_tokens": 20}'::jsonb END,

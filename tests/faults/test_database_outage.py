@@ -17,7 +17,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.errors import is_database_outage
+from app.core.database_errors import is_database_outage
 from tests.factories import Factory
 from tests.faults.conftest import mock_agent
 from tests.worker.harness import Worker, answer, reload, roles, trace

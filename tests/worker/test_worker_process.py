@@ -86,7 +86,6 @@ async def test_worker_picks_up_an_enqueued_execution_within_tens_of_ms(
         ended = time.perf_counter() - enqueued
 
     assert (done.status, done.result, done.attempts) == ("finished", {"hi": 1}, 1)
-    assert done.job_id == job_id_for(execution.id)
     print(f"\nenqueue → in_progress {picked_up * 1000:.1f} ms, → finished {ended * 1000:.1f} ms")
     # The worker polls every 10 ms; the bound leaves room for a loaded test machine.
     assert picked_up < 0.25
