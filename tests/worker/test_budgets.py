@@ -176,7 +176,7 @@ async def test_more_cost_than_the_limit_fails_budget_exceeded(
     worker: Worker, factory: Factory, mock_openai: MockOpenAI, client: AsyncClient
 ) -> None:
     mock_openai.responder = dawdling
-    # Each answer costs 1000 × 0.15e-6 + 50 × 0.6e-6 = 0.00018 USD.
+    # Each answer costs 1000 * 0.15e-6 + 50 * 0.6e-6 = 0.00018 USD.
     owner, execution_id = await priced_execution(
         factory, mock_openai.url, limits={"max_cost": 0.0005}
     )
