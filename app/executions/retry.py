@@ -82,9 +82,9 @@ def _refuse_resume(execution: ExecutionRow) -> None:
         )
     if execution["failure_code"] != RESUMABLE_FAILURE:
         raise Conflict(
-            f"Execution {execution_id} failed with {execution['failure_code']}: only one "
-            f"that failed with {RESUMABLE_FAILURE} can be resumed (a resumed run would meet "
-            "the same end). Retry it without resume to run it from the start."
+            f"Execution {execution_id} failed with {execution['failure_code']}: only an "
+            f"execution that failed with {RESUMABLE_FAILURE} can be resumed (a resumed run "
+            "would meet the same end). Retry it without resume to run it from the start."
         )
 
 

@@ -48,9 +48,10 @@ class RetryRequest(BaseModel):
             "content": {
                 "application/json": {
                     "example": {
-                        "detail": "Execution 42 failed with budget_exceeded: only one that "
-                        "failed with runtime_error can be resumed (a resumed run would meet "
-                        "the same end). Retry it without resume to run it from the start."
+                        "detail": "Execution 42 failed with budget_exceeded: only an "
+                        "execution that failed with runtime_error can be resumed (a resumed "
+                        "run would meet the same end). Retry it without resume to run it "
+                        "from the start."
                     }
                 }
             },
