@@ -76,6 +76,8 @@ class Claim:
     budget: Budget = field(default_factory=Budget)
     # What earlier attempts of the execution used (from its trace): the run counts on from it.
     earlier_usage: dict[str, Any] | None = None
+    # A resumed retry's: the execution whose trace the run's history is to be seeded from.
+    resume_from_id: int | None = None
 
 
 # The execution's files, oldest first, as one JSON array of [filename, content type, size,
@@ -122,6 +124,7 @@ _CLAIM_PENDING = (
         _FILES,
         Agent.limits,
         AgenticExecution.limits,
+        AgenticExecution.resume_from_id,
     )
 )
 
@@ -135,7 +138,8 @@ async def claim_pending(connection: AsyncConnection, execution_id: int) -> Claim
 
 def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
     (key, given, user_id, conversation_id, started_at, attempts) = row[:6]
-    (agent_id, agent_type, dataset_id, model_settings, files, agent_limits, limits) = row[6:]
+    (agent_id, agent_type, dataset_id, model_settings, files, agent_limits, limits) = row[6:13]
+    resume_from_id = row[13]
     return Claim(
         execution_id=execution_id,
         execution_key=key,
@@ -151,6 +155,7 @@ def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
         # The UPDATE returns the attempts counted with this one.
         attempt=attempts,
         budget=Budget.of(stored_limits(agent_limits), stored_limits(limits)),
+        resume_from_id=resume_from_id,
     )
 
 
@@ -256,4 +261,5 @@ async def claim_execution(
             if execution.attempts > 0
             else None
         ),
+        resume_from_id=execution.resume_from_id,
     )

@@ -14,6 +14,7 @@ from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtract
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json, parse_json_body
+from app.core.openapi import RETRY_AFTER
 from app.core.query import EMPTY_IS_NONE, previous_page_url
 from app.executions import pages, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
@@ -62,7 +63,9 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
 
 QUOTA_RESPONSE: dict[str, Any] = {
     "description": "A daily quota of yours is used up: the body names it and when it resets "
-    "(UTC midnight); `Retry-After` says in how many seconds.",
+    "(UTC midnight); `Retry-After` says in how many seconds. Or too many requests with this "
+    "token this minute.",
+    "headers": RETRY_AFTER,
     "content": {
         "application/json": {
             "example": {
