@@ -18,7 +18,7 @@ from app.agents.models import Agent
 from app.agents.service import visible_agents
 from app.auth.models import User
 from app.budgets.limits import Limits
-from app.conversations.storage import link_stored, remove_stored
+from app.conversations.storage import link_stored
 from app.core.config import Settings
 from app.core.errors import Conflict
 from app.definitions.registry import find_definition
@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 # continue where it stopped; any other failure would only repeat itself.
 RESUMABLE_FAILURE = "runtime_error"
 
-# Writes the files of the retried execution under the new conversation (its id, the time).
-CopyFiles = Callable[[int, datetime], Awaitable[None]]
+# Records the files of the retried execution under the new conversation (its id, the time),
+# adding the storage key of each file linked on disk to the list as it goes (removed again by
+# the caller should the execution not be stored).
+CopyFiles = Callable[[int, datetime, list[str]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -46,29 +48,23 @@ class Retry:
     resume: bool
 
     def copy_files(self, session: AsyncSession, settings: Settings) -> CopyFiles:
-        async def copy(conversation_id: int, now: datetime) -> None:
+        async def copy(conversation_id: int, now: datetime, linked: list[str]) -> None:
             files = await repository.stored_files(session, self.of["conversation_id"])
-            if not files:
-                return
-            linked: list[str] = []
-            try:
-                copies = []
-                for file in files:
-                    try:
-                        key = await asyncio.to_thread(
-                            link_stored, settings.media_root, file.storage_key, conversation_id
-                        )
-                    except FileNotFoundError:
-                        raise Conflict(
-                            f"The file {file.filename!r} of execution {self.of['id']} is no "
-                            "longer stored: start a new execution with it instead."
-                        ) from None
-                    linked.append(key)
-                    copies.append(dataclasses.replace(file, storage_key=key))
+            copies = []
+            for file in files:
+                try:
+                    key = await asyncio.to_thread(
+                        link_stored, settings.media_root, file.storage_key, conversation_id
+                    )
+                except FileNotFoundError:
+                    raise Conflict(
+                        f"The file {file.filename!r} of execution {self.of['id']} is no "
+                        "longer stored: start a new execution with it instead."
+                    ) from None
+                linked.append(key)
+                copies.append(dataclasses.replace(file, storage_key=key))
+            if copies:
                 await repository.insert_files(session, conversation_id, copies, now)
-            except BaseException:
-                remove_stored(settings.media_root, linked)
-                raise
 
         return copy
 

@@ -128,10 +128,15 @@ async def _store_execution(
         conversation_id = await repository.insert_conversation(
             session, agent_id=agent.id, user_id=user.id, now=now
         )
-        await copy_files(conversation_id, now)
-        execution_id, _ = await repository.insert_execution(
-            session, conversation_id=conversation_id, values=values, now=now
-        )
+        linked: list[str] = []
+        try:
+            await copy_files(conversation_id, now, linked)
+            execution_id, _ = await repository.insert_execution(
+                session, conversation_id=conversation_id, values=values, now=now
+            )
+        except BaseException:
+            remove_stored(settings.media_root, linked)
+            raise
         found = await repository.get_execution(session, execution_id)
         assert found is not None
         return found
