@@ -182,7 +182,7 @@ async def run_definition(
         if _retries_exhausted(exc):
             code = "max_retries_exceeded"
             explanation = await _summary(
-                definition, model, model_settings, transcript, progress, exc
+                definition, model, model_settings, transcript, progress, exc, budget
             )
         else:
             code, explanation = "runtime_error", public_explanation(exc)
@@ -251,9 +251,10 @@ async def _summary(
     transcript: Transcript,
     progress: Progress,
     exc: UnexpectedModelBehavior,
+    budget: Budget,
 ) -> str:
     """Ask the model, in one short call without tools, why it could not satisfy the validators;
-    fall back to the last feedback it was given."""
+    fall back to the last feedback it was given (also when the budget has no request left)."""
     rejections = _rejections(progress.messages(), progress.feedback)
     fallback = (
         f"The model could not satisfy the validators after {definition.max_retries} retries. "
@@ -261,6 +262,8 @@ async def _summary(
         if rejections
         else public_explanation(exc)
     )
+    if budget.spent(progress.usage):
+        return fallback
     listing = "\n".join(f"- {text}" for text in rejections[-5:]) or f"- {exc.message}"
     prompt = f"Task: {definition.name}.\n\nThe checks rejected your answers with:\n{listing}"
     # Built for this rare moment only: not worth a cached Agent.

@@ -121,6 +121,20 @@ class Budget:
             cost_limit=None if self.max_cost is None else Decimal(str(self.max_cost[0])),
         )
 
+    def spent(self, usage: RunUsage) -> bool:
+        """Whether ``usage`` leaves no room for another model request within the budget."""
+        return (
+            (self.max_model_requests is not None and usage.requests >= self.max_model_requests[0])
+            or (
+                self.max_total_tokens is not None and usage.total_tokens >= self.max_total_tokens[0]
+            )
+            or (
+                self.max_cost is not None
+                and usage.cost is not None
+                and usage.cost >= Decimal(str(self.max_cost[0]))
+            )
+        )
+
     def exceeded(self, usage: RunUsage) -> str | None:
         """Which limit ``usage`` reached, said for a user; None when none did (the run then
         stopped on the definition's own cap)."""

@@ -305,3 +305,28 @@ async def test_a_next_attempt_counts_on_from_the_usage_of_the_earlier_one(
     }
     # The budget was spent by the first attempt: the second asks the model nothing.
     assert mock_openai.requests == []
+
+
+async def test_no_failure_summary_is_asked_for_once_the_budget_is_spent(
+    worker: Worker, factory: Factory, client: AsyncClient
+) -> None:
+    owner = await factory.account()
+    agent = await factory.agent(await factory.dataset(owner), agent_type="structured-task")
+    person = {"type": "object", "properties": {"age": {"type": "integer"}}, "required": ["age"]}
+    execution = await factory.execution(
+        agent,
+        owner,
+        input={"instructions": "Ada's age?", "output_schema": person},
+        limits={"max_model_requests": 4},
+    )
+    wrong = answer({"name": "Ada"})
+    # One answer and three retries exhaust the retries, and the budget with them.
+    script = Script(wrong, wrong, wrong, wrong, summary="Not asked.")
+
+    await worker.run(execution.id, script)
+
+    body = await read(client, owner, execution.id)
+    assert body["failure_code"] == "max_retries_exceeded"
+    assert body["failure_explanation"].startswith("The model could not satisfy the validators")
+    assert script.summary_requests == 0
+    assert body["usage"]["requests"] == 4
