@@ -20,8 +20,10 @@ AGENT, EXECUTION = "agent", "execution"
 class Limits(BaseModel):
     """Usage limits of one execution; a field left null sets no limit."""
 
+    # Strict: true is no 1, nor "5" a 5, in a budget.
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"max_model_requests": 20, "max_cost": 0.5}]},
     )
 
