@@ -23,7 +23,7 @@ class QuotaExceeded(DomainError):
 
 
 class QuotasIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_executions_per_day: int | None = Field(
         default=None,
