@@ -34,6 +34,7 @@ from app.definitions.router import router as definitions_router
 from app.events.listener import EventListener
 from app.events.router import router as events_router
 from app.executions.queue import create_queue
+from app.executions.retry_router import router as retry_router
 from app.executions.router import router as executions_router
 from app.protocols.a2a.endpoint import a2a_mount
 from app.protocols.mcp.endpoint import PATH as MCP_PATH
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         definitions_router,
         executions_router,
+        retry_router,
         events_router,
         webhooks_router,
         conversations_router,

@@ -61,6 +61,7 @@ class Factory:
         file_upload: bool = False,
         model_settings: dict[str, Any] | None = None,
         name: str = "Enricher",
+        limits: dict[str, Any] | None = None,
     ) -> Agent:
         agent = Agent(
             dataset_id=dataset.id,
@@ -68,6 +69,7 @@ class Factory:
             agent_type=agent_type,
             file_upload=file_upload,
             model_settings=model_settings or {},
+            limits=limits,
         )
         return await self._save(agent)  # type: ignore[no-any-return]
 
@@ -75,8 +77,12 @@ class Factory:
         product = Product(dataset_id=dataset.id, sku=sku, **fields)
         return await self._save(product)  # type: ignore[no-any-return]
 
-    async def message(self, conversation_id: int, role: str, content: str) -> Message:
-        message = Message(conversation_id=conversation_id, role=role, content=content)
+    async def message(
+        self, conversation_id: int, role: str, content: str, payload: dict[str, Any] | None = None
+    ) -> Message:
+        message = Message(
+            conversation_id=conversation_id, role=role, content=content, payload=payload
+        )
         return await self._save(message)  # type: ignore[no-any-return]
 
     async def execution(

@@ -36,6 +36,10 @@ class Reply:
 
     content: str | None = None
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # The answer's "usage" object instead of the counts made up from the sizes; `None` with
+    # `no_usage` leaves it out, as some servers do.
+    usage: dict[str, Any] | None = None
+    no_usage: bool = False
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,12 @@ class MockOpenAI:
         # Rough but deterministic token counts: about four characters a token.
         prompt_tokens = len(json.dumps(request.get("messages", []))) // 4
         completion_tokens = len(json.dumps(message)) // 4
-        return {
+        usage = reply.usage or {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        completion: dict[str, Any] = {
             "id": f"chatcmpl-mock-{number}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -249,12 +258,11 @@ class MockOpenAI:
                     "finish_reason": "tool_calls" if reply.tool_calls else "stop",
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
+        if reply.no_usage:
+            del completion["usage"]
+        return completion
 
 
 async def _main(host: str, port: int, latency: float) -> None:

@@ -206,6 +206,7 @@ async def test_admin_creates_an_agent_with_model_settings(
         "model": {"name": "test", "base_url": None, "api_key_env": None, "temperature": 0.2},
         "created_at": body["created_at"],
         "deleted_at": None,
+        "limits": None,
     }
     read = await client.get(f"/api/agents/{body['id']}/", headers=admin.headers)
     assert read.json() == body

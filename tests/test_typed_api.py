@@ -121,7 +121,12 @@ async def test_the_start_body_is_a_union_with_one_member_per_type(
     assert sorted(catalog_input["properties"]) == ["additional_instructions", "skus"]
     assert catalog_input["additionalProperties"] is False
     multipart = document["paths"][START]["post"]["requestBody"]["content"]["multipart/form-data"]
-    assert sorted(multipart["schema"]["properties"]) == ["execution_key", "files[]", "input"]
+    assert sorted(multipart["schema"]["properties"]) == [
+        "execution_key",
+        "files[]",
+        "input",
+        "limits",
+    ]
 
 
 async def test_each_types_execution_and_result_are_components(client: AsyncClient) -> None:

@@ -12,16 +12,17 @@ decided by ``claim_execution`` in a transaction.
 """
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, func, select
+from sqlalchemy import JSON, Numeric, bindparam, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agents.models import Agent
-from app.conversations.models import ConversationFile
+from app.budgets.limits import Budget, stored_limits
+from app.conversations.models import ConversationFile, Message
 from app.definitions.run import AttachedFile
 from app.executions.models import (
     CANCELLED,
@@ -71,6 +72,12 @@ class Claim:
     model_settings: dict[str, Any]
     files: list[AttachedFile]
     attempt: int
+    # The agent's and the execution's usage limits, the stricter of each (app/budgets/limits.py).
+    budget: Budget = field(default_factory=Budget)
+    # What earlier attempts of the execution used (from its trace): the run counts on from it.
+    earlier_usage: dict[str, Any] | None = None
+    # A resumed retry's: the execution whose trace the run's history is to be seeded from.
+    resume_from_id: int | None = None
 
 
 # The execution's files, oldest first, as one JSON array of [filename, content type, size,
@@ -115,6 +122,9 @@ _CLAIM_PENDING = (
         Agent.dataset_id,
         Agent.model_settings,
         _FILES,
+        Agent.limits,
+        AgenticExecution.limits,
+        AgenticExecution.resume_from_id,
     )
 )
 
@@ -128,7 +138,8 @@ async def claim_pending(connection: AsyncConnection, execution_id: int) -> Claim
 
 def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
     (key, given, user_id, conversation_id, started_at, attempts) = row[:6]
-    (agent_id, agent_type, dataset_id, model_settings, files) = row[6:]
+    (agent_id, agent_type, dataset_id, model_settings, files, agent_limits, limits) = row[6:13]
+    resume_from_id = row[13]
     return Claim(
         execution_id=execution_id,
         execution_key=key,
@@ -143,7 +154,41 @@ def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
         files=[AttachedFile(*file) for file in files],
         # The UPDATE returns the attempts counted with this one.
         attempt=attempts,
+        budget=Budget.of(stored_limits(agent_limits), stored_limits(limits)),
+        resume_from_id=resume_from_id,
     )
+
+
+# What the trace says earlier attempts used: each model response's first entry carries its
+# usage (workers/transcript.py).
+_RESPONSE_USAGE = Message.payload["usage"]
+
+
+def _summed(name: str) -> Any:
+    return func.sum(_RESPONSE_USAGE[name].astext.cast(Numeric))
+
+
+_EARLIER_USAGE = select(
+    func.count(), _summed("input_tokens"), _summed("output_tokens"), _summed("cost")
+).where(
+    Message.conversation_id == bindparam("conversation_id"),
+    _RESPONSE_USAGE.is_not(None),
+)
+
+
+async def earlier_usage(session: AsyncSession, conversation_id: int) -> dict[str, Any] | None:
+    """The usage of the model responses already in the execution's trace (its earlier
+    attempts'), in the stored form; None when there is none."""
+    row = (await session.execute(_EARLIER_USAGE, {"conversation_id": conversation_id})).one()
+    requests, input_tokens, output_tokens, cost = row
+    if not requests:
+        return None
+    return {
+        "requests": int(requests),
+        "input_tokens": int(input_tokens or 0),
+        "output_tokens": int(output_tokens or 0),
+        "cost": None if cost is None else float(cost),
+    }
 
 
 async def claim_execution(
@@ -177,7 +222,12 @@ async def claim_execution(
                 "it finished (crash, restart or lost connection); it is not tried again."
             )
             await mark_failed(
-                session, execution_id, "worker_lost", explanation, attempt=execution.attempts
+                session,
+                execution_id,
+                "worker_lost",
+                explanation,
+                await earlier_usage(session, execution.conversation_id),
+                attempt=execution.attempts,
             )
             return Refusal.WORKER_LOST
         moved = await restart_attempt(session, execution_id, execution.attempts, stale_after)
@@ -205,4 +255,11 @@ async def claim_execution(
         model_settings=agent.model_settings or {},
         files=[AttachedFile(f.filename, f.content_type, f.size, f.storage_key) for f in files],
         attempt=execution.attempts + 1,
+        budget=Budget.of(stored_limits(agent.limits), stored_limits(execution.limits)),
+        earlier_usage=(
+            await earlier_usage(session, execution.conversation_id)
+            if execution.attempts > 0
+            else None
+        ),
+        resume_from_id=execution.resume_from_id,
     )

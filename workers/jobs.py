@@ -27,6 +27,7 @@ from pydantic_ai.models import Model
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.schemas import ModelSettings
+from app.budgets.usage import run_usage, usage_dict
 from app.core.db import utcnow
 from app.core.logging import execution_id_var
 from app.core.metrics import (
@@ -43,7 +44,7 @@ from workers.claim import Claim, Refusal, claim_execution, claim_pending
 from workers.database import in_one_statement, in_transaction
 from workers.failures import public_explanation
 from workers.heartbeat import HeldRun, StopReason
-from workers.loop import run_definition, usage_dict
+from workers.loop import run_definition
 from workers.model_clients import request_settings
 from workers.outcome import Attempt, Outcome, persist, record_cancellation
 from workers.state import WorkerState, state_of
@@ -107,7 +108,9 @@ async def _attempt(state: WorkerState, claim: Claim, run: HeldRun) -> str:
         # Its write refused: another attempt took the execution over, or it ended.
         on_lost=lambda: run.stop(StopReason.SUPERSEDED),
     )
-    usage = RunUsage()
+    # Counted on from what earlier attempts used, so that the budget and the stored usage
+    # cover the whole execution.
+    usage = run_usage(claim.earlier_usage)
     model: Model | None = None
     try:
         model_settings = ModelSettings.model_validate(claim.model_settings)
@@ -140,7 +143,7 @@ async def _stopped(
     claim: Claim,
     run: HeldRun,
     transcript: Transcript,
-    usage: dict[str, int],
+    usage: dict[str, Any],
 ) -> str | None:
     """Record why the run's task was cancelled. When this worker stopped the run itself, the
     cancellation ends here: answers what became of the execution. None when it must
@@ -245,6 +248,7 @@ async def _execute(
         model_settings=request_settings(model_settings),
         usage=usage,
         agents=state.agents,
+        budget=claim.budget,
     )
 
 

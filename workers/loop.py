@@ -30,12 +30,14 @@ from pydantic_ai import (
     UnexpectedModelBehavior,
     UsageLimits,
 )
-from pydantic_ai.exceptions import ModelAPIError
+from pydantic_ai.exceptions import ModelAPIError, UsageLimitExceeded
 from pydantic_ai.messages import ModelMessage, RetryFeedbackPart, ToolReturnPart
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings as RequestSettings
 from pydantic_graph import End
 
+from app.budgets.limits import BUDGET_EXCEEDED, Budget
+from app.budgets.usage import usage_dict
 from app.conversations.trace import TraceEntry
 from app.definitions.base import ExecutionDefinition
 from app.definitions.run import ExecutionRun
@@ -59,14 +61,6 @@ SUMMARY_INSTRUCTIONS = (
     "and no attempts are left. Explain to the user, in plain language and at most two "
     "sentences, why you could not satisfy the checks. Do not apologise; do not use markdown."
 )
-
-
-def usage_dict(usage: RunUsage) -> dict[str, int]:
-    return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-    }
 
 
 def _clipped(text: str) -> str:
@@ -149,10 +143,12 @@ async def run_definition(
     model_settings: RequestSettings | None = None,
     usage: RunUsage | None = None,
     agents: AgentCache | None = None,
+    budget: Budget = Budget(),
 ) -> Outcome:
     """Run the execution to its outcome, whose ``closing`` entries are left for the caller to
     write with it. Never raises, except on cancellation (``usage``, if given, then tells what
-    the run used so far). ``agents``: where to find an Agent built for an earlier run."""
+    the run used so far, counting from what it held: earlier attempts'). ``agents``: where to
+    find an Agent built for an earlier run. ``budget``: the usage limits the run is held to."""
     progress = Progress(usage=usage if usage is not None else RunUsage())
     hooks = RunHooks(transcript, progress)
     deadline = asyncio.timeout(timeout_seconds)
@@ -169,17 +165,24 @@ async def run_definition(
                     deps=run,
                     transcript=transcript,
                     progress=progress,
-                    usage_limits=UsageLimits(request_limit=definition.max_model_requests),
+                    usage_limits=budget.usage_limits(definition.max_model_requests),
                     model_settings=model_settings,
                 )
         result = definition.result_of(run, output)
     except ExecutionFailed as exc:
         code, explanation = exc.code or "unknown", exc.explanation
+    except UsageLimitExceeded as exc:
+        # A limit of the budget, else the definition's own cap on requests (a runaway loop).
+        over_budget = budget.exceeded(progress.usage)
+        if over_budget is not None:
+            code, explanation = BUDGET_EXCEEDED, over_budget
+        else:
+            code, explanation = "runtime_error", public_explanation(exc)
     except UnexpectedModelBehavior as exc:
         if _retries_exhausted(exc):
             code = "max_retries_exceeded"
             explanation = await _summary(
-                definition, model, model_settings, transcript, progress, exc
+                definition, model, model_settings, transcript, progress, exc, budget
             )
         else:
             code, explanation = "runtime_error", public_explanation(exc)
@@ -248,9 +251,10 @@ async def _summary(
     transcript: Transcript,
     progress: Progress,
     exc: UnexpectedModelBehavior,
+    budget: Budget,
 ) -> str:
     """Ask the model, in one short call without tools, why it could not satisfy the validators;
-    fall back to the last feedback it was given."""
+    fall back to the last feedback it was given (also when the budget has no request left)."""
     rejections = _rejections(progress.messages(), progress.feedback)
     fallback = (
         f"The model could not satisfy the validators after {definition.max_retries} retries. "
@@ -258,6 +262,8 @@ async def _summary(
         if rejections
         else public_explanation(exc)
     )
+    if budget.spent(progress.usage):
+        return fallback
     listing = "\n".join(f"- {text}" for text in rejections[-5:]) or f"- {exc.message}"
     prompt = f"Task: {definition.name}.\n\nThe checks rejected your answers with:\n{listing}"
     # Built for this rare moment only: not worth a cached Agent.

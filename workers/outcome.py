@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 class Outcome:
     """What a run came to (``workers.loop``), before it is stored (``persist``)."""
 
-    usage: dict[str, int]
+    usage: dict[str, Any]
     result: Any = None
     failure_code: str | None = None
     failure_explanation: str | None = None
@@ -212,7 +212,7 @@ async def _cancellation(session: AsyncSession, execution_id: int) -> str | None:
 
 
 async def record_cancellation(
-    sessionmaker: async_sessionmaker[AsyncSession], attempt: Attempt, usage: dict[str, int]
+    sessionmaker: async_sessionmaker[AsyncSession], attempt: Attempt, usage: dict[str, Any]
 ) -> str | None:
     """Fail the execution as cancelled if a user asked for it, while ``attempt`` holds it; the
     explanation, or None."""

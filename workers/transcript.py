@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from app.budgets.usage import finite_cost
 from app.conversations.models import Message
 from app.conversations.trace import ROWS_PER_STATEMENT, TRACE_COLUMNS, TraceEntry, trace_values
 from app.executions.transitions import attempt_holds, attempt_values
@@ -124,6 +125,8 @@ def _response_details(message: ModelResponse) -> dict[str, Any]:
         "usage": {
             "input_tokens": message.usage.input_tokens,
             "output_tokens": message.usage.output_tokens,
+            # USD, when genai-prices knows the model (a next attempt counts on from it).
+            "cost": finite_cost(message.usage.cost),
         },
     }
 

@@ -22,6 +22,8 @@ class Agent(Base):
     file_upload: Mapped[bool] = mapped_column(default=False)
     # provider, model name, base URL, temperature: see app.agents.schemas.ModelSettings
     model_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Usage limits of each execution of the agent (app/budgets/limits.py); null: none.
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     deleted: Mapped[bool] = mapped_column(default=False)
     # Set with ``deleted`` by DELETE /api/agents/{id}/; its executions stay readable.
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -7,6 +7,7 @@ from app.agents.dependencies import AgentRequestDep
 from app.agents.models import Agent
 from app.agents.schemas import AgentCreate, AgentOut, ModelSettingsOut
 from app.auth.dependencies import AdminUser, CurrentUser
+from app.budgets.limits import Limits
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Forbidden, error_responses
 
@@ -30,6 +31,7 @@ def agent_out(agent: Agent) -> AgentOut:
         model=ModelSettingsOut.model_validate(agent.model_settings),
         created_at=agent.created_at,
         deleted_at=agent.deleted_at,
+        limits=None if agent.limits is None else Limits.model_validate(agent.limits),
     )
 
 
@@ -69,6 +71,7 @@ async def create_agent(
         file_upload=body.file_upload,
         model_settings=body.model.model_dump(exclude_none=True) if body.model else None,
         settings=settings,
+        limits=body.limits,
     )
     return agent_out(agent)
 
@@ -110,3 +113,30 @@ async def delete_agent(agent_id: int, session: SessionDep, _: AdminUser) -> None
 )
 async def read_agent(caller: AgentRequestDep) -> AgentOut:
     return agent_out(caller.agent)
+
+
+@router.put(
+    "/agents/{agent_id}/limits/",
+    summary="Set an agent's usage limits",
+    description=(
+        "The limits each execution of the agent is held to: `max_model_requests`, "
+        "`max_total_tokens`, `max_cost` (USD). An execution's own `limits` apply too, the "
+        "stricter of each winning; a run past one ends `failed` with `budget_exceeded`. A "
+        "field left out or null sets no limit. Applies to runs that start from now on. Admins "
+        "only."
+    ),
+    responses={
+        400: {
+            "description": "A limit that is not a positive number, or an unknown field.",
+            "content": {
+                "application/json": {"example": {"max_cost": "Input should be greater than 0"}}
+            },
+        },
+        **error_responses(Forbidden),
+        **AGENT_NOT_FOUND,
+    },
+)
+async def set_agent_limits(
+    agent_id: int, body: Limits, session: SessionDep, _: AdminUser
+) -> AgentOut:
+    return agent_out(await service.set_agent_limits(session, agent_id, body))

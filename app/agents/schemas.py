@@ -10,6 +10,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.budgets.limits import Limits
 from app.core.redaction import redact_url
 from app.core.schemas import Timestamp
 
@@ -99,6 +100,11 @@ class AgentCreate(BaseModel):
     model: ModelSettingsIn | None = Field(
         default=None, description="The LLM to use; unset fields fall back to the defaults."
     )
+    limits: Limits | None = Field(
+        default=None,
+        description="Usage limits of each execution of the agent; an execution's own `limits` "
+        "apply too, the stricter winning.",
+    )
 
 
 class AgentOut(BaseModel):
@@ -111,4 +117,8 @@ class AgentOut(BaseModel):
     created_at: Timestamp
     deleted_at: Timestamp | None = Field(
         default=None, description="Set when the agent was deleted (its executions stay readable)."
+    )
+    limits: Limits | None = Field(
+        default=None,
+        description="Usage limits of each execution of the agent (set by an admin); null: none.",
     )

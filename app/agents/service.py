@@ -22,6 +22,7 @@ from app.agents.models import Agent
 from app.auth.models import User
 from app.auth.repository import TokenWith
 from app.auth.service import Authenticated, authenticate_with
+from app.budgets.limits import Limits
 from app.catalog.models import Dataset, DatasetMember
 from app.core.config import Settings, get_settings
 from app.core.db import utcnow
@@ -100,6 +101,7 @@ async def create_agent(
     file_upload: bool = False,
     model_settings: dict[str, Any] | None = None,
     settings: Settings | None = None,
+    limits: Limits | None = None,
 ) -> Agent:
     """Create an agent of a registered type on an existing dataset. ``settings`` (unset: the
     service's) decide which variables may hold an agent's own key."""
@@ -119,7 +121,19 @@ async def create_agent(
         agent_type=agent_type,
         file_upload=file_upload,
         model_settings=model_settings or {},
+        limits=None if limits is None else limits.stored(),
     )
     session.add(agent)
+    await session.flush()
+    return agent
+
+
+async def set_agent_limits(session: AsyncSession, agent_id: int, limits: Limits) -> Agent:
+    """Set the usage limits of a live agent's executions (all null: none); they apply to
+    runs that start from now on."""
+    agent = await session.get(Agent, agent_id)
+    if agent is None or agent.deleted:
+        raise NotFound("Agent not found.")
+    agent.limits = limits.stored()
     await session.flush()
     return agent

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, true
+from sqlalchemy import BigInteger, ForeignKey, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import Base, utcnow
@@ -15,6 +15,9 @@ class User(Base):
     # False: disabled by an admin; every token of the user is refused (401) at once.
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Daily quotas set by an admin (app/budgets/quotas.py), counted per UTC day; null: none.
+    max_executions_per_day: Mapped[int | None] = mapped_column(default=None)
+    max_tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class ApiToken(Base):

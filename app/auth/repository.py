@@ -43,6 +43,9 @@ def live_token_query() -> Select[Any]:
             _users.c.username,
             _users.c.is_admin,
             _users.c.created_at,
+            # Read with the token so that a start without quotas costs no second query.
+            _users.c.max_executions_per_day,
+            _users.c.max_tokens_per_day,
         )
         .join_from(_tokens, _users, _users.c.id == _tokens.c.user_id)
         .where(

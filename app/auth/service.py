@@ -185,6 +185,8 @@ async def _authenticated_from(
         is_admin=row["is_admin"],
         is_active=True,
         created_at=row["created_at"],
+        max_executions_per_day=row["max_executions_per_day"],
+        max_tokens_per_day=row["max_tokens_per_day"],
     )
     return Authenticated(token_id=row["token_id"], user=user)
 

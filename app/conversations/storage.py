@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -69,3 +70,22 @@ def remove_stored(media_root: Path, storage_keys: list[str]) -> None:
 
 def media_path(media_root: Path, storage_key: str) -> Path:
     return media_root / storage_key
+
+
+def link_stored(media_root: Path, storage_key: str, conversation_id: int) -> str:
+    """The stored file also under another conversation (a retry's), as a hard link where the
+    file system allows it (no second copy of the bytes), else a copy; its new storage key.
+    FileNotFoundError when the file is gone."""
+    source = media_root / storage_key
+    folder = media_root / "conversations" / str(conversation_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = _unused_name(folder, PurePath(storage_key).name)
+    try:
+        os.link(source, folder / name)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        # Another file system, or links not supported: a copy, created exclusively.
+        with open(source, "rb") as original, open(folder / name, "xb") as copy:
+            shutil.copyfileobj(original, copy)
+    return f"conversations/{conversation_id}/{name}"

@@ -29,6 +29,9 @@ BASE_FAILURE_CODES: dict[str, str] = {
     "unknown": "Execution reported failure but returned no structured failure code",
     "worker_lost": "The worker running the execution stopped before it finished, too often",
     "cancelled": "Cancelled by a user before it finished",
+    "budget_exceeded": (
+        "The run reached a usage limit of its agent or its own (model requests, tokens or cost)"
+    ),
 }
 
 # The result when a definition declares no ``Output``: any JSON object.
@@ -71,7 +74,8 @@ class ExecutionDefinition:
     max_retries: ClassVar[int] = 3
     # None: the service-wide AGENTRUN_EXECUTION_TIMEOUT_SECONDS applies.
     timeout_seconds: ClassVar[float | None] = None
-    # A runaway loop ends as runtime_error (UsageLimitExceeded) past this many model requests.
+    # A runaway loop ends as runtime_error (UsageLimitExceeded) past this many model requests
+    # (a lower max_model_requests of the agent or the execution ends it as budget_exceeded).
     max_model_requests: ClassVar[int] = 50
     # This definition's own failure codes, beside BASE_FAILURE_CODES.
     extra_failure_codes: ClassVar[dict[str, str]] = {}

@@ -56,6 +56,10 @@ def _start_member(definition: ExecutionDefinition, input_ref: dict[str, Any]) ->
         "properties": {
             "execution_key": {"type": "string", "const": definition.key},
             "input": input_ref,
+            "limits": {
+                "anyOf": [{"$ref": f"{COMPONENTS}Limits"}, {"type": "null"}],
+                "description": "Usage limits of this execution (the agent's apply too).",
+            },
         },
         "required": ["execution_key"],
     }

@@ -39,6 +39,8 @@ def execution_in_status(execution: ExecutionRow, payload: dict[str, Any]) -> dic
         "failure_code": payload.get("failure_code"),
         "failure_explanation": payload.get("failure_explanation"),
         "finished_at": None if finished_at is None else datetime.fromisoformat(finished_at),
+        # Events written before usage was part of the payload show none.
+        "usage": payload.get("usage"),
     }
 
 

@@ -2,7 +2,15 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Dialect, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Dialect,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -77,6 +85,12 @@ class AgenticExecution(Base):
         ),
         # One execution per (user, Idempotency-Key): a concurrent repeat fails to insert.
         UniqueConstraint("user_id", "idempotency_key"),
+        # `retried_by` of an execution is read through this index; few rows have it set.
+        Index(
+            "ix_agentic_executions_retry_of",
+            "retry_of_id",
+            postgresql_where=text("retry_of_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -103,8 +117,19 @@ class AgenticExecution(Base):
     # release's migration, which this release's code then survives during a rolling deploy.
     job_id: Mapped[str | None] = mapped_column(String(200), deferred=True, deferred_raiseload=True)
     attempts: Mapped[int] = mapped_column(default=0)
-    # model requests and tokens of the run: {"requests": n, "input_tokens": n, "output_tokens": n}
+    # What the run used, stored when it ends (app/budgets/usage.py): {"requests": n,
+    # "input_tokens": n, "output_tokens": n, "cost": USD or null when the price is unknown}.
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The start request's own `limits` (app/budgets/limits.py); the agent's apply too.
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Set on an execution started by POST .../retry/: the execution it retries, and, for a
+    # resumed retry, the one whose last good step it continues from.
+    retry_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agentic_executions.id", ondelete="SET NULL")
+    )
+    resume_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agentic_executions.id", ondelete="SET NULL")
+    )
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     # The client's Idempotency-Key and a digest of what it asked for; the key is honoured for

@@ -50,10 +50,14 @@ SHOWN_COLUMNS = (
     _executions.c.failure_explanation,
     _executions.c.started_at,
     _executions.c.finished_at,
+    _executions.c.usage,
+    _executions.c.limits,
+    _executions.c.retry_of_id,
+    _executions.c.resume_from_id,
 )
 
-# An execution as read here: the SHOWN_COLUMNS by name, and "files" (a list of dicts with id,
-# filename, storage_key and content_type, in upload order).
+# An execution as read here: the SHOWN_COLUMNS by name, "files" (a list of dicts with id,
+# filename, storage_key and content_type, in upload order) and "retried_by" (ids, oldest first).
 ExecutionRow = Mapping[str, Any]
 
 
@@ -80,6 +84,18 @@ def _files_of_each_execution() -> ColumnElement[Any]:
     return func.coalesce(files, literal_column("'[]'::json"))
 
 
+def _retries_of_each_execution() -> ColumnElement[Any]:
+    """The ids of the executions started as retries of the execution, as a JSON array (a
+    partial index lookup: few executions are retried)."""
+    retries = _executions.alias("retry")
+    ids = (
+        select(func.json_agg(postgresql.aggregate_order_by(retries.c.id, retries.c.id)))
+        .where(retries.c.retry_of_id == _executions.c.id)
+        .scalar_subquery()
+    )
+    return func.coalesce(ids, literal_column("'[]'::json"))
+
+
 def visible_to(is_admin: ColumnElement[bool], user_id: ColumnElement[int]) -> ColumnElement[bool]:
     """Who may see an execution: its owner, and admins (the one statement of the rule)."""
     return or_(is_admin, _executions.c.user_id == user_id)
@@ -91,7 +107,11 @@ def is_visible_to(user: User, execution: ExecutionRow) -> bool:
 
 
 # An ExecutionRow's columns, to select.
-EXECUTION_COLUMNS = (*SHOWN_COLUMNS, _files_of_each_execution().label("files"))
+EXECUTION_COLUMNS = (
+    *SHOWN_COLUMNS,
+    _files_of_each_execution().label("files"),
+    _retries_of_each_execution().label("retried_by"),
+)
 _ONE = select(*EXECUTION_COLUMNS).where(_executions.c.id == bindparam("execution_id"))
 
 
@@ -175,6 +195,9 @@ _NEW_EXECUTION = {
     "idempotency_key": bindparam("idempotency_key"),
     "request_sha256": bindparam("request_sha256"),
     "definition_version": bindparam("definition_version"),
+    "limits": bindparam("limits", type_=_executions.c.limits.type),
+    "retry_of_id": bindparam("retry_of_id", type_=Integer),
+    "resume_from_id": bindparam("resume_from_id", type_=Integer),
 }
 _INSERTED = (_executions.c.id, _executions.c.conversation_id)
 # In a conversation inserted already (its files written under its id).
@@ -259,6 +282,25 @@ async def insert_files(
     )
 
 
+async def stored_files(session: AsyncSession, conversation_id: int) -> list[StoredUpload]:
+    """The visible files of a conversation as they are stored, in upload order (a retry
+    records them again under its own conversation)."""
+    rows = await session.execute(
+        select(
+            _files.c.filename,
+            _files.c.content_type,
+            _files.c.size,
+            _files.c.sha256,
+            _files.c.storage_key,
+            _files.c.extracted_text,
+            _files.c.extraction_error,
+        )
+        .where(_files.c.conversation_id == conversation_id, _files.c.hidden.is_(False))
+        .order_by(_files.c.id)
+    )
+    return [StoredUpload(*row) for row in rows]
+
+
 async def insert_execution(
     session: AsyncSession,
     *,
@@ -267,7 +309,8 @@ async def insert_execution(
     now: datetime,
 ) -> tuple[int, int]:
     """A new pending execution (``values``: agent_id, user_id, dataset_id, execution_key,
-    input, idempotency_key, request_sha256, definition_version) in ``conversation_id``, or in
+    input, idempotency_key, request_sha256, definition_version, limits, retry_of_id,
+    resume_from_id) in ``conversation_id``, or in
     a new locked conversation inserted by the same statement. Its id and its conversation's."""
     if conversation_id is None:
         statement = _INSERT_EXECUTION_AND_CONVERSATION

@@ -5,13 +5,16 @@ from starlette.datastructures import FormData, UploadFile
 
 from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
+from app.budgets.limits import Limits, parse_limits
+from app.budgets.usage import ExecutionUsage
 from app.conversations.schemas import FileOut
 from app.core.body_limit import read_body
 from app.core.config import Settings
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
-from app.core.json_input import parse_json_body
+from app.core.json_input import parse_json, parse_json_body
+from app.core.openapi import RETRY_AFTER
 from app.core.query import EMPTY_IS_NONE, previous_page_url
 from app.executions import pages, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
@@ -50,8 +53,32 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         ),
         files=[FileOut.of(**file, root_path=root_path) for file in execution["files"]],
         definition_version=execution["definition_version"],
+        usage=ExecutionUsage.of(execution["usage"]),
+        limits=None if execution["limits"] is None else Limits.model_validate(execution["limits"]),
+        retry_of=execution["retry_of_id"],
+        resume_from=execution["resume_from_id"],
+        retried_by=execution["retried_by"],
     )
 
+
+QUOTA_RESPONSE: dict[str, Any] = {
+    "description": "A daily quota of yours is used up: the body names it and when it resets "
+    "(UTC midnight); `Retry-After` says in how many seconds. Or too many requests with this "
+    "token this minute.",
+    "headers": RETRY_AFTER,
+    "content": {
+        "application/json": {
+            "example": {
+                "detail": "Daily quota max_executions_per_day reached: 100 executions of 100 "
+                "today (UTC). It resets at 2026-12-02T00:00:00Z.",
+                "quota": "max_executions_per_day",
+                "limit": 100,
+                "used": 100,
+                "resets_at": "2026-12-02T00:00:00Z",
+            }
+        }
+    },
+}
 
 # Room in a JSON start body for what is not its input (the key, the envelope, whitespace).
 JSON_ENVELOPE_BYTES = 64 * 1024
@@ -70,6 +97,19 @@ def _json_input(body: dict[str, Any], settings: Settings) -> Any:
     raw = body.get("input", {})
     # A JSON-encoded string is parsed, as Enthusiast's serializer does.
     return start_request.parse_form_input(raw, settings) if isinstance(raw, str) else raw
+
+
+def _form_limits(raw: Any, settings: Settings) -> Limits | None:
+    """``limits`` of a multipart start: a JSON-encoded object, as ``input`` is."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        raise Invalid({"limits": {"detail": "Expected a JSON-encoded object, got a file."}})
+    try:
+        parsed = parse_json(raw[: settings.max_input_bytes + 1], settings.max_json_depth)
+    except ValueError as exc:
+        raise Invalid({"limits": {"detail": str(exc)}}) from None
+    return parse_limits(parsed)
 
 
 def _form_files(form: FormData) -> list[UploadFile]:
@@ -107,14 +147,19 @@ START_OPENAPI: dict[str, Any] = {
         "starts nothing and answers the execution the first one started, in its current "
         "state (with `Idempotent-Replayed: true`). The same key with a different request "
         "(another agent, key, input or files) is refused with 409. Keys are per user."
+        "\n\nOptional `limits` (`max_model_requests`, `max_total_tokens`, `max_cost` in USD) "
+        "hold the run to a budget, beside the agent's (the stricter of each wins); a run past "
+        "one ends `failed` with `budget_exceeded`. In a multipart form, `limits` is a "
+        "JSON-encoded string."
     ),
     openapi_extra=START_OPENAPI,
     responses={
         400: {
             "description": "Unknown `execution_key`, invalid `input` (fields named; nested "
-            "too deep, or NaN/Infinity), files sent to an agent without file upload, or an "
-            "unsupported file type. A `detail` string says what is wrong, beside a field's "
-            "messages as a list of strings (`execution_key`, `files`); `input` names its fields.",
+            "too deep, or NaN/Infinity), invalid `limits` (fields named, as `input`'s), files "
+            "sent to an agent without file upload, or an unsupported file type. A `detail` "
+            "string says what is wrong, beside a field's messages as a list of strings "
+            "(`execution_key`, `files`); `input` and `limits` name their fields.",
             "content": {
                 "application/json": {"example": {"input": {"skus": "Input should be a valid list"}}}
             },
@@ -134,6 +179,7 @@ START_OPENAPI: dict[str, Any] = {
             },
         },
         415: {"description": "Neither JSON nor multipart/form-data."},
+        429: QUOTA_RESPONSE,
         503: {
             "description": "PostgreSQL is unreachable; or Redis is, and the service is set to "
             "refuse executions then (AGENTRUN_REJECT_WHEN_QUEUE_DOWN). Nothing was stored."
@@ -183,6 +229,7 @@ async def start_execution(
                 ),
                 settings,
             )
+            limits = _form_limits(form.get("limits"), settings)
             files = _form_files(form)
             if files:
                 # Extracting a file's text may take seconds: no pooled connection waits for it.
@@ -199,6 +246,7 @@ async def start_execution(
         validated_input = start_request.validate_input(
             agent, key, _json_input(body, settings), settings
         )
+        limits = parse_limits(body.get("limits"))
         uploads = []
     else:
         raise UnsupportedMediaType(
@@ -215,6 +263,7 @@ async def start_execution(
         validated_input=validated_input,
         uploads=uploads,
         idempotency_key=idempotency_key,
+        limits=limits,
     )
     if started.repeated:
         response.headers["Idempotent-Replayed"] = "true"

@@ -2,6 +2,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.budgets.limits import Limits
+from app.budgets.usage import ExecutionUsage
 from app.conversations.schemas import FileOut
 from app.core.schemas import Timestamp
 from app.executions.models import ExecutionStatus
@@ -30,6 +32,11 @@ class StartExecutionRequest(BaseModel):
         description="Validated against the definition's `input_schema`; a JSON-encoded "
         "string is parsed first.",
     )
+    limits: Limits | None = Field(
+        default=None,
+        description="Usage limits of this execution; the agent's apply too, the stricter of "
+        "each winning. A run past one ends `failed` with `budget_exceeded`.",
+    )
 
 
 class StartExecutionForm(BaseModel):
@@ -37,6 +44,9 @@ class StartExecutionForm(BaseModel):
 
     execution_key: str
     input: str = Field(default="{}", description="JSON-encoded input object.")
+    limits: str | None = Field(
+        default=None, description="JSON-encoded `limits` object, as in a JSON start body."
+    )
     files: list[bytes] = Field(
         default=[],
         alias="files[]",
@@ -59,7 +69,7 @@ class ExecutionOut(BaseModel):
     )
     failure_code: str | None = Field(
         description="runtime_error, max_retries_exceeded, validation_failed, unknown, "
-        "worker_lost, cancelled, or a code of the execution definition's own.",
+        "worker_lost, cancelled, budget_exceeded, or a code of the execution definition's own.",
         examples=[None],
     )
     failure_explanation: str | None = Field(examples=[None])
@@ -76,6 +86,25 @@ class ExecutionOut(BaseModel):
         description="The version of the execution type that ran it, recorded at submit "
         "(null for executions stored before versions were recorded).",
         examples=["1.0.0"],
+    )
+    usage: ExecutionUsage = Field(
+        description="What the run used: zeros until it ends (stored then, also when it failed)."
+    )
+    limits: Limits | None = Field(
+        description="The start request's own usage limits (the agent's apply too); null: none."
+    )
+    retry_of: int | None = Field(
+        description="The execution this one retries (POST .../retry/); null: none.",
+        examples=[None],
+    )
+    resume_from: int | None = Field(
+        description="The execution whose last good step this one continues from (a retry "
+        'with `{"resume": true}`); null: none.',
+        examples=[None],
+    )
+    retried_by: list[int] = Field(
+        description="The executions started as retries of this one, oldest first.",
+        examples=[[]],
     )
 
 

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
 from app.auth.models import User
+from app.budgets.limits import Limits
+from app.budgets.quotas import check_quotas
 from app.conversations.storage import Upload, remove_stored, write_upload
 from app.core.config import Settings
 from app.core.database_errors import is_unique_violation
@@ -36,6 +38,7 @@ from app.executions.queue import (
     queue_reachable,
 )
 from app.executions.repository import ExecutionRow, StoredUpload
+from app.executions.retry import CopyFiles, Retry
 
 # A repeat of a request with the same Idempotency-Key within this window answers the first
 # execution; after it the key is free again.
@@ -44,17 +47,24 @@ QUEUE_UNAVAILABLE = "Job queue unavailable, try again shortly. Nothing was store
 
 
 def request_sha256(
-    agent: Agent, execution_key: str, validated_input: dict[str, Any], uploads: Sequence[Upload]
+    agent: Agent,
+    execution_key: str,
+    validated_input: dict[str, Any],
+    uploads: Sequence[Upload],
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """A digest of what a start request asks for, to tell a true repeat from a reused key.
 
     Taken over the validated input, so that ``{}`` and ``{"skus": null}`` are the same request.
+    ``extra``: what else the request asks (limits, a retry), only when it asks it, so that the
+    digest of a plain start is the one earlier releases stored.
     """
     request = {
         "agent": agent.id,
         "execution_key": execution_key,
         "input": validated_input,
         "files": [[upload.filename, upload.sha256] for upload in uploads],
+        **(extra or {}),
     }
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
@@ -95,12 +105,16 @@ async def _store_execution(
     uploads: Sequence[Upload],
     idempotency_key: str | None,
     digest: str,
+    extra_values: dict[str, Any],
+    copy_files: CopyFiles | None,
 ) -> ExecutionRow:
     """Store the execution, its locked conversation and files; written files are removed
-    again should the rows not be stored."""
+    again should the rows not be stored. ``copy_files``: a retry's, the earlier execution's
+    files linked into the new conversation."""
     now = utcnow()
     definition = find_definition(agent.agent_type, execution_key)
     values = {
+        **extra_values,
         "definition_version": None if definition is None else definition.version,
         "agent_id": agent.id,
         "user_id": user.id,
@@ -110,6 +124,22 @@ async def _store_execution(
         "idempotency_key": idempotency_key,
         "request_sha256": digest,
     }
+    if copy_files is not None:
+        conversation_id = await repository.insert_conversation(
+            session, agent_id=agent.id, user_id=user.id, now=now
+        )
+        linked: list[str] = []
+        try:
+            await copy_files(conversation_id, now, linked)
+            execution_id, _ = await repository.insert_execution(
+                session, conversation_id=conversation_id, values=values, now=now
+            )
+        except BaseException:
+            remove_stored(settings.media_root, linked)
+            raise
+        found = await repository.get_execution(session, execution_id)
+        assert found is not None
+        return found
     if not uploads:
         execution_id, conversation_id = await repository.insert_execution(
             session, conversation_id=None, values=values, now=now
@@ -167,7 +197,12 @@ def _new_execution_row(
         "failure_explanation": None,
         "started_at": now,
         "finished_at": None,
+        "usage": None,
+        "limits": values["limits"],
+        "retry_of_id": values["retry_of_id"],
+        "resume_from_id": values["resume_from_id"],
         "files": [],
+        "retried_by": [],
     }
 
 
@@ -182,18 +217,29 @@ async def start_execution(
     validated_input: dict[str, Any],
     uploads: Sequence[Upload] = (),
     idempotency_key: str | None = None,
+    limits: Limits | None = None,
+    retry: Retry | None = None,
 ) -> Started:
     """Store the execution, then enqueue it; or answer the one an Idempotency-Key started.
 
     Enqueued once the request's transaction is committed (``after_commit``), so a fast
     worker always finds the row. With Redis down the execution is still stored (the
-    reconciler enqueues it later), unless the settings say to refuse it.
+    reconciler enqueues it later), unless the settings say to refuse it. A user past a daily
+    quota is refused (429), a repeat of an earlier request excepted.
     """
-    digest = request_sha256(agent, execution_key, validated_input, uploads)
+    stored_limits = None if limits is None else limits.stored()
+    asked: dict[str, Any] = {}
+    if stored_limits is not None:
+        asked["limits"] = stored_limits
+    if retry is not None:
+        asked["retry_of"] = retry.of["id"]
+        asked["resume"] = retry.resume
+    digest = request_sha256(agent, execution_key, validated_input, uploads, asked)
     if idempotency_key is not None:
         earlier = await _earlier_request(session, user.id, idempotency_key, digest)
         if earlier is not None:
             return Started(earlier, repeated=True)
+    await check_quotas(session, user)
     if settings.reject_when_queue_down and not await queue_reachable(queue):
         raise Unavailable(QUEUE_UNAVAILABLE, headers={"Retry-After": "5"})
     store = functools.partial(
@@ -207,6 +253,12 @@ async def start_execution(
         uploads=uploads,
         idempotency_key=idempotency_key,
         digest=digest,
+        extra_values={
+            "limits": stored_limits,
+            "retry_of_id": None if retry is None else retry.of["id"],
+            "resume_from_id": retry.of["id"] if retry is not None and retry.resume else None,
+        },
+        copy_files=None if retry is None else retry.copy_files(session, settings),
     )
     if idempotency_key is None:
         execution = await store()

@@ -169,7 +169,7 @@ async def mark_failed(
     execution_id: int,
     code: str | None,
     explanation: str,
-    usage: dict[str, int] | None = None,
+    usage: dict[str, Any] | None = None,
     *,
     attempt: int | None = None,
 ) -> bool:
@@ -270,7 +270,7 @@ def conclusion_values(
     result: Any = None,
     failure_code: str | None = None,
     failure_explanation: str = "",
-    usage: dict[str, int],
+    usage: dict[str, Any],
 ) -> dict[str, Any]:
     """The parameters of ``conclude_statement`` for this outcome: finished when
     ``failure_code`` is None, else failed (a missing code is stored as ``unknown``, as

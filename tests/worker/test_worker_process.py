@@ -219,7 +219,7 @@ async def test_provider_answering_500_fails_as_runtime_error_naming_it(
         "ModelServerError: the model provider answered HTTP 500 (server error) "
         "for model gpt-4o-mini."
     )
-    assert done.usage == {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+    assert done.usage == {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost": None}
 
 
 async def test_one_worker_runs_many_executions_at_once(

@@ -1,0 +1,133 @@
+"""Retrying an execution: a new one with the same agent, execution key, input, files and
+limits, started as a start request is (idempotency key, quotas, enqueue after commit). With
+``resume`` (only after a ``runtime_error``), the new execution records the one it continues
+from (``resume_from_id``); the worker seeds the run's history from that execution's trace.
+"""
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents.models import Agent
+from app.agents.service import visible_agents
+from app.auth.models import User
+from app.budgets.limits import Limits
+from app.conversations.storage import link_stored
+from app.core.config import Settings
+from app.core.errors import Conflict
+from app.definitions.registry import find_definition
+from app.executions import repository
+from app.executions.models import ExecutionStatus
+from app.executions.repository import ExecutionRow
+
+if TYPE_CHECKING:
+    # The service imports this module: it is imported back only where it is called.
+    from app.executions.service import Started
+
+# Only a run that failed for a reason outside it (provider down, a crash, the time limit) may
+# continue where it stopped; any other failure would only repeat itself.
+RESUMABLE_FAILURE = "runtime_error"
+
+# Records the files of the retried execution under the new conversation (its id, the time),
+# adding the storage key of each file linked on disk to the list as it goes (removed again by
+# the caller should the execution not be stored).
+CopyFiles = Callable[[int, datetime, list[str]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A start request that retries ``of`` (its id and conversation)."""
+
+    of: ExecutionRow
+    resume: bool
+
+    def copy_files(self, session: AsyncSession, settings: Settings) -> CopyFiles:
+        async def copy(conversation_id: int, now: datetime, linked: list[str]) -> None:
+            files = await repository.stored_files(session, self.of["conversation_id"])
+            copies = []
+            for file in files:
+                try:
+                    key = await asyncio.to_thread(
+                        link_stored, settings.media_root, file.storage_key, conversation_id
+                    )
+                except FileNotFoundError:
+                    raise Conflict(
+                        f"The file {file.filename!r} of execution {self.of['id']} is no "
+                        "longer stored: start a new execution with it instead."
+                    ) from None
+                linked.append(key)
+                copies.append(dataclasses.replace(file, storage_key=key))
+            if copies:
+                await repository.insert_files(session, conversation_id, copies, now)
+
+        return copy
+
+
+def _refuse_resume(execution: ExecutionRow) -> None:
+    execution_id = execution["id"]
+    if execution["status"] != ExecutionStatus.FAILED:
+        raise Conflict(
+            f"Execution {execution_id} {execution['status']}: only an execution that failed "
+            f"with {RESUMABLE_FAILURE} can be resumed. Retry it without resume to run it again."
+        )
+    if execution["failure_code"] != RESUMABLE_FAILURE:
+        raise Conflict(
+            f"Execution {execution_id} failed with {execution['failure_code']}: only an "
+            f"execution that failed with {RESUMABLE_FAILURE} can be resumed (a resumed run "
+            "would meet the same end). Retry it without resume to run it from the start."
+        )
+
+
+async def retry_execution(
+    session: AsyncSession,
+    queue: ArqRedis,
+    settings: Settings,
+    *,
+    user: User,
+    execution: ExecutionRow,
+    resume: bool,
+    idempotency_key: str | None,
+) -> "Started":
+    """Start a new execution as a retry of ``execution`` (visible to ``user``, checked by the
+    caller); 409 when it is still running, when ``resume`` is asked of an execution that did
+    not fail with ``runtime_error``, or when its agent or type is gone."""
+    from app.executions.service import start_execution
+
+    execution_id = execution["id"]
+    if not ExecutionStatus(execution["status"]).terminal:
+        raise Conflict(
+            f"Execution {execution_id} is still {execution['status']}: wait for it to end, "
+            "or cancel it, before retrying it."
+        )
+    if resume:
+        _refuse_resume(execution)
+    agent = await session.scalar(visible_agents(user).where(Agent.id == execution["agent_id"]))
+    if agent is None:
+        raise Conflict(
+            f"The agent of execution {execution_id} was deleted or is no longer available to "
+            "you: it cannot be retried."
+        )
+    if find_definition(agent.agent_type, execution["execution_key"]) is None:
+        raise Conflict(
+            f"The execution type {execution['execution_key']!r} is no longer offered by the "
+            "agent: it cannot be retried."
+        )
+    limits = None if execution["limits"] is None else Limits.model_validate(execution["limits"])
+    return await start_execution(
+        session,
+        queue,
+        settings,
+        user=user,
+        agent=agent,
+        execution_key=execution["execution_key"],
+        validated_input=execution["input"],
+        idempotency_key=idempotency_key,
+        limits=limits,
+        retry=Retry(execution, resume),
+    )
