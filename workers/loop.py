@@ -160,7 +160,10 @@ async def run_definition(
     progress = Progress(usage=usage if usage is not None else RunUsage())
     hooks = RunHooks(transcript, progress)
     deadline = asyncio.timeout(timeout_seconds)
-    transcript.replaying = journal if journal is not None and journal.resumable else None
+    # A next attempt finds the replayed exchange in its execution's trace already; a first
+    # attempt (a retry resuming another execution) writes it into its own.
+    transcript.journal = journal
+    transcript.replayed_is_written = journal is not None and journal.attempt > 1
     code: str | None
     try:
         with running_with(hooks), journaling(journal):
@@ -269,7 +272,7 @@ async def _summary(
     agent: Agent[None, str] = Agent(model, output_type=str, system_prompt=SUMMARY_INSTRUCTIONS)
     summary = Progress()
     # The summary's own exchange is not the run's: nothing of it was replayed.
-    transcript.replaying = None
+    transcript.replayed_is_written = False
     try:
         # The run's last parts go into the trace before the summary exchange.
         await transcript.sync(progress.messages())

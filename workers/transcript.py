@@ -251,8 +251,10 @@ class Transcript:
         self.lost = False
         # The run's messages keep their parts alive, so their ids stay unique meanwhile.
         self._written: set[int] = set()
-        # The journal this attempt replays, while the run it replays is going on.
-        self.replaying: RunJournal | None = None
+        # The journal of the run (it tells which tool results were replayed), and whether
+        # the exchange it replays is in this trace already (an earlier attempt wrote it).
+        self.journal: RunJournal | None = None
+        self.replayed_is_written = False
 
     def stamped(self, entry: TraceEntry) -> TraceEntry:
         """The entry, its payload naming this attempt."""
@@ -261,15 +263,15 @@ class Transcript:
     def _replay_window(self) -> int:
         # How many of the run's first model responses are replayed, their exchange already in
         # the trace: all of the journal's until the run goes live, then those it replayed.
-        journal = self.replaying
-        if journal is None:
+        journal = self.journal
+        if journal is None or not self.replayed_is_written:
             return 0
         if journal.live_from is None:
             return journal.model_responses()
         return journal.replayed.model_responses
 
     def _entry(self, entry: TraceEntry) -> TraceEntry:
-        journal = self.replaying
+        journal = self.journal
         if (
             journal is not None
             and entry.role == "tool_result"

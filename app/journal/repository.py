@@ -142,10 +142,18 @@ def _steps_query(execution_id: int) -> Any:
     )
 
 
-async def load_steps(session: AsyncSession, execution_id: int) -> list[JournaledStep]:
-    """The journal of an execution, in run order."""
-    rows = await session.scalars(_steps_query(execution_id))
-    return [_step_of(row) for row in rows]
+async def load_steps(
+    session: AsyncSession, execution_id: int, *, resuming: int | None = None
+) -> list[JournaledStep]:
+    """The journal of an execution, in run order. ``resuming``: the execution it continues (a
+    retry with resume), whose journal it replays where its own has no row."""
+    rows = [_step_of(row) for row in await session.scalars(_steps_query(execution_id))]
+    if resuming is None:
+        return rows
+    own = {(row.step, row.call_id) for row in rows}
+    earlier = [_step_of(row) for row in await session.scalars(_steps_query(resuming))]
+    inherited = [step for step in earlier if (step.step, step.call_id) not in own]
+    return sorted([*inherited, *rows], key=lambda step: step.step)
 
 
 @dataclass(frozen=True)
@@ -164,20 +172,5 @@ class ResumeState:
 
 
 async def load_resume_state(session: AsyncSession, execution_id: int) -> ResumeState:
+    """What a retry with resume of ``execution_id`` continues from."""
     return ResumeState(execution_id, await load_steps(session, execution_id))
-
-
-async def seed_steps(session: AsyncSession, *, source_id: int, target_id: int) -> None:
-    """Copy the journal of execution ``source_id`` into ``target_id`` (a new execution that
-    resumes it, not started yet): its first attempt replays them. Rows keep the attempt that
-    wrote them, counted as attempt 0 of the new execution."""
-    table = cast(Table, ExecutionStep.__table__)
-    copied = [c for c in table.c if c.name not in ("execution_id", "attempt")]
-    rows = select(
-        literal(target_id).label("execution_id"),
-        literal(0).label("attempt"),
-        *copied,
-    ).where(table.c.execution_id == source_id)
-    await session.execute(
-        pg_insert(table).from_select(["execution_id", "attempt", *(c.name for c in copied)], rows)
-    )

@@ -6,19 +6,28 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.models import Dataset, Product
+from app.definitions.registry import find_definition
+from app.definitions.run import ExecutionRun
 from app.executions.models import AgenticExecution
 from app.journal.models import ExecutionStep
+from app.journal.repository import load_steps
 from tests.factories import Factory
 from tests.worker.harness import Script, Step, Worker, answer, call, reload, trace
 from tests.worker.test_catalog_enrichment import enrichment
 from tests.worker.test_invoice_scanning import UPDATED as STOCK_UPDATED
 from tests.worker.test_invoice_scanning import invoice_run
+from workers.claim import claim_pending
+from workers.database import in_one_statement
+from workers.journal import RunJournal
+from workers.loop import run_definition
+from workers.transcript import Transcript
 
 UPDATED = "Product updated successfully"
 
@@ -317,4 +326,62 @@ async def test_a_run_that_takes_another_path_drops_the_journal_and_goes_on_live(
     assert len(second.requests) == 2
     rows = await journal(sessionmaker, execution.id)
     assert {r[2] for r in rows} == {2}
+    assert (await product(sessionmaker, dataset, "SKU-001")).name == "Mug"
+
+
+async def test_a_retry_resuming_a_failed_execution_replays_its_journal(
+    worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # The seam a retry with resume uses: the new execution's first attempt replays the journal
+    # of the one it continues (load_steps(..., resuming=)) and writes it into its own trace.
+    owner = await factory.account()
+    dataset = await factory.dataset(owner)
+    await factory.product(dataset, "SKU-001")
+    agent = await factory.agent(dataset, agent_type="catalog-enrichment")
+    given = {"skus": ["SKU-001"], "additional_instructions": None}
+    failed = await factory.execution(agent, owner, input=given)
+
+    def provider_down(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        raise ModelHTTPError(503, "mock", "overloaded")
+
+    first = Script(call("update_product", sku="SKU-001", name="Mug"), provider_down)
+    assert await worker.run(failed.id, first) == "failed"
+    assert (await reload(sessionmaker, failed.id)).failure_code == "runtime_error"
+
+    retry = await factory.execution(agent, owner, input=given)
+    claim = await in_one_statement(
+        sessionmaker, lambda c: claim_pending(c, retry.id), retry_for=0, what="claim"
+    )
+    assert claim is not None
+    async with sessionmaker() as session:
+        steps = await load_steps(session, retry.id, resuming=failed.id)
+    journal = RunJournal(sessionmaker, execution_id=retry.id, attempt=1, steps=steps)
+    definition = find_definition("catalog-enrichment", "catalog-enrichment")
+    assert definition is not None
+    run = ExecutionRun(
+        execution_id=retry.id,
+        agent_id=claim.agent_id,
+        dataset_id=claim.dataset_id,
+        user_id=claim.user_id,
+        conversation_id=claim.conversation_id,
+        input=definition.Input.model_validate(claim.input),
+        sessionmaker=sessionmaker,
+        media_root=factory.settings.media_root,
+    )
+    transcript = Transcript(sessionmaker, claim.conversation_id, execution_id=retry.id, attempt=1)
+    second = Script(answer({"SKU-001": UPDATED}))
+
+    outcome = await run_definition(
+        definition, run, second.model, transcript, timeout_seconds=30, journal=journal
+    )
+
+    assert outcome.failure_code is None, outcome.failure_explanation
+    assert outcome.result == {"SKU-001": UPDATED}
+    assert len(second.requests) == 1
+    assert journal.replayed.model_responses == 1
+    assert journal.replayed.tool_results == 1
+    # The new execution's trace has the replayed exchange: its conversation is its own.
+    messages = await trace(sessionmaker, retry.conversation_id)
+    replayed = [m for m in messages if (m.payload or {}).get("replayed")]
+    assert [m.tool_name for m in replayed] == ["update_product"]
     assert (await product(sessionmaker, dataset, "SKU-001")).name == "Mug"
