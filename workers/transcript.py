@@ -330,5 +330,9 @@ class Transcript:
                 self.on_lost()
 
     async def note(self, role: str, content: str, **payload: Any) -> None:
-        """An entry of our own: a validator's verdict, the outcome, a restarted attempt."""
+        """An entry of our own: a validator's verdict, the outcome, a restarted attempt. Not
+        while the run replays what an earlier attempt wrote (its verdicts are there)."""
+        journal = self.journal
+        if journal is not None and self.replayed_is_written and journal.live_from is None:
+            return
         await self.write([self.stamped(TraceEntry(role, content, payload=payload or None))])

@@ -385,3 +385,20 @@ async def test_a_retry_resuming_a_failed_execution_replays_its_journal(
     replayed = [m for m in messages if (m.payload or {}).get("replayed")]
     assert [m.tool_name for m in replayed] == ["update_product"]
     assert (await product(sessionmaker, dataset, "SKU-001")).name == "Mug"
+
+
+async def test_a_verdict_given_before_the_interruption_is_not_written_again(
+    worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    _, execution = await enrichment(factory, ["SKU-001"], **{"SKU-001": {}})
+    # Claimed as updated without update_product: the validator sends it back.
+    first = Interrupted(answer({"SKU-001": UPDATED}))
+    await interrupt(worker, execution.id, first.model, first.hanging.wait())
+
+    second = Script(answer({"SKU-001": "Not updated: no data found."}))
+    assert await worker.run(execution.id, second) == "finished"
+
+    assert len(second.requests) == 1
+    messages = await trace(sessionmaker, execution.conversation_id)
+    verdicts = [(m.role, m.payload["attempt"]) for m in messages if m.role == "validation"]
+    assert verdicts == [("validation", 1)]
