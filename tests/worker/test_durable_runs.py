@@ -17,7 +17,7 @@ from app.definitions.registry import find_definition
 from app.definitions.run import ExecutionRun
 from app.executions.models import AgenticExecution
 from app.journal.models import ExecutionStep
-from app.journal.repository import load_steps
+from app.journal.repository import load_resume_state, load_steps
 from tests.factories import Factory
 from tests.worker.harness import Script, Step, Worker, answer, call, reload, trace
 from tests.worker.test_catalog_enrichment import enrichment
@@ -355,6 +355,12 @@ async def test_a_retry_resuming_a_failed_execution_replays_its_journal(
     assert claim is not None
     async with sessionmaker() as session:
         steps = await load_steps(session, retry.id, resuming=failed.id)
+        left = await load_resume_state(session, failed.id)
+    # What the failed execution leaves: its one answered request, as pydantic-ai messages.
+    [response] = left.responses()
+    assert [(p.tool_name, p.args) for p in response.parts] == [
+        ("update_product", {"sku": "SKU-001", "name": "Mug"})
+    ]
     journal = RunJournal(sessionmaker, execution_id=retry.id, attempt=1, steps=steps)
     definition = find_definition("catalog-enrichment", "catalog-enrichment")
     assert definition is not None
