@@ -7,6 +7,7 @@ from app.conversations.models import Conversation, ConversationFile, Message
 from app.core.db import Base
 from app.events.models import ExecutionEvent
 from app.executions.models import AgenticExecution
+from app.journal.models import ExecutionStep
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Dataset",
     "DatasetMember",
     "ExecutionEvent",
+    "ExecutionStep",
     "Message",
     "Product",
     "User",

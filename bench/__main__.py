@@ -28,6 +28,7 @@ from bench.profiling import Profiler
 from bench.scenarios import (
     Result,
     concurrency,
+    journal,
     listing,
     memory,
     overhead,
@@ -47,6 +48,7 @@ SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "streams": streams.run,
     "submit": submit.run,
     "protocols": protocols.run,
+    "journal": journal.run,
     "list": listing.run,
 }
 

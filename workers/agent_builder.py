@@ -23,8 +23,10 @@ from pydantic_ai.models import Model
 from pydantic_ai.output import OutputSpec
 
 from app.definitions.base import ExecutionDefinition
+from app.definitions.effects import effect_of
 from app.definitions.run import ExecutionRun
 from app.definitions.validators import STOP_EXECUTION_TOOL, ExecutionFailed, Fail, Retry
+from workers.journal import JournalDurability
 from workers.transcript import Transcript
 
 # Agents kept per worker; a definition whose tools or output type differ per run builds one
@@ -105,14 +107,19 @@ def build_agent(
     system_prompt: str,
     tools: Sequence[Tool[ExecutionRun]],
 ) -> Agent[ExecutionRun, Any]:
+    every_tool = [*tools, STOP_EXECUTION_TOOL]
+    # Model requests and tool calls are journaled units while the run has a journal
+    # (workers/journal.py); each tool as its function declares (app/definitions/effects.py).
+    durability = JournalDurability(effects={tool.name: effect_of(tool) for tool in every_tool})
     agent: Agent[ExecutionRun, Any] = Agent(
         model,
         output_type=output_type,
         system_prompt=system_prompt,
         deps_type=ExecutionRun,
-        tools=[*tools, STOP_EXECUTION_TOOL],
+        tools=every_tool,
         retries={"tools": definition.max_retries, "output": definition.max_retries},
         name=definition.key,
+        capabilities=[durability],
     )
 
     async def validate(ctx: RunContext[ExecutionRun], output: Any) -> Any:

@@ -40,10 +40,12 @@ from app.definitions.registry import find_definition
 from app.definitions.run import STORED_INPUT, ExecutionRun
 from app.executions.models import ExecutionStatus
 from app.executions.transitions import release
+from app.journal.repository import JournaledStep, load_steps
 from workers.claim import Claim, Refusal, claim_execution, claim_pending
 from workers.database import in_one_statement, in_transaction
 from workers.failures import public_explanation
 from workers.heartbeat import HeldRun, StopReason
+from workers.journal import RunJournal
 from workers.loop import run_definition
 from workers.model_clients import request_settings
 from workers.outcome import Attempt, Outcome, persist, record_cancellation
@@ -115,7 +117,12 @@ async def _attempt(state: WorkerState, claim: Claim, run: HeldRun) -> str:
     try:
         model_settings = ModelSettings.model_validate(claim.model_settings)
         model = state.model_override or state.models.model_for(model_settings)
-        outcome = await _execute(state, claim, model, model_settings, transcript, usage)
+        journal = await _journal(state, claim, run)
+        if journal.resumable:
+            # The replayed model responses count their usage again as the run replays them,
+            # so the earlier attempts' usage is not added on top.
+            usage = run_usage(None)
+        outcome = await _execute(state, claim, model, model_settings, transcript, usage, journal)
     except asyncio.CancelledError:
         run.ending = True
         handled = await _stopped(sessionmaker, claim, run, transcript, usage_dict(usage))
@@ -207,6 +214,39 @@ async def _hand_back(
         logger.exception("execution %s could not be handed back", execution_id)
 
 
+async def _journal(state: WorkerState, claim: Claim, run: HeldRun) -> RunJournal:
+    """The attempt's journal, with what the earlier attempts left and, for a retry that resumes
+    another execution, that execution's journal (a plain first attempt has none: not read)."""
+    retry_for = state.settings.worker_database_retry_seconds
+    steps: list[JournaledStep] = []
+    if claim.attempt > 1 or claim.resume_from_id is not None:
+        steps = await in_transaction(
+            state.sessionmaker,
+            partial(load_steps, execution_id=claim.execution_id, resuming=claim.resume_from_id),
+            retry_for=retry_for,
+            what=f"execution {claim.execution_id}: reading its journal",
+        )
+    return RunJournal(
+        state.sessionmaker,
+        execution_id=claim.execution_id,
+        attempt=claim.attempt,
+        steps=steps,
+        retry_for=retry_for,
+        on_lost=lambda: run.stop(StopReason.SUPERSEDED),
+    )
+
+
+def _resume_note(claim: Claim, journal: RunJournal) -> str:
+    responses = journal.model_responses()
+    if not responses:
+        return f"Attempt {claim.attempt}: an earlier attempt stopped before it finished."
+    return (
+        f"Attempt {claim.attempt}: an earlier attempt stopped before it finished. This one "
+        f"resumes from the journal: the {responses} model response(s) and the tool results "
+        "journaled before are replayed, not asked for or run again."
+    )
+
+
 async def _execute(
     state: WorkerState,
     claim: Claim,
@@ -214,13 +254,25 @@ async def _execute(
     model_settings: ModelSettings,
     transcript: Transcript,
     usage: RunUsage,
+    journal: RunJournal,
 ) -> Outcome:
     settings = state.settings
-    if claim.attempt > 1:
+    if claim.attempt == 1 and claim.resume_from_id is not None:
         await transcript.note(
             "attempt",
-            f"Attempt {claim.attempt}: an earlier attempt stopped before it finished.",
-            attempt=claim.attempt,
+            f"A retry of execution {claim.resume_from_id} that resumes it: the "
+            f"{journal.model_responses()} model response(s) and the tool results it journaled "
+            "are replayed, not asked for or run again.",
+            resumed=journal.resumable,
+            resumes_execution=claim.resume_from_id,
+            journaled_model_responses=journal.model_responses(),
+        )
+    elif claim.attempt > 1:
+        await transcript.note(
+            "attempt",
+            _resume_note(claim, journal),
+            resumed=journal.resumable,
+            journaled_model_responses=journal.model_responses(),
         )
     definition = find_definition(claim.agent_type, claim.execution_key)
     if definition is None:
@@ -249,6 +301,7 @@ async def _execute(
         usage=usage,
         agents=state.agents,
         budget=claim.budget,
+        journal=journal,
     )
 
 

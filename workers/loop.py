@@ -44,6 +44,7 @@ from app.definitions.run import ExecutionRun
 from app.definitions.validators import ExecutionFailed
 from workers.agent_builder import AgentCache, Progress, RunHooks, build_agent, running_with
 from workers.failures import error_text, log_provider_error, public_explanation
+from workers.journal import RunJournal, journaling
 from workers.outcome import Outcome
 from workers.transcript import Transcript
 
@@ -144,17 +145,24 @@ async def run_definition(
     usage: RunUsage | None = None,
     agents: AgentCache | None = None,
     budget: Budget = Budget(),
+    journal: RunJournal | None = None,
 ) -> Outcome:
     """Run the execution to its outcome, whose ``closing`` entries are left for the caller to
     write with it. Never raises, except on cancellation (``usage``, if given, then tells what
     the run used so far, counting from what it held: earlier attempts'). ``agents``: where to
-    find an Agent built for an earlier run. ``budget``: the usage limits the run is held to."""
+    find an Agent built for an earlier run. ``budget``: the usage limits the run is held to.
+    ``journal``: its model responses and tool results are journaled there, and those earlier
+    attempts journaled are replayed (``workers.journal``)."""
     progress = Progress(usage=usage if usage is not None else RunUsage())
     hooks = RunHooks(transcript, progress)
     deadline = asyncio.timeout(timeout_seconds)
+    # A next attempt finds the replayed exchange in its execution's trace already; a first
+    # attempt (a retry resuming another execution) writes it into its own.
+    transcript.journal = journal
+    transcript.replayed_is_written = journal is not None and journal.attempt > 1
     code: str | None
     try:
-        with running_with(hooks):
+        with running_with(hooks), journaling(journal):
             async with deadline:
                 run.state = await definition.prepare(run)
                 agent = _agent_for(definition, run, model, agents)
@@ -224,10 +232,10 @@ def _closing(
     # even when the run ended with an exception; a part that cannot be described must not hide
     # the outcome, which is the source of truth.
     try:
-        return (*transcript.unwritten(progress.messages()), ending)
+        return (*transcript.unwritten(progress.messages()), transcript.stamped(ending))
     except Exception:
         logger.exception("could not describe the end of the run for its trace")
-        return (ending,)
+        return (transcript.stamped(ending),)
 
 
 def _rejections(messages: list[ModelMessage], feedback: list[str]) -> list[str]:
@@ -269,6 +277,8 @@ async def _summary(
     # Built for this rare moment only: not worth a cached Agent.
     agent: Agent[None, str] = Agent(model, output_type=str, system_prompt=SUMMARY_INSTRUCTIONS)
     summary = Progress()
+    # The summary's own exchange is not the run's: nothing of it was replayed.
+    transcript.replayed_is_written = False
     try:
         # The run's last parts go into the trace before the summary exchange.
         await transcript.sync(progress.messages())

@@ -6,6 +6,11 @@ held across a model call), built once per number of rows. Requests are written b
 sent, responses as soon as they arrive, tool results as soon as the tools return. The last
 entries of a run are written with its outcome, in the same statement (``workers.outcome``).
 
+Each entry's payload says which ``attempt`` wrote it. An attempt that resumes an execution
+(``workers.journal``) replays the model responses of the earlier attempts: the parts up to the
+last response it replays are in the trace already and are not written again; a tool result
+taken from the journal is marked ``replayed``.
+
 Each INSERT is fenced by the attempt (``app.executions.transitions.attempt_holds``): once
 another attempt took the execution over, or it ended, this attempt's writes insert nothing,
 and the run is stopped (``on_lost``) instead of writing on beside its successor.
@@ -15,6 +20,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any, cast
 
@@ -49,6 +55,7 @@ from app.conversations.models import Message
 from app.conversations.trace import ROWS_PER_STATEMENT, TRACE_COLUMNS, TraceEntry, trace_values
 from app.executions.transitions import attempt_holds, attempt_values
 from workers.database import in_one_statement
+from workers.journal import RunJournal
 
 logger = logging.getLogger(__name__)
 
@@ -247,23 +254,57 @@ class Transcript:
         self.lost = False
         # The run's messages keep their parts alive, so their ids stay unique meanwhile.
         self._written: set[int] = set()
+        # The journal of the run (it tells which tool results were replayed), and whether
+        # the exchange it replays is in this trace already (an earlier attempt wrote it).
+        self.journal: RunJournal | None = None
+        self.replayed_is_written = False
+
+    def stamped(self, entry: TraceEntry) -> TraceEntry:
+        """The entry, its payload naming this attempt."""
+        return replace(entry, payload={**(entry.payload or {}), "attempt": self.attempt})
+
+    def _replay_window(self) -> int:
+        # How many of the run's first model responses are replayed, their exchange already in
+        # the trace: all of the journal's until the run goes live, then those it replayed.
+        journal = self.journal
+        if journal is None or not self.replayed_is_written:
+            return 0
+        if journal.live_from is None:
+            return journal.model_responses()
+        return journal.replayed.model_responses
+
+    def _entry(self, entry: TraceEntry) -> TraceEntry:
+        journal = self.journal
+        if (
+            journal is not None
+            and entry.role == "tool_result"
+            and entry.tool_call_id in journal.replayed_calls
+        ):
+            entry = replace(entry, payload={**(entry.payload or {}), "replayed": True})
+        return self.stamped(entry)
 
     def unwritten(self, messages: Iterable[ModelMessage]) -> list[TraceEntry]:
         """Entries for the parts of ``messages`` not written yet, in order; from now on they
         count as written (the caller writes them)."""
         entries: list[TraceEntry] = []
+        window = self._replay_window()
+        responses = 0
         for message in messages:
             fresh = [part for part in message.parts if id(part) not in self._written]
+            is_response = isinstance(message, ModelResponse)
+            responses += is_response
             if not fresh:
                 continue
             self._written.update(id(part) for part in fresh)
-            entries.extend(entries_for(message, fresh))
+            if responses < window or (is_response and responses <= window):
+                continue
+            entries.extend(self._entry(entry) for entry in entries_for(message, fresh))
         return entries
 
     async def sync(self, messages: Iterable[ModelMessage], *then: TraceEntry) -> None:
         """Write the parts of ``messages`` not written yet, in order, then the ``then`` entries
         (in the same statement)."""
-        await self.write([*self.unwritten(messages), *then])
+        await self.write([*self.unwritten(messages), *map(self.stamped, then)])
 
     async def write(self, entries: Sequence[TraceEntry]) -> None:
         if not entries or self.lost:
@@ -292,5 +333,9 @@ class Transcript:
                 self.on_lost()
 
     async def note(self, role: str, content: str, **payload: Any) -> None:
-        """An entry of our own: a validator's verdict, the outcome, a restarted attempt."""
-        await self.write([TraceEntry(role, content, payload=payload or None)])
+        """An entry of our own: a validator's verdict, the outcome, a restarted attempt. Not
+        while the run replays what an earlier attempt wrote (its verdicts are there)."""
+        journal = self.journal
+        if journal is not None and self.replayed_is_written and journal.live_from is None:
+            return
+        await self.write([self.stamped(TraceEntry(role, content, payload=payload or None))])

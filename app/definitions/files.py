@@ -12,12 +12,14 @@ from sqlalchemy import select, update
 
 from app.conversations.extraction import Extracted
 from app.conversations.models import ConversationFile
+from app.definitions.effects import read_only
 from app.definitions.run import AttachedFile, ExecutionRun
 
 # Enough for a product sheet or a price list; longer files are read page by page (``offset``).
 MAX_CHARS_PER_READ = 20_000
 
 
+@read_only
 async def list_files(ctx: RunContext[ExecutionRun]) -> list[dict[str, object]]:
     """List the files uploaded with this execution (name, content type, size in bytes)."""
     return [
@@ -26,6 +28,7 @@ async def list_files(ctx: RunContext[ExecutionRun]) -> list[dict[str, object]]:
     ]
 
 
+@read_only
 async def read_file(
     ctx: RunContext[ExecutionRun], filename: str, offset: int = 0
 ) -> str | BinaryContent:

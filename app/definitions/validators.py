@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic_ai import RunContext, Tool
 
+from app.definitions.effects import read_only
 from app.definitions.run import ExecutionRun
 
 
@@ -53,6 +54,7 @@ class ExecutionFailed(Exception):
         self.code = code
 
 
+@read_only
 async def stop_execution(ctx: RunContext[ExecutionRun], reason: str) -> str:
     """Stop the execution because the task cannot be completed.
 

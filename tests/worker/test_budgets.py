@@ -150,7 +150,7 @@ async def test_more_model_requests_than_the_limit_fail_budget_exceeded(
     assert len(mock_openai.requests) == 2
     messages = await trace(sessionmaker, body["conversation"])
     assert roles(messages)[-1] == "failure"
-    assert messages[-1].payload == {"failure_code": "budget_exceeded"}
+    assert messages[-1].payload == {"failure_code": "budget_exceeded", "attempt": 1}
 
 
 async def test_more_tokens_than_the_limit_fail_budget_exceeded(

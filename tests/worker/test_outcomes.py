@@ -133,7 +133,7 @@ async def test_exhausted_retries_fail_with_the_models_own_summary(
     assert roles(messages).count("validation") == 4
     assert roles(messages)[-3:] == ["user", "assistant", "failure"]
     assert messages[-2].content == "I never knew Ada's age."
-    assert messages[-1].payload == {"failure_code": "max_retries_exceeded"}
+    assert messages[-1].payload == {"failure_code": "max_retries_exceeded", "attempt": 1}
 
 
 async def test_without_a_summary_the_explanation_is_the_last_feedback(

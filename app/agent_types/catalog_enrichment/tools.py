@@ -2,7 +2,8 @@
 
 Each call uses a short session of its own. Only the SKUs of the execution may be written, and
 every write is noted in the run's state so that a validator can tell claimed updates from real
-ones.
+ones. ``update_product`` is at most once (``app.definitions.effects``): a resumed run neither
+repeats a write whose result is journaled nor repeats blindly one whose worker died during it.
 """
 
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.catalog.models import Product
 from app.core.json_input import DEFAULT_MAX_JSON_DEPTH, NOT_FINITE, json_problem
+from app.definitions.effects import effectful, read_only
 from app.definitions.run import ExecutionRun
 
 SEARCH_LIMIT = 50
@@ -48,6 +50,7 @@ def _escaped(query: str) -> str:
     return query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@read_only
 async def read_products(ctx: RunContext[ExecutionRun], skus: list[str]) -> dict[str, Any]:
     """Read products of the catalog by SKU: name, description and properties.
 
@@ -65,6 +68,7 @@ async def read_products(ctx: RunContext[ExecutionRun], skus: list[str]) -> dict[
     }
 
 
+@read_only
 async def search_catalog(ctx: RunContext[ExecutionRun], query: str) -> list[dict[str, Any]]:
     """Search the catalog for products whose SKU, name or description contains `query`
     (case-insensitive). Useful to find related products or data stored under another SKU.
@@ -90,6 +94,14 @@ async def search_catalog(ctx: RunContext[ExecutionRun], query: str) -> list[dict
         return [product_data(p) for p in products]
 
 
+def _note_written(ctx: RunContext[ExecutionRun], args: dict[str, Any], result: Any) -> None:
+    # A replayed update_product: the run's state learns the write its earlier attempt made.
+    sku = args.get("sku")
+    if result in (f"Product {sku} created.", f"Product {sku} updated."):
+        state_of(ctx.deps).updated.add(str(sku))
+
+
+@effectful(idempotent=False, on_replay=_note_written)
 async def update_product(
     ctx: RunContext[ExecutionRun],
     sku: str,

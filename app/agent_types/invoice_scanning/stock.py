@@ -3,16 +3,18 @@
 Stock is the product's ``properties.stock`` (an integer). What this execution added to each
 product is kept in ``properties.stock_receipts`` (execution id → quantity), so that calling
 the tool again, or running the execution again after a lost worker, replaces this execution's
-receipt instead of adding it twice.
+receipt instead of adding it twice: the tool is idempotent (``app.definitions.effects``).
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_ai import RunContext, Tool
 from sqlalchemy import select
 
 from app.catalog.models import Product
+from app.definitions.effects import effectful
 from app.definitions.run import ExecutionRun
 
 UPDATED = "Stock updated successfully"
@@ -50,6 +52,17 @@ def _received(product: Product, execution_id: int, quantity: int) -> str | None:
     return None
 
 
+def _note_report(ctx: RunContext[ExecutionRun], args: dict[str, Any], result: Any) -> None:
+    # A replayed call: the run's state gets the report its earlier attempt made.
+    if isinstance(result, dict):
+        report = {str(sku): str(message) for sku, message in result.items()}
+        state = state_of(ctx.deps)
+        state.messages.update(report)
+        succeeded = {sku: message == UPDATED for sku, message in report.items()}
+        state.succeeded = {**(state.succeeded or {}), **succeeded}
+
+
+@effectful(idempotent=True, on_replay=_note_report)
 async def update_stock_levels(
     ctx: RunContext[ExecutionRun], items: list[StockUpdateItem]
 ) -> dict[str, str]:
