@@ -215,9 +215,17 @@ async def test_stream_follows_the_execution_to_its_result(
         ]
 
     assert events[0].task.status.state == TaskState.TASK_STATE_SUBMITTED
-    artifact = next(e.artifact_update for e in events if e.HasField("artifact_update"))
-    assert from_data_part(artifact.artifact.parts[0]) == ADA
-    assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+    # One status update per status event of the execution's log, the result before the last.
+    assert [e.WhichOneof("payload") for e in events[1:]] == [
+        "status_update",
+        "artifact_update",
+        "status_update",
+    ]
+    assert [e.status_update.status.state for e in events if e.HasField("status_update")] == [
+        TaskState.TASK_STATE_WORKING,
+        TaskState.TASK_STATE_COMPLETED,
+    ]
+    assert from_data_part(events[2].artifact_update.artifact.parts[0]) == ADA
     assert subscribed[0].task.status.state == TaskState.TASK_STATE_COMPLETED
 
 
