@@ -3,7 +3,7 @@ does, and follow it to its end. The executions table stays the one source of tru
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -66,14 +66,16 @@ async def start(
     execution_key: str,
     raw_input: Any,
     idempotency_key: str | None = None,
+    then: Callable[[AsyncSession, ExecutionRow], Awaitable[None]] | None = None,
 ) -> service.Started:
     """Validate ``raw_input`` and start the execution (or answer the one ``idempotency_key``
-    started): the REST API's checks and writes, so a refusal raises its DomainError."""
+    started): the REST API's checks and writes, so a refusal raises its DomainError. ``then``
+    runs in the same transaction, before the execution is enqueued."""
     validated = start_request.validate_input(agent, execution_key, raw_input, services.settings)
     if idempotency_key is not None:
         start_request.check_idempotency_key(idempotency_key)
     async with services.transaction() as session:
-        return await service.start_execution(
+        started = await service.start_execution(
             session,
             services.queue,
             services.settings,
@@ -83,6 +85,9 @@ async def start(
             validated_input=validated,
             idempotency_key=idempotency_key,
         )
+        if then is not None:
+            await then(session, started.execution)
+        return started
 
 
 async def read(services: Services, execution_id: int) -> ExecutionRow | None:

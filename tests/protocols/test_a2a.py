@@ -102,6 +102,7 @@ async def test_card_resolves_from_the_agents_base_url_for_its_users_only(
         ("HTTP+JSON", f"{base}/rest"),
     }
     assert card.capabilities.streaming
+    assert card.capabilities.push_notifications
     scheme = card.security_schemes["token"].api_key_security_scheme
     assert (scheme.location, scheme.name) == ("header", "Authorization")
 

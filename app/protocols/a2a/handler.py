@@ -29,10 +29,10 @@ from a2a.types.a2a_pb2 import (
 from a2a.utils.errors import (
     ExtendedAgentCardNotConfiguredError,
     InvalidParamsError,
-    PushNotificationNotSupportedError,
     TaskNotCancelableError,
     TaskNotFoundError,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
 from app.agents.models import Agent
@@ -44,6 +44,7 @@ from app.definitions.registry import definitions_for
 from app.executions import pages, service
 from app.executions.repository import ExecutionRow
 from app.protocols import executions
+from app.protocols.a2a import push
 from app.protocols.a2a.tasks import STATUSES, events_of, from_data_part, task_of
 from app.protocols.executions import Services
 
@@ -120,6 +121,20 @@ class ExecutionsRequestHandler(RequestHandler):
             )
         key, raw_input = _start_request(caller, params.message)
         settings = self.services.settings
+        configuration = params.configuration
+        set_push_config = None
+        if configuration.HasField("task_push_notification_config"):
+            user = caller.authenticated.user
+
+            async def set_push_config(session: AsyncSession, execution: ExecutionRow) -> None:
+                await push.set_config(
+                    session,
+                    settings,
+                    user,
+                    execution,
+                    configuration.task_push_notification_config,
+                )
+
         try:
             await check_rate_limit(
                 self.services.queue,
@@ -137,6 +152,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 idempotency_key=f"a2a:{params.message.message_id}"
                 if params.message.message_id
                 else None,
+                then=set_push_config,
             )
         except DomainError as exc:
             raise InvalidParamsError(executions.describe(exc)) from None
@@ -244,26 +260,51 @@ class ExecutionsRequestHandler(RequestHandler):
             raise TaskNotCancelableError from None
         return task_of(cancellation.execution)
 
-    # Push notifications wait for the signed webhook delivery of the execution events.
+    # Push notification configs: webhook endpoints of the task's execution (push.py).
     async def on_create_task_push_notification_config(
         self, params: TaskPushNotificationConfig, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
-        raise PushNotificationNotSupportedError
+        caller = _caller(context)
+        execution = await self._visible(caller, params.task_id)
+        try:
+            async with self.services.transaction() as session:
+                return await push.set_config(
+                    session,
+                    self.services.settings,
+                    caller.authenticated.user,
+                    execution,
+                    params,
+                )
+        except DomainError as exc:
+            raise InvalidParamsError(executions.describe(exc)) from None
+
+    async def _configs(self, caller: Caller, task_id: str) -> list[TaskPushNotificationConfig]:
+        execution = await self._visible(caller, task_id)
+        async with self.services.transaction() as session:
+            return await push.list_configs(session, caller.authenticated.user, execution)
 
     async def on_get_task_push_notification_config(
         self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
-        raise PushNotificationNotSupportedError
+        for config in await self._configs(_caller(context), params.task_id):
+            if config.id == params.id:
+                return config
+        raise TaskNotFoundError(f"No push notification config {params.id!r} on this task.")
 
     async def on_list_task_push_notification_configs(
         self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
     ) -> ListTaskPushNotificationConfigsResponse:
-        raise PushNotificationNotSupportedError
+        # At most push.MAX_CONFIGS_PER_TASK: one page.
+        configs = await self._configs(_caller(context), params.task_id)
+        return ListTaskPushNotificationConfigsResponse(configs=configs)
 
     async def on_delete_task_push_notification_config(
         self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> None:
-        raise PushNotificationNotSupportedError
+        caller = _caller(context)
+        execution = await self._visible(caller, params.task_id)
+        async with self.services.transaction() as session:
+            await push.delete_config(session, caller.authenticated.user, execution, params.id)
 
     async def on_get_extended_agent_card(
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext
