@@ -260,6 +260,8 @@ async def test_another_users_task_is_not_found(
         with pytest.raises(TaskNotFoundError):
             await client.cancel_task(CancelTaskRequest(id=task.id))
         assert list((await client.list_tasks(ListTasksRequest())).tasks) == []
+        by_context = await client.list_tasks(ListTasksRequest(context_id=task.context_id))
+        assert list(by_context.tasks) == []
 
 
 async def test_bad_input_is_a_protocol_error_naming_the_fields_and_starts_nothing(
@@ -312,3 +314,28 @@ async def test_ids_no_row_can_have_are_not_found(
         for task_id in ("2147483648", "9" * 5000, "-1", "x"):
             with pytest.raises(TaskNotFoundError):
                 await client.get_task(GetTaskRequest(id=task_id))
+
+
+async def test_a_tasks_context_is_its_conversation_and_its_history_the_request(
+    factory: Factory, connect: Connect
+) -> None:
+    owner, agent = await structured_task_agent(factory)
+
+    async with connect(owner, agent) as client:
+        first = await sent(client, start_message(return_immediately=True))
+        second = await sent(client, start_message(return_immediately=True))
+        of_first = await client.list_tasks(ListTasksRequest(context_id=first.context_id))
+        of_nothing = await client.list_tasks(ListTasksRequest(context_id="no-such-context"))
+        with_history = await client.get_task(GetTaskRequest(id=first.id))
+        without = await client.get_task(GetTaskRequest(id=first.id, history_length=0))
+        listed = await client.list_tasks(ListTasksRequest(history_length=1))
+
+    assert first.context_id != second.context_id
+    assert [t.id for t in of_first.tasks] == [first.id]
+    assert list(of_nothing.tasks) == []
+    [request] = with_history.history
+    sent_data = from_data_part(request.parts[0])
+    assert sent_data["execution_key"] == "structured-task"
+    assert sent_data["input"]["instructions"] == TASK_INPUT["instructions"]
+    assert list(without.history) == []
+    assert [len(t.history) for t in listed.tasks] == [1, 1]

@@ -20,6 +20,7 @@ from a2a.types.a2a_pb2 import (
     ListTasksRequest,
     ListTasksResponse,
     Message,
+    SendMessageConfiguration,
     SendMessageRequest,
     SubscribeToTaskRequest,
     Task,
@@ -41,7 +42,8 @@ from app.core.errors import Conflict, DomainError, NotFound
 from app.core.ids import INT32_MAX
 from app.core.rate_limit import check_rate_limit
 from app.definitions.registry import definitions_for
-from app.executions import pages, service
+from app.executions import pages, repository, service
+from app.executions.models import ExecutionStatus
 from app.executions.repository import ExecutionRow
 from app.protocols import executions
 from app.protocols.a2a import push
@@ -90,6 +92,16 @@ def _start_request(caller: Caller, message: Message) -> tuple[str, Any]:
         known = ", ".join(d.key for d in definitions_for(caller.agent.agent_type)) or "none"
         raise InvalidParamsError(f"execution_key: required in {expected}. Available: {known}.")
     return key, request.get("input", {})
+
+
+def _history_asked(
+    params: GetTaskRequest | ListTasksRequest | SendMessageConfiguration, *, default: bool
+) -> bool:
+    """Whether the task's history (the message that started it) is asked for: a
+    ``history_length`` of 1 or more; ``default`` when none is given."""
+    if not params.HasField("history_length"):
+        return default
+    return params.history_length > 0
 
 
 class ExecutionsRequestHandler(RequestHandler):
@@ -168,7 +180,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 execution,
                 wait_seconds=self.services.settings.protocol_wait_seconds,
             )
-        return task_of(execution)
+        return task_of(execution, with_history=_history_asked(params.configuration, default=True))
 
     async def _stream(self, execution: ExecutionRow) -> AsyncGenerator[Event]:
         yield task_of(execution)
@@ -195,7 +207,37 @@ class ExecutionsRequestHandler(RequestHandler):
             yield event
 
     async def on_get_task(self, params: GetTaskRequest, context: ServerCallContext) -> Task | None:
-        return task_of(await self._visible(_caller(context), params.id))
+        execution = await self._visible(_caller(context), params.id)
+        return task_of(execution, with_history=_history_asked(params, default=True))
+
+    async def _task_of_context(
+        self, caller: Caller, params: ListTasksRequest, status: ExecutionStatus | None
+    ) -> ListTasksResponse:
+        """The list of one context: a context is an execution's conversation, so it holds
+        that one task (none if it is not the caller's, of this agent, in that status)."""
+        raw = params.context_id
+        found = None
+        if raw.isascii() and raw.isdigit() and len(raw) <= len(str(INT32_MAX)):
+            async with self.services.transaction() as session:
+                found = await repository.execution_of_conversation(session, int(raw))
+        tasks = []
+        if found is not None:
+            try:
+                execution = await self._visible(caller, str(found))
+            except TaskNotFoundError:
+                pass
+            else:
+                if status is None or execution["status"] == status:
+                    tasks.append(
+                        task_of(
+                            execution,
+                            with_artifacts=params.include_artifacts,
+                            with_history=_history_asked(params, default=False),
+                        )
+                    )
+        return ListTasksResponse(
+            tasks=tasks, next_page_token="", page_size=len(tasks), total_size=len(tasks)
+        )
 
     async def on_list_tasks(
         self, params: ListTasksRequest, context: ServerCallContext
@@ -217,8 +259,12 @@ class ExecutionsRequestHandler(RequestHandler):
                 raise InvalidParamsError(
                     "status: filter by submitted, working, completed or failed."
                 )
+        if params.context_id:
+            return await self._task_of_context(caller, params, status)
         filters = pages.ExecutionFilters(agent_id=caller.agent.id, status=status)
         user = caller.authenticated.user
+        # An input over the list's size limit is left to the task's own read too.
+        history = _history_asked(params, default=False)
         async with self.services.transaction() as session:
             page = await pages.list_executions(
                 session,
@@ -233,7 +279,9 @@ class ExecutionsRequestHandler(RequestHandler):
             tasks=[
                 # A result over the list's size limit is left to the task's own read.
                 task_of(
-                    row, with_artifacts=params.include_artifacts and not row["result_truncated"]
+                    row,
+                    with_artifacts=params.include_artifacts and not row["result_truncated"],
+                    with_history=history and not row["input_truncated"],
                 )
                 for row in page.executions
             ],
