@@ -20,7 +20,7 @@ from app.core.errors import DomainError
 from app.events.listener import EventListener
 from app.events.repository import status_events_after
 from app.events.stream import execution_in_status
-from app.executions import repository, service, start_request
+from app.executions import service, start_request
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
 from app.executions.repository import ExecutionRow
 
@@ -88,11 +88,6 @@ async def start(
         if then is not None:
             await then(session, started.execution)
         return started
-
-
-async def read(services: Services, execution_id: int) -> ExecutionRow | None:
-    async with services.transaction() as session:
-        return await repository.get_execution(session, execution_id)
 
 
 def is_terminal(execution: ExecutionRow) -> bool:

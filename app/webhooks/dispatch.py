@@ -138,7 +138,9 @@ async def _deliveries_of(
         "data": execution_out(in_status, root_path).model_dump(mode="json"),
     }
     # What an A2A client's push notification receiver reads: a StreamResponse, the task.
-    a2a_body = json_format.MessageToDict(StreamResponse(task=task_of(in_status)))
+    a2a_body = None
+    if any(endpoint.a2a for endpoint in endpoints):
+        a2a_body = json_format.MessageToDict(StreamResponse(task=task_of(in_status)))
     await session.execute(
         insert(WebhookDelivery)
         .values(

@@ -133,19 +133,17 @@ class ExecutionsRequestHandler(RequestHandler):
             )
         key, raw_input = _start_request(caller, params.message)
         settings = self.services.settings
-        configuration = params.configuration
         set_push_config = None
-        if configuration.HasField("task_push_notification_config"):
+        if params.configuration.HasField("task_push_notification_config"):
+            asked = params.configuration.task_push_notification_config
             user = caller.authenticated.user
+            try:
+                await push.check(asked, settings)
+            except DomainError as exc:
+                raise InvalidParamsError(executions.describe(exc)) from None
 
             async def set_push_config(session: AsyncSession, execution: ExecutionRow) -> None:
-                await push.set_config(
-                    session,
-                    settings,
-                    user,
-                    execution,
-                    configuration.task_push_notification_config,
-                )
+                await push.set_config(session, user, execution, asked)
 
         try:
             await check_rate_limit(
@@ -315,14 +313,9 @@ class ExecutionsRequestHandler(RequestHandler):
         caller = _caller(context)
         execution = await self._visible(caller, params.task_id)
         try:
+            await push.check(params, self.services.settings)
             async with self.services.transaction() as session:
-                return await push.set_config(
-                    session,
-                    self.services.settings,
-                    caller.authenticated.user,
-                    execution,
-                    params,
-                )
+                return await push.set_config(session, caller.authenticated.user, execution, params)
         except DomainError as exc:
             raise InvalidParamsError(executions.describe(exc)) from None
 

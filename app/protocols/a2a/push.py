@@ -82,21 +82,22 @@ async def list_configs(
     return [config_of(endpoint) for endpoint in endpoints]
 
 
-async def set_config(
-    session: AsyncSession,
-    settings: Settings,
-    user: User,
-    execution: ExecutionRow,
-    config: TaskPushNotificationConfig,
-) -> TaskPushNotificationConfig:
-    """Store the config (replacing the user's config of the same id on this task); a refused
-    URL or field raises Invalid naming it."""
-    config = normalize_push_notification_config(str(execution["id"]), config)
+async def check(config: TaskPushNotificationConfig, settings: Settings) -> None:
+    """Refuse (Invalid, naming the field) a config whose URL or fields are not acceptable.
+    Resolves the URL's host: called outside any transaction."""
     _check_fields(config)
     try:
         await check_url(config.url, allow_private_networks=settings.webhook_allow_private_networks)
     except RefusedUrl as exc:
         raise Invalid({"url": [str(exc)]}) from None
+
+
+async def set_config(
+    session: AsyncSession, user: User, execution: ExecutionRow, config: TaskPushNotificationConfig
+) -> TaskPushNotificationConfig:
+    """Store a config that passed ``check`` (its ``id`` defaults to the task's), replacing the
+    user's config of the same id on this task."""
+    config = normalize_push_notification_config(str(execution["id"]), config)
     existing = await repository.execution_endpoints(session, execution["id"], user.id)
     others = [endpoint for endpoint in existing if config_of(endpoint).id != config.id]
     if len(others) >= MAX_CONFIGS_PER_TASK:
