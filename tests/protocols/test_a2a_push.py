@@ -57,7 +57,9 @@ def pushed(body: bytes) -> StreamResponse:
     return json_format.Parse(body, StreamResponse())
 
 
+@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
 async def test_a_config_set_on_a_task_receives_its_signed_updates(
+    binding: str,
     factory: Factory,
     connect: Connect,
     worker: Worker,
@@ -67,7 +69,7 @@ async def test_a_config_set_on_a_task_receives_its_signed_updates(
     owner, agent = await agent_of(factory)
     secret = new_secret()
 
-    async with connect(owner, agent) as client:
+    async with connect(owner, agent, binding=binding) as client:
         task = await sent(client, start_message(return_immediately=True))
         config = await client.create_task_push_notification_config(
             TaskPushNotificationConfig(task_id=task.id, id="mine", url=receiver.url, token=secret)
