@@ -52,6 +52,8 @@ class Claimed:
     message_id: str
     payload: dict[str, Any]
     attempts: int
+    # Sent besides the signature: what an A2A push notification config asks for.
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,11 @@ def _secrets(endpoint: WebhookEndpoint) -> tuple[str, ...]:
     if endpoint.previous_secret and expires is not None and expires > utcnow():
         return (endpoint.secret, endpoint.previous_secret)
     return (endpoint.secret,)
+
+
+def _extra_headers(endpoint: WebhookEndpoint) -> dict[str, str]:
+    config = endpoint.a2a_push_config or {}
+    return {str(name): str(value) for name, value in config.get("headers", {}).items()}
 
 
 async def claim_due(
@@ -111,6 +118,7 @@ async def claim_due(
                     message_id=delivery.message_id,
                     payload=delivery.payload,
                     attempts=delivery.attempts,
+                    headers=_extra_headers(endpoint),
                 )
             )
     return claimed
@@ -131,6 +139,7 @@ async def send(client: httpx.AsyncClient, claimed: Claimed, settings: Settings) 
     body = json.dumps(claimed.payload, separators=(",", ":"), ensure_ascii=False).encode()
     timestamp = int(time.time())
     headers = {
+        **claimed.headers,
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": claimed.message_id,

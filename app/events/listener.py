@@ -36,6 +36,13 @@ class EventListener:
         self._dsn = driver_dsn(database_url)
         self._waiting: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._listening = False
+
+    @property
+    def listening(self) -> bool:
+        """Whether notifications arrive now (else a follower that cannot wait for the
+        reconnection reads the log on a timer)."""
+        return self._listening
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="execution event listener")
@@ -94,6 +101,10 @@ class EventListener:
             logger.warning("event listener: %s", exc)
             return
         # Events committed while no connection listened are in the log: read them.
+        self._listening = True
         self._wake_all()
-        await lost.wait()
+        try:
+            await lost.wait()
+        finally:
+            self._listening = False
         logger.warning("event listener: connection to PostgreSQL lost, reconnecting")

@@ -1,12 +1,13 @@
 """The statements on an execution's event log (written by triggers: app/events/models.py)."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import Message
-from app.events.models import ExecutionEvent
+from app.events.models import EventType, ExecutionEvent
 
 
 async def events_after(
@@ -30,3 +31,20 @@ async def last_sequence(session: AsyncSession, execution_id: int) -> int:
         select(func.max(ExecutionEvent.sequence)).where(ExecutionEvent.execution_id == execution_id)
     )
     return latest or 0
+
+
+async def status_events_after(
+    session: AsyncSession, execution_id: int, after: int
+) -> Sequence[tuple[int, dict[str, Any]]]:
+    """The sequence and payload of the execution's status events after ``after``, in order
+    (the trace entries between them are not read)."""
+    rows = await session.execute(
+        select(ExecutionEvent.sequence, ExecutionEvent.payload)
+        .where(
+            ExecutionEvent.execution_id == execution_id,
+            ExecutionEvent.sequence > after,
+            ExecutionEvent.type == EventType.STATUS.value,
+        )
+        .order_by(ExecutionEvent.sequence)
+    )
+    return [(sequence, payload or {}) for sequence, payload in rows]

@@ -121,6 +121,12 @@ async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionRo
     return cast(ExecutionRow | None, result.mappings().first())
 
 
+async def execution_of_conversation(session: AsyncSession, conversation_id: int) -> int | None:
+    """The id of the execution whose trace the conversation holds (an A2A task's context)."""
+    query = select(_executions.c.id).where(_executions.c.conversation_id == conversation_id)
+    return await session.scalar(query)
+
+
 # Polling an execution authenticates the token and reads the execution in one round trip.
 _TOKEN_AND_VISIBLE_EXECUTION = TokenWith.build(
     "execution_",

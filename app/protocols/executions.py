@@ -2,7 +2,8 @@
 does, and follow it to its end. The executions table stays the one source of truth."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,16 +17,23 @@ from app.auth.models import User
 from app.core.config import Settings
 from app.core.db import owned_session
 from app.core.errors import DomainError
-from app.executions import repository, service, start_request
-from app.executions.models import TERMINAL_STATUSES
+from app.events.listener import EventListener
+from app.events.repository import status_events_after
+from app.events.stream import execution_in_status
+from app.executions import service, start_request
+from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
 from app.executions.repository import ExecutionRow
 
-# Until the per-execution event stream lands, a follower reads the execution's row: soon after
-# it starts (a short execution is seen ending at once), then less often, every POLL_SECONDS at
-# most (a stop-gap: one primary-key read per follower per tick).
-FIRST_POLL_SECONDS = 0.02
-POLL_GROWTH = 1.5
-POLL_SECONDS = 0.5
+# While the event listener is down (PostgreSQL connection lost), a follower reads the log on
+# this timer instead of waiting for a notification that cannot come.
+FALLBACK_POLL_SECONDS = 0.5
+# An execution's statuses in the order they are entered: a follower never goes back (a status
+# event it reads may be older than the row it started from).
+_RANK = {ExecutionStatus.PENDING: 0, ExecutionStatus.IN_PROGRESS: 1}
+
+
+def _rank(execution: ExecutionRow) -> int:
+    return _RANK.get(ExecutionStatus(execution["status"]), 2)
 
 
 @dataclass(frozen=True)
@@ -35,10 +43,11 @@ class Services:
     sessionmaker: async_sessionmaker[AsyncSession]
     queue: ArqRedis
     settings: Settings
+    listener: EventListener
 
     @classmethod
     def of(cls, state: State) -> "Services":
-        return cls(state.sessionmaker, state.queue, state.settings)
+        return cls(state.sessionmaker, state.queue, state.settings, state.event_listener)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -57,14 +66,16 @@ async def start(
     execution_key: str,
     raw_input: Any,
     idempotency_key: str | None = None,
+    then: Callable[[AsyncSession, ExecutionRow], Awaitable[None]] | None = None,
 ) -> service.Started:
     """Validate ``raw_input`` and start the execution (or answer the one ``idempotency_key``
-    started): the REST API's checks and writes, so a refusal raises its DomainError."""
+    started): the REST API's checks and writes, so a refusal raises its DomainError. ``then``
+    runs in the same transaction, before the execution is enqueued."""
     validated = start_request.validate_input(agent, execution_key, raw_input, services.settings)
     if idempotency_key is not None:
         start_request.check_idempotency_key(idempotency_key)
     async with services.transaction() as session:
-        return await service.start_execution(
+        started = await service.start_execution(
             session,
             services.queue,
             services.settings,
@@ -74,39 +85,58 @@ async def start(
             validated_input=validated,
             idempotency_key=idempotency_key,
         )
-
-
-async def read(services: Services, execution_id: int) -> ExecutionRow | None:
-    async with services.transaction() as session:
-        return await repository.get_execution(session, execution_id)
+        if then is not None:
+            await then(session, started.execution)
+        return started
 
 
 def is_terminal(execution: ExecutionRow) -> bool:
     return execution["status"] in TERMINAL_STATUSES
 
 
+async def _status_events(
+    services: Services, execution_id: int, after: int
+) -> list[tuple[int, dict[str, Any]]]:
+    # A session a read: a waiting follower holds no connection.
+    async with services.sessionmaker() as session:
+        return list(await status_events_after(session, execution_id, after))
+
+
 async def watch(
     services: Services, execution: ExecutionRow, *, wait_seconds: float
 ) -> AsyncIterator[ExecutionRow]:
-    """The execution as given, then again at each change of its status, until it has ended
-    or ``wait_seconds`` have passed.
+    """The execution as given, then as it is in each later status it enters, until it has
+    ended or ``wait_seconds`` have passed.
 
-    Stop-gap until the execution event stream lands: reads the row, at growing intervals up
-    to ``POLL_SECONDS``.
+    Follows the execution's event log as its SSE stream does (app.events.stream): woken by the
+    event listener when its events commit, the status events read from the log, each status
+    as its event recorded it (the result with the terminal one). While the listener is down,
+    the log is read every ``FALLBACK_POLL_SECONDS`` instead.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
-    interval = FIRST_POLL_SECONDS
     yield execution
-    while not is_terminal(execution) and (remaining := deadline - loop.time()) > 0:
-        await asyncio.sleep(min(interval, remaining))
-        interval = min(interval * POLL_GROWTH, POLL_SECONDS)
-        found = await read(services, execution["id"])
-        if found is None:  # its agent was deleted meanwhile
-            return
-        if found["status"] != execution["status"]:
-            yield found
-        execution = found
+    if is_terminal(execution):
+        return
+    after = 0
+    with services.listener.subscribe(execution["id"]) as woken:
+        while True:
+            woken.clear()
+            for sequence, payload in await _status_events(services, execution["id"], after):
+                after = sequence
+                entered = execution_in_status(execution, payload)
+                if _rank(entered) > _rank(execution):
+                    execution = entered
+                    yield execution
+                if is_terminal(execution):
+                    return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if not services.listener.listening:
+                remaining = min(remaining, FALLBACK_POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), remaining)
 
 
 async def follow(

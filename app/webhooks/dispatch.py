@@ -4,12 +4,16 @@ Run by the workers (``workers.webhook_delivery``). Each batch is one transaction
 are locked (``SKIP LOCKED``: workers share the work), their deliveries inserted (at most one an
 event and endpoint) and the events marked dispatched; a worker killed in between leaves them
 undispatched for the next pass. Endpoints receive the events of executions their owner can see
-(an admin: all), of their agent only when they name one.
+(an admin: all), of their agent only when they name one, of their execution only when they
+are an A2A task's push notification config (whose deliveries carry the A2A task instead).
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from a2a.types.a2a_pb2 import StreamResponse
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from sqlalchemy import Row, any_, exists, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +25,7 @@ from app.events.stream import execution_in_status
 from app.executions import repository
 from app.executions.models import CANCELLED, AgenticExecution, ExecutionStatus
 from app.executions.router import execution_out
+from app.protocols.a2a.tasks import task_of
 from app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 BATCH = 100
@@ -50,20 +55,26 @@ def _timestamp(moment: datetime) -> str:
 
 
 async def _subscribers(
-    session: AsyncSession, user_id: int, agent_id: int, kind: WebhookEvent
-) -> list[int]:
+    session: AsyncSession, user_id: int, execution_id: int, agent_id: int, kind: WebhookEvent
+) -> Sequence[Row[int, bool]]:
+    """The endpoints that receive the event: their id, and whether each is an A2A push
+    notification config."""
     query = (
-        select(WebhookEndpoint.id)
+        select(WebhookEndpoint.id, WebhookEndpoint.a2a_push_config.is_not(None).label("a2a"))
         .join(User, User.id == WebhookEndpoint.user_id)
         .where(
             WebhookEndpoint.enabled.is_(True),
             literal(kind.value) == any_(WebhookEndpoint.events),
             or_(WebhookEndpoint.agent_id.is_(None), WebhookEndpoint.agent_id == agent_id),
+            or_(
+                WebhookEndpoint.execution_id.is_(None),
+                WebhookEndpoint.execution_id == execution_id,
+            ),
             or_(User.is_admin.is_(True), User.id == user_id),
             User.is_active.is_(True),
         )
     )
-    return list((await session.scalars(query)).all())
+    return (await session.execute(query)).all()
 
 
 async def dispatch_events(session: AsyncSession, root_path: str) -> int:
@@ -115,34 +126,38 @@ async def _deliveries_of(
     kind = webhook_event(event.payload or {})
     if kind is None:
         return
-    endpoints = await _subscribers(session, event.user_id, event.agent_id, kind)
+    endpoints = await _subscribers(session, event.user_id, event.execution_id, event.agent_id, kind)
     if not endpoints:
         return
     shown = await repository.get_execution(session, event.execution_id)
     assert shown is not None
-    data = execution_out(execution_in_status(shown, event.payload), root_path)
+    in_status = execution_in_status(shown, event.payload)
     body = {
         "type": kind.value,
         "timestamp": _timestamp(event.created_at),
-        "data": data.model_dump(mode="json"),
+        "data": execution_out(in_status, root_path).model_dump(mode="json"),
     }
+    # What an A2A client's push notification receiver reads: a StreamResponse, the task.
+    a2a_body = None
+    if any(endpoint.a2a for endpoint in endpoints):
+        a2a_body = json_format.MessageToDict(StreamResponse(task=task_of(in_status)))
     await session.execute(
         insert(WebhookDelivery)
         .values(
             [
                 {
-                    "endpoint_id": endpoint_id,
+                    "endpoint_id": endpoint.id,
                     "execution_id": event.execution_id,
                     "event_sequence": event.sequence,
                     "event": kind.value,
                     "message_id": message_id(event.execution_id, event.sequence),
-                    "payload": body,
+                    "payload": a2a_body if endpoint.a2a else body,
                     "status": DeliveryStatus.PENDING.value,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "created_at": now,
                 }
-                for endpoint_id in endpoints
+                for endpoint in endpoints
             ]
         )
         .on_conflict_do_nothing()

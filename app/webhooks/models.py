@@ -56,6 +56,14 @@ class WebhookEndpoint(Base):
     # The first failed attempt since the last success: past the limit, the endpoint is disabled.
     failing_since: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set for an endpoint of one execution only: an A2A task's push notification config
+    # (app/protocols/a2a/push.py), managed over A2A and not listed by /api/webhooks/.
+    execution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agentic_executions.id", ondelete="CASCADE"), index=True
+    )
+    # That config as its user set it (id, url, token, authentication): its deliveries carry
+    # an A2A StreamResponse, and the token and Authorization it asks for.
+    a2a_push_config: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 _STATUS_VALUES = ", ".join(f"'{status.value}'" for status in DeliveryStatus)

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.service import visible_agents
@@ -15,8 +15,13 @@ async def agent_usable_by(session: AsyncSession, user: User, agent_id: int) -> b
     return await session.scalar(select(agents.c.id).where(agents.c.id == agent_id)) is not None
 
 
+def _users_own(user_id: int) -> ColumnElement[bool]:
+    # An execution's endpoints (A2A push notification configs) are managed over A2A.
+    return and_(WebhookEndpoint.user_id == user_id, WebhookEndpoint.execution_id.is_(None))
+
+
 async def count_endpoints(session: AsyncSession, user_id: int) -> int:
-    mine = WebhookEndpoint.user_id == user_id
+    mine = _users_own(user_id)
     return await session.scalar(select(func.count()).where(mine)) or 0
 
 
@@ -25,7 +30,7 @@ async def list_endpoints(
 ) -> Sequence[WebhookEndpoint]:
     rows = await session.scalars(
         select(WebhookEndpoint)
-        .where(WebhookEndpoint.user_id == user_id)
+        .where(_users_own(user_id))
         .order_by(WebhookEndpoint.id.desc())
         .offset(offset)
         .limit(limit)
@@ -70,3 +75,16 @@ async def attempts_of(
         for attempt in rows:
             attempts[attempt.delivery_id].append(attempt)
     return attempts
+
+
+async def execution_endpoints(
+    session: AsyncSession, execution_id: int, user_id: int
+) -> Sequence[WebhookEndpoint]:
+    """The user's endpoints of one execution (an A2A task's push notification configs), oldest
+    first."""
+    rows = await session.scalars(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.execution_id == execution_id, WebhookEndpoint.user_id == user_id)
+        .order_by(WebhookEndpoint.id)
+    )
+    return rows.all()

@@ -70,7 +70,7 @@ async def list_endpoints(
 async def get_endpoint(session: AsyncSession, user: User, endpoint_id: int) -> WebhookEndpoint:
     """The caller's own endpoint, else 404 (an admin's endpoints are his own too)."""
     endpoint = await session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.user_id != user.id:
+    if endpoint is None or endpoint.user_id != user.id or endpoint.execution_id is not None:
         raise NotFound("Webhook endpoint not found.")
     return endpoint
 

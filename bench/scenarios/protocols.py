@@ -9,9 +9,9 @@ round the same execution three ways, in turn so that drift hits all three alike:
 - MCP: ``tools/call`` with the MCP SDK's client, answered at the end.
 
 Also the submission alone: the REST POST against an A2A send with ``return_immediately``.
-The protocols follow an execution by reading its row (20 ms after the start, then at growing
-intervals up to 0.5 s) until the event stream lands (app/protocols/executions.py): their added
-end-to-end latency is mostly the wait for the next read. Reported, no target.
+The protocols follow an execution on its event log, woken by the API's LISTEN/NOTIFY listener
+when its status events commit (app/protocols/executions.py), where the REST client polls.
+Reported, no target.
 """
 
 import time
@@ -124,8 +124,8 @@ async def run(bench: BenchRun) -> Result:
         target="reported: the latency A2A and MCP add to the same REST submission",
         met=None,
         notes=[
-            "end to end, the protocols read the execution at growing intervals up to 0.5 s "
-            "(stop-gap until the execution event stream), as the REST client polls (up to 0.1 s)"
+            "end to end, the protocols are woken by the execution's status events "
+            "(LISTEN/NOTIFY); the REST client polls (10 ms first, growing up to 0.1 s)"
         ],
     )
 

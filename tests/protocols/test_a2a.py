@@ -102,6 +102,7 @@ async def test_card_resolves_from_the_agents_base_url_for_its_users_only(
         ("HTTP+JSON", f"{base}/rest"),
     }
     assert card.capabilities.streaming
+    assert card.capabilities.push_notifications
     scheme = card.security_schemes["token"].api_key_security_scheme
     assert (scheme.location, scheme.name) == ("header", "Authorization")
 
@@ -215,9 +216,17 @@ async def test_stream_follows_the_execution_to_its_result(
         ]
 
     assert events[0].task.status.state == TaskState.TASK_STATE_SUBMITTED
-    artifact = next(e.artifact_update for e in events if e.HasField("artifact_update"))
-    assert from_data_part(artifact.artifact.parts[0]) == ADA
-    assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+    # One status update per status event of the execution's log, the result before the last.
+    assert [e.WhichOneof("payload") for e in events[1:]] == [
+        "status_update",
+        "artifact_update",
+        "status_update",
+    ]
+    assert [e.status_update.status.state for e in events if e.HasField("status_update")] == [
+        TaskState.TASK_STATE_WORKING,
+        TaskState.TASK_STATE_COMPLETED,
+    ]
+    assert from_data_part(events[2].artifact_update.artifact.parts[0]) == ADA
     assert subscribed[0].task.status.state == TaskState.TASK_STATE_COMPLETED
 
 
@@ -251,6 +260,8 @@ async def test_another_users_task_is_not_found(
         with pytest.raises(TaskNotFoundError):
             await client.cancel_task(CancelTaskRequest(id=task.id))
         assert list((await client.list_tasks(ListTasksRequest())).tasks) == []
+        by_context = await client.list_tasks(ListTasksRequest(context_id=task.context_id))
+        assert list(by_context.tasks) == []
 
 
 async def test_bad_input_is_a_protocol_error_naming_the_fields_and_starts_nothing(
@@ -303,3 +314,28 @@ async def test_ids_no_row_can_have_are_not_found(
         for task_id in ("2147483648", "9" * 5000, "-1", "x"):
             with pytest.raises(TaskNotFoundError):
                 await client.get_task(GetTaskRequest(id=task_id))
+
+
+async def test_a_tasks_context_is_its_conversation_and_its_history_the_request(
+    factory: Factory, connect: Connect
+) -> None:
+    owner, agent = await structured_task_agent(factory)
+
+    async with connect(owner, agent) as client:
+        first = await sent(client, start_message(return_immediately=True))
+        second = await sent(client, start_message(return_immediately=True))
+        of_first = await client.list_tasks(ListTasksRequest(context_id=first.context_id))
+        of_nothing = await client.list_tasks(ListTasksRequest(context_id="no-such-context"))
+        with_history = await client.get_task(GetTaskRequest(id=first.id))
+        without = await client.get_task(GetTaskRequest(id=first.id, history_length=0))
+        listed = await client.list_tasks(ListTasksRequest(history_length=1))
+
+    assert first.context_id != second.context_id
+    assert [t.id for t in of_first.tasks] == [first.id]
+    assert list(of_nothing.tasks) == []
+    [request] = with_history.history
+    sent_data = from_data_part(request.parts[0])
+    assert sent_data["execution_key"] == "structured-task"
+    assert sent_data["input"]["instructions"] == TASK_INPUT["instructions"]
+    assert list(without.history) == []
+    assert [len(t.history) for t in listed.tasks] == [1, 1]

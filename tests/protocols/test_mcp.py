@@ -1,13 +1,15 @@
 """MCP at /mcp, driven by the MCP SDK's own client over real HTTP, a worker running the jobs."""
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
 import httpx2
 import pytest
+from fastapi import FastAPI
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -18,6 +20,7 @@ from app.core.config import Settings
 from app.definitions import registry
 from app.definitions.base import ExecutionDefinition
 from app.definitions.registry import find_definition
+from app.events.listener import EventListener
 from tests.factories import Account, Factory
 from tests.protocols.helpers import TASK_INPUT, execution_count, next_execution
 from tests.worker.harness import Script, Worker, answer, call, reload
@@ -151,8 +154,12 @@ async def test_call_answers_the_result_with_progress_notifications(
     assert not result.is_error
     assert result.structured_content == {"name": "Ada", "age": 36}
     assert json.loads(result.content[0].text) == {"name": "Ada", "age": 36}  # type: ignore[union-attr]
-    assert progress[0] == (0, 2, f"Execution {execution.id} pending")
-    assert progress[-1] == (2, 2, f"Execution {execution.id} finished")
+    # One notification per status event of the execution's log: none is skipped.
+    assert progress == [
+        (0, 2, f"Execution {execution.id} pending"),
+        (1, 2, f"Execution {execution.id} in_progress"),
+        (2, 2, f"Execution {execution.id} finished"),
+    ]
     assert (await reload(sessionmaker, execution.id)).user_id == owner.user.id
 
 
@@ -252,3 +259,32 @@ async def test_tool_calls_count_against_the_tokens_rate_limit(
     assert second.is_error
     assert "Rate limit exceeded" in second.content[0].text  # type: ignore[union-attr]
     assert await execution_count(sessionmaker) == 1
+
+
+async def test_while_the_event_listener_is_down_a_call_still_answers_the_result(
+    app: FastAPI,
+    factory: Factory,
+    connect: Connect,
+    worker: Worker,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    owner, tool = await structured_task_agent(factory)
+    listener: EventListener = app.state.event_listener
+
+    @contextlib.contextmanager
+    def never_woken(_execution_id: int) -> Iterator[asyncio.Event]:
+        yield asyncio.Event()
+
+    # No notification comes: the follower reads the log on its fallback timer.
+    monkeypatch.setattr(listener, "subscribe", never_woken)
+    monkeypatch.setattr(listener, "_listening", False)
+
+    async with connect(owner) as client:
+        call_task = asyncio.create_task(client.call_tool(tool, TASK_INPUT))
+        execution = await next_execution(sessionmaker)
+        await worker.run(execution.id, Script(answer({"name": "Ada", "age": 36})))
+        result = await call_task
+
+    assert not result.is_error
+    assert result.structured_content == {"name": "Ada", "age": 36}

@@ -59,7 +59,7 @@ def agent_card(agent: Agent, base_url: str) -> AgentCard:
                 protocol_version=PROTOCOL_VERSION_1_0,
             ),
         ],
-        capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+        capabilities=AgentCapabilities(streaming=True, push_notifications=True),
         security_schemes={
             SCHEME: SecurityScheme(
                 api_key_security_scheme=APIKeySecurityScheme(

@@ -20,6 +20,7 @@ from a2a.types.a2a_pb2 import (
     ListTasksRequest,
     ListTasksResponse,
     Message,
+    SendMessageConfiguration,
     SendMessageRequest,
     SubscribeToTaskRequest,
     Task,
@@ -29,10 +30,10 @@ from a2a.types.a2a_pb2 import (
 from a2a.utils.errors import (
     ExtendedAgentCardNotConfiguredError,
     InvalidParamsError,
-    PushNotificationNotSupportedError,
     TaskNotCancelableError,
     TaskNotFoundError,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
 from app.agents.models import Agent
@@ -41,9 +42,11 @@ from app.core.errors import Conflict, DomainError, NotFound
 from app.core.ids import INT32_MAX
 from app.core.rate_limit import check_rate_limit
 from app.definitions.registry import definitions_for
-from app.executions import pages, service
+from app.executions import pages, repository, service
+from app.executions.models import ExecutionStatus
 from app.executions.repository import ExecutionRow
 from app.protocols import executions
+from app.protocols.a2a import push
 from app.protocols.a2a.tasks import STATUSES, events_of, from_data_part, task_of
 from app.protocols.executions import Services
 
@@ -91,6 +94,16 @@ def _start_request(caller: Caller, message: Message) -> tuple[str, Any]:
     return key, request.get("input", {})
 
 
+def _history_asked(
+    params: GetTaskRequest | ListTasksRequest | SendMessageConfiguration, *, default: bool
+) -> bool:
+    """Whether the task's history (the message that started it) is asked for: a
+    ``history_length`` of 1 or more; ``default`` when none is given."""
+    if not params.HasField("history_length"):
+        return default
+    return params.history_length > 0
+
+
 class ExecutionsRequestHandler(RequestHandler):
     def __init__(self, state: State) -> None:
         self._state = state
@@ -120,6 +133,18 @@ class ExecutionsRequestHandler(RequestHandler):
             )
         key, raw_input = _start_request(caller, params.message)
         settings = self.services.settings
+        set_push_config = None
+        if params.configuration.HasField("task_push_notification_config"):
+            asked = params.configuration.task_push_notification_config
+            user = caller.authenticated.user
+            try:
+                await push.check(asked, settings)
+            except DomainError as exc:
+                raise InvalidParamsError(executions.describe(exc)) from None
+
+            async def set_push_config(session: AsyncSession, execution: ExecutionRow) -> None:
+                await push.set_config(session, user, execution, asked)
+
         try:
             await check_rate_limit(
                 self.services.queue,
@@ -137,6 +162,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 idempotency_key=f"a2a:{params.message.message_id}"
                 if params.message.message_id
                 else None,
+                then=set_push_config,
             )
         except DomainError as exc:
             raise InvalidParamsError(executions.describe(exc)) from None
@@ -152,7 +178,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 execution,
                 wait_seconds=self.services.settings.protocol_wait_seconds,
             )
-        return task_of(execution)
+        return task_of(execution, with_history=_history_asked(params.configuration, default=True))
 
     async def _stream(self, execution: ExecutionRow) -> AsyncGenerator[Event]:
         yield task_of(execution)
@@ -179,7 +205,37 @@ class ExecutionsRequestHandler(RequestHandler):
             yield event
 
     async def on_get_task(self, params: GetTaskRequest, context: ServerCallContext) -> Task | None:
-        return task_of(await self._visible(_caller(context), params.id))
+        execution = await self._visible(_caller(context), params.id)
+        return task_of(execution, with_history=_history_asked(params, default=True))
+
+    async def _task_of_context(
+        self, caller: Caller, params: ListTasksRequest, status: ExecutionStatus | None
+    ) -> ListTasksResponse:
+        """The list of one context: a context is an execution's conversation, so it holds
+        that one task (none if it is not the caller's, of this agent, in that status)."""
+        raw = params.context_id
+        found = None
+        if raw.isascii() and raw.isdigit() and len(raw) <= len(str(INT32_MAX)):
+            async with self.services.transaction() as session:
+                found = await repository.execution_of_conversation(session, int(raw))
+        tasks = []
+        if found is not None:
+            try:
+                execution = await self._visible(caller, str(found))
+            except TaskNotFoundError:
+                pass
+            else:
+                if status is None or execution["status"] == status:
+                    tasks.append(
+                        task_of(
+                            execution,
+                            with_artifacts=params.include_artifacts,
+                            with_history=_history_asked(params, default=False),
+                        )
+                    )
+        return ListTasksResponse(
+            tasks=tasks, next_page_token="", page_size=len(tasks), total_size=len(tasks)
+        )
 
     async def on_list_tasks(
         self, params: ListTasksRequest, context: ServerCallContext
@@ -201,8 +257,12 @@ class ExecutionsRequestHandler(RequestHandler):
                 raise InvalidParamsError(
                     "status: filter by submitted, working, completed or failed."
                 )
+        if params.context_id:
+            return await self._task_of_context(caller, params, status)
         filters = pages.ExecutionFilters(agent_id=caller.agent.id, status=status)
         user = caller.authenticated.user
+        # An input over the list's size limit is left to the task's own read too.
+        history = _history_asked(params, default=False)
         async with self.services.transaction() as session:
             page = await pages.list_executions(
                 session,
@@ -217,7 +277,9 @@ class ExecutionsRequestHandler(RequestHandler):
             tasks=[
                 # A result over the list's size limit is left to the task's own read.
                 task_of(
-                    row, with_artifacts=params.include_artifacts and not row["result_truncated"]
+                    row,
+                    with_artifacts=params.include_artifacts and not row["result_truncated"],
+                    with_history=history and not row["input_truncated"],
                 )
                 for row in page.executions
             ],
@@ -244,26 +306,46 @@ class ExecutionsRequestHandler(RequestHandler):
             raise TaskNotCancelableError from None
         return task_of(cancellation.execution)
 
-    # Push notifications wait for the signed webhook delivery of the execution events.
+    # Push notification configs: webhook endpoints of the task's execution (push.py).
     async def on_create_task_push_notification_config(
         self, params: TaskPushNotificationConfig, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
-        raise PushNotificationNotSupportedError
+        caller = _caller(context)
+        execution = await self._visible(caller, params.task_id)
+        try:
+            await push.check(params, self.services.settings)
+            async with self.services.transaction() as session:
+                return await push.set_config(session, caller.authenticated.user, execution, params)
+        except DomainError as exc:
+            raise InvalidParamsError(executions.describe(exc)) from None
+
+    async def _configs(self, caller: Caller, task_id: str) -> list[TaskPushNotificationConfig]:
+        execution = await self._visible(caller, task_id)
+        async with self.services.transaction() as session:
+            return await push.list_configs(session, caller.authenticated.user, execution)
 
     async def on_get_task_push_notification_config(
         self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> TaskPushNotificationConfig:
-        raise PushNotificationNotSupportedError
+        for config in await self._configs(_caller(context), params.task_id):
+            if config.id == params.id:
+                return config
+        raise TaskNotFoundError(f"No push notification config {params.id!r} on this task.")
 
     async def on_list_task_push_notification_configs(
         self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
     ) -> ListTaskPushNotificationConfigsResponse:
-        raise PushNotificationNotSupportedError
+        # At most push.MAX_CONFIGS_PER_TASK: one page.
+        configs = await self._configs(_caller(context), params.task_id)
+        return ListTaskPushNotificationConfigsResponse(configs=configs)
 
     async def on_delete_task_push_notification_config(
         self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
     ) -> None:
-        raise PushNotificationNotSupportedError
+        caller = _caller(context)
+        execution = await self._visible(caller, params.task_id)
+        async with self.services.transaction() as session:
+            await push.delete_config(session, caller.authenticated.user, execution, params.id)
 
     async def on_get_extended_agent_card(
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext

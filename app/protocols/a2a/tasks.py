@@ -73,7 +73,25 @@ def result_artifact(execution: ExecutionRow) -> Artifact:
     )
 
 
-def task_of(execution: ExecutionRow, *, with_artifacts: bool = True) -> Task:
+def request_message(execution: ExecutionRow) -> Message:
+    """The message that started the task, as its execution recorded it: the execution key and
+    the validated input (defaults filled in)."""
+    return Message(
+        message_id=f"execution-{execution['id']}-request",
+        task_id=str(execution["id"]),
+        context_id=str(execution["conversation_id"]),
+        role=Role.ROLE_USER,
+        parts=[
+            data_part({"execution_key": execution["execution_key"], "input": execution["input"]})
+        ],
+    )
+
+
+def task_of(
+    execution: ExecutionRow, *, with_artifacts: bool = True, with_history: bool = False
+) -> Task:
+    """The execution as a task. Its context is its conversation (each execution has its own,
+    holding its trace); its history, when asked for, the message that started it."""
     task = Task(
         id=str(execution["id"]),
         context_id=str(execution["conversation_id"]),
@@ -81,6 +99,8 @@ def task_of(execution: ExecutionRow, *, with_artifacts: bool = True) -> Task:
     )
     if with_artifacts and execution["status"] == ExecutionStatus.FINISHED:
         task.artifacts.append(result_artifact(execution))
+    if with_history:
+        task.history.append(request_message(execution))
     return task
 
 
