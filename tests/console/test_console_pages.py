@@ -1,0 +1,94 @@
+"""The console's pages over HTTP: sign in, what a user may see, CSRF, the generated form."""
+
+import re
+
+from httpx import AsyncClient, Response
+
+from tests.factories import Account, Factory
+
+
+def csrf_of(page: Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def sign_in(client: AsyncClient, account: Account) -> None:
+    page = await client.get("/ui/sign-in")
+    signed = await client.post(
+        "/ui/sign-in", data={"token": account.token, "csrf_token": csrf_of(page)}
+    )
+    assert signed.status_code == 303, signed.text
+
+
+async def test_pages_need_a_session_and_a_token_signs_in(
+    client: AsyncClient, factory: Factory
+) -> None:
+    alice = await factory.account()
+
+    before = await client.get("/ui/executions/")
+    await sign_in(client, alice)
+    after = await client.get("/ui/executions/")
+
+    assert before.status_code == 303
+    assert before.headers["location"].startswith("http://testserver/ui/sign-in")
+    assert after.status_code == 200
+    assert "alice" in after.text or alice.user.username in after.text
+    cookie = client.cookies.jar
+    session = next(c for c in cookie if c.name == "agentrun_console")
+    # The cookie is not the key: the API does not take it.
+    assert alice.token not in session.value
+    assert session.path == "/ui"
+
+
+async def test_a_wrong_token_is_refused_and_a_post_without_csrf_is_403(
+    client: AsyncClient, factory: Factory
+) -> None:
+    alice = await factory.account()
+    page = await client.get("/ui/sign-in")
+    wrong = await client.post("/ui/sign-in", data={"token": "ar_nope", "csrf_token": csrf_of(page)})
+    forged = await client.post("/ui/sign-in", data={"token": alice.token})
+
+    assert wrong.status_code == 401
+    assert "unknown or revoked" in wrong.text
+    assert forged.status_code == 403
+    assert "agentrun_console" not in forged.cookies
+
+
+async def test_another_users_execution_is_a_404_page(client: AsyncClient, factory: Factory) -> None:
+    alice, bob = await factory.account(), await factory.account()
+    agent = await factory.agent(await factory.dataset(alice))
+    execution = await factory.execution(agent, alice)
+
+    await sign_in(client, bob)
+    page = await client.get(f"/ui/executions/{execution.id}/")
+    events = await client.get(f"/ui/executions/{execution.id}/events")
+
+    assert page.status_code == 404
+    assert "Not found" in page.text
+    assert "text/html" in page.headers["content-type"]
+    assert events.status_code == 404
+
+
+async def test_the_start_form_shows_the_apis_field_errors(
+    client: AsyncClient, factory: Factory
+) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice), agent_type="structured-task")
+    await sign_in(client, alice)
+    url = f"/ui/agents/{agent.id}/start/structured-task/"
+    form = await client.get(url)
+
+    refused = await client.post(
+        url,
+        data={
+            "csrf_token": csrf_of(form),
+            "input.instructions": "",
+            "input.output_schema": "{not json",
+        },
+    )
+
+    assert form.status_code == 200
+    assert 'name="input.instructions"' in form.text
+    assert refused.status_code == 400
+    assert "Invalid JSON" in refused.text
