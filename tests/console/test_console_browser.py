@@ -62,7 +62,9 @@ async def test_sign_in_start_from_the_form_watch_it_finish_live_and_cancel_anoth
     assert outcome == "finished"
     assert await page.wait_for(f"{STATUS} === 'finished'")
     assert await page.evaluate("window.__same_document") is True
-    assert json.loads(await page.evaluate("document.querySelector('[data-field=result]').textContent")) == {"hi": 1}
+    assert json.loads(
+        await page.evaluate("document.querySelector('[data-field=result]').textContent")
+    ) == {"hi": 1}
     roles = await page.evaluate(
         "Array.from(document.querySelectorAll('#trace .role')).map(r => r.textContent)"
     )
@@ -84,7 +86,8 @@ async def test_sign_in_start_from_the_form_watch_it_finish_live_and_cancel_anoth
     rows = "Array.from(document.querySelectorAll('tr[data-execution-id]')).map(r => r.innerText)"
     listed = await page.evaluate(rows)
     assert [row.split()[0] for row in listed] == [f"#{second}", f"#{execution_id}"]
-    assert "cancelled" in listed[0] and "finished" in listed[1]
+    assert "cancelled" in listed[0]
+    assert "finished" in listed[1]
     started = await client.post(
         f"/api/agents/{agent.id}/agentic-executions/",
         json={"execution_key": "structured-task", "input": {"instructions": "Once more."}},

@@ -2,8 +2,12 @@
 
 import re
 
-from httpx import AsyncClient, Response
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
 
+from app.core.config import Settings
+from app.demo import DemoSetup
+from app.dev_stack import _welcome
 from tests.factories import Account, Factory
 
 
@@ -92,3 +96,46 @@ async def test_the_start_form_shows_the_apis_field_errors(
     assert 'name="input.instructions"' in form.text
     assert refused.status_code == 400
     assert "Invalid JSON" in refused.text
+
+
+FORWARDED = {
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "api.example.com",
+    "X-Forwarded-Prefix": "/agentrun",
+}
+
+
+async def test_behind_a_gateway_links_and_cookies_carry_its_prefix_and_scheme(
+    app: FastAPI, factory: Factory
+) -> None:
+    alice = await factory.account()
+    transport = ASGITransport(app=app, client=("127.0.0.1", 1234))
+    async with AsyncClient(transport=transport, base_url="http://10.0.0.5:8000") as gateway:
+        page = await gateway.get("/ui/sign-in", headers=FORWARDED)
+        # The gateway's browser sends it back (Secure, under /agentrun/ui); this client would not.
+        csrf_cookie = page.headers["set-cookie"].split(";")[0]
+        gateway.cookies.clear()
+        signed = await gateway.post(
+            "/ui/sign-in",
+            data={"token": alice.token, "csrf_token": csrf_of(page)},
+            headers={**FORWARDED, "Cookie": csrf_cookie},
+        )
+
+    assert 'action="https://api.example.com/agentrun/ui/sign-in"' in page.text
+    assert "https://api.example.com/agentrun/ui/static/console.css" in page.text
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "https://api.example.com/agentrun/ui/executions/"
+    session = signed.headers["set-cookie"]
+    assert "Path=/agentrun/ui" in session
+    assert "HttpOnly" in session
+    assert "SameSite=strict" in session
+    assert "Secure" in session
+
+
+def test_make_dev_prints_the_console_beside_the_token(settings: Settings) -> None:
+    demo = DemoSetup(token="ar_demo", catalog_agent_id=1, task_agent_id=2, invoice_agent_id=3)
+
+    lines = _welcome(settings, demo, "http://127.0.0.1:8000", []).splitlines()
+
+    token_line = lines.index("Demo admin token: ar_demo")
+    assert "http://127.0.0.1:8000/ui/" in lines[token_line + 1]
