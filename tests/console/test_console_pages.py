@@ -139,3 +139,33 @@ def test_make_dev_prints_the_console_beside_the_token(settings: Settings) -> Non
 
     token_line = lines.index("Demo admin token: ar_demo")
     assert "http://127.0.0.1:8000/ui/" in lines[token_line + 1]
+
+
+async def test_the_list_filters_as_the_api_does_and_files_download(
+    client: AsyncClient, factory: Factory
+) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice), file_upload=True)
+    started = await client.post(
+        f"/api/agents/{agent.id}/agentic-executions/",
+        data={"execution_key": "catalog-enrichment"},
+        files=[("files[]", ("notes.txt", b"Blue cotton shirt.", "text/plain"))],
+        headers=alice.headers,
+    )
+    failed = await factory.execution(agent, alice, status="failed", failure_code="runtime_error")
+    await sign_in(client, alice)
+
+    only_failed = await client.get("/ui/executions/?status=failed")
+    bad_filter = await client.get("/ui/executions/?status=lost")
+    page = await client.get(f"/ui/executions/{started.json()['id']}/")
+    link = re.search(r'href="http://testserver(/ui/files/[^"]+)" download', page.text)
+    assert link, page.text
+    download = await client.get(link.group(1))
+
+    assert f'data-execution-id="{failed.id}"' in only_failed.text
+    assert f'data-execution-id="{started.json()["id"]}"' not in only_failed.text
+    assert "runtime_error" in only_failed.text
+    assert bad_filter.status_code == 400
+    assert download.status_code == 200
+    assert download.content == b"Blue cotton shirt."
+    assert download.headers["content-disposition"].startswith("attachment")
