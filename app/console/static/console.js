@@ -78,6 +78,12 @@
     section.setAttribute("data-status", execution.status);
     field("finished_at").textContent = moment(execution.finished_at);
     field("duration").textContent = duration(execution.duration_seconds);
+    var usage = field("usage");
+    if (usage && execution.usage) {
+      usage.textContent = execution.usage.requests + " requests · " + execution.usage.input_tokens +
+        " in / " + execution.usage.output_tokens + " out tokens" +
+        (execution.usage.cost === null ? "" : " · $" + execution.usage.cost.toFixed(4));
+    }
     field("result").textContent =
       execution.result === null ? "—" : JSON.stringify(execution.result, null, 2);
     if (execution.failure_code) {
