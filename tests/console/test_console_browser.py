@@ -139,6 +139,10 @@ async def test_a_webhook_endpoint_added_in_the_console_shows_its_delivery(
     assert endpoint_url.endswith("/ui/webhooks/")
     await page.screenshot("webhook")
 
+    await page.submit("tr[data-delivery-id] form button")
+    redelivered = await page.evaluate("document.querySelector('tr[data-delivery-id]').innerText")
+    assert "pending" in redelivered
+
 
 async def test_another_users_execution_is_the_404_page_and_a_post_without_csrf_is_refused(
     page: Page, live_url: str, factory: Factory
@@ -162,6 +166,11 @@ async def test_another_users_execution_is_the_404_page_and_a_post_without_csrf_i
     assert forged == 403
     await page.goto(f"{live_url}/ui/executions/{bobs.id}/")
     assert await page.evaluate(STATUS) == "pending"
+
+    await page.submit(".sign-out button")
+    assert await page.evaluate("location.pathname") == "/ui/sign-in"
+    await page.goto(f"{live_url}/ui/executions/{bobs.id}/")
+    assert await page.evaluate("location.pathname") == "/ui/sign-in"
 
 
 async def test_an_admin_manages_users_tokens_datasets_and_agents(
