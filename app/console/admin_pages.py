@@ -146,9 +146,11 @@ async def _datasets(
     errors: list[str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    datasets = await catalog.list_visible_datasets(session, admin)
     context = {
         "user": admin,
-        "datasets": await catalog.list_visible_datasets(session, admin),
+        "datasets": datasets,
+        "members": await catalog.members_of(session, [d.id for d in datasets]),
         "users": await auth.list_users(session),
         "errors": errors or [],
     }
@@ -176,6 +178,15 @@ async def add_member(
         await catalog.add_member(session, dataset_id, _id(text_field(form, "user_id"), "user"))
     except Invalid as error:
         return await _datasets(request, session, admin, errors=_messages(error), status_code=400)
+    return redirect(request, "console_datasets")
+
+
+@router.post("/datasets/{dataset_id}/members/{user_id}/remove", name="console_member_remove")
+async def remove_member(
+    dataset_id: RowId, user_id: RowId, request: Request, session: SessionDep, _: ConsoleAdmin
+) -> Response:
+    await checked_form(request)
+    await catalog.remove_member(session, dataset_id, user_id)
     return redirect(request, "console_datasets")
 
 

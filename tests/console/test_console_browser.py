@@ -5,13 +5,17 @@ desktop and phone width into build/console-screenshots/."""
 
 import json
 
+import pytest
 from httpx import AsyncClient
 
-from tests.console.browser import Page
+from tests.console.browser import CHROMIUM, Page
 from tests.factories import Account, Factory
 from tests.webhook_receiver import Receiver
 from tests.worker.harness import Script, Worker, answer, call
 from workers.webhook_delivery import WebhookSender
+
+# As the docs check (tests/test_docs_page.py): CI installs Chromium.
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
 
 
 async def sign_in(page: Page, live_url: str, account: Account) -> None:
@@ -188,7 +192,15 @@ async def test_an_admin_manages_users_tokens_datasets_and_agents(
     await page.click_link("Tokens of carol")
     await page.screenshot("tokens")
     await page.goto(f"{live_url}/ui/datasets/")
+    await page.evaluate(
+        "Array.from(document.querySelectorAll('#member-1 option'))"
+        ".find(o => o.textContent === 'carol').selected = true"
+    )
+    await page.submit("form.inline button")
+    assert "carol" in await page.text(".members")
     await page.screenshot("datasets")
+    await page.submit(".members form button")
+    assert "carol" not in await page.text(".members")
     await page.goto(f"{live_url}/ui/agents/")
     await page.fill("#agent-name", "Tasks")
     await page.submit("form.stacked button[type=submit]")
