@@ -94,6 +94,16 @@ class Page:
             f"document.querySelector({json.dumps(selector)}).value = {json.dumps(value)}"
         )
 
+    async def press_tab(self) -> None:
+        for kind in ("rawKeyDown", "keyUp"):
+            await self.send(
+                "Input.dispatchKeyEvent",
+                type=kind,
+                key="Tab",
+                code="Tab",
+                windowsVirtualKeyCode=9,
+            )
+
     async def text(self, selector: str = "main") -> str:
         value = await self.evaluate(f"document.querySelector({json.dumps(selector)}).innerText")
         return re.sub(r"\s+", " ", str(value))

@@ -48,6 +48,12 @@ async def test_sign_in_start_from_the_form_watch_it_finish_live_and_cancel_anoth
     )
     await page.goto(f"{live_url}/ui/")
     await page.screenshot("sign-in")
+    # The token field has the focus on arrival; Tab moves on to the button, its focus drawn.
+    focused = "document.activeElement"
+    assert await page.evaluate(f"{focused}.id") == "token"
+    await page.press_tab()
+    assert await page.evaluate(f"{focused}.textContent") == "Sign in"
+    assert await page.evaluate(f"getComputedStyle({focused}).outlineStyle") == "solid"
     await sign_in(page, live_url, alice)
 
     await page.goto(f"{live_url}/ui/start/")
