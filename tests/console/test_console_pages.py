@@ -169,3 +169,35 @@ async def test_the_list_filters_as_the_api_does_and_files_download(
     assert download.status_code == 200
     assert download.content == b"Blue cotton shirt."
     assert download.headers["content-disposition"].startswith("attachment")
+
+
+async def test_the_start_form_takes_files_for_an_agent_that_accepts_them(
+    client: AsyncClient, factory: Factory
+) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice), file_upload=True)
+    await sign_in(client, alice)
+    url = f"/ui/agents/{agent.id}/start/catalog-enrichment/"
+    form = await client.get(url)
+
+    started = await client.post(
+        url,
+        data={"csrf_token": csrf_of(form), "input.skus": "A-1\nA-2"},
+        files=[("files", ("notes.txt", b"Blue cotton shirt.", "text/plain"))],
+    )
+    refused = await client.post(
+        url,
+        data={"csrf_token": csrf_of(form)},
+        files=[("files", ("run.exe", b"MZ\x90\x00binary", "application/octet-stream"))],
+    )
+
+    assert 'type="file"' in form.text
+    assert started.status_code == 303, started.text
+    execution = await client.get(
+        started.headers["location"].replace("/ui/executions/", "/api/agentic-executions/"),
+        headers=alice.headers,
+    )
+    assert execution.json()["input"]["skus"] == ["A-1", "A-2"]
+    assert [f["filename"] for f in execution.json()["files"]] == ["notes.txt"]
+    assert refused.status_code == 400
+    assert "files:" in refused.text
