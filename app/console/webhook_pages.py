@@ -126,6 +126,33 @@ async def redeliver(
     return redirect(request, "console_webhook", endpoint_id=endpoint_id)
 
 
+@router.post("/webhooks/{endpoint_id}/enabled", name="console_webhook_enabled")
+async def set_enabled(
+    endpoint_id: RowId,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: ConsoleUser,
+) -> Response:
+    form = await checked_form(request)
+    endpoint = await service.get_endpoint(session, user, endpoint_id)
+    await service.update_endpoint(
+        session, settings, endpoint, url=None, events=None, enabled=form.get("enabled") == "true"
+    )
+    return redirect(request, "console_webhook", endpoint_id=endpoint_id)
+
+
+@router.post("/webhooks/{endpoint_id}/rotate", name="console_webhook_rotate")
+async def rotate(
+    endpoint_id: RowId, request: Request, session: SessionDep, user: ConsoleUser
+) -> Response:
+    await checked_form(request)
+    endpoint = await service.rotate_secret(
+        session, await service.get_endpoint(session, user, endpoint_id)
+    )
+    return await _endpoint(request, session, user, endpoint, secret=endpoint.secret)
+
+
 @router.post("/webhooks/{endpoint_id}/delete", name="console_webhook_delete")
 async def delete(
     endpoint_id: RowId, request: Request, session: SessionDep, user: ConsoleUser

@@ -201,3 +201,34 @@ async def test_the_start_form_takes_files_for_an_agent_that_accepts_them(
     assert [f["filename"] for f in execution.json()["files"]] == ["notes.txt"]
     assert refused.status_code == 400
     assert "files:" in refused.text
+
+
+async def test_a_webhook_endpoint_is_disabled_and_its_secret_rotated_from_its_page(
+    client: AsyncClient, factory: Factory
+) -> None:
+    alice = await factory.account()
+    await sign_in(client, alice)
+    listing = await client.get("/ui/webhooks/")
+    created = await client.post(
+        "/ui/webhooks/",
+        data={
+            "csrf_token": csrf_of(listing),
+            "url": "http://127.0.0.1:9/hook",
+            "events": ["execution.finished"],
+        },
+    )
+    secret = re.search(r'<code class="secret">([^<]+)</code>', created.text)
+    assert secret, created.text
+
+    disabled = await client.post(
+        "/ui/webhooks/1/enabled", data={"csrf_token": csrf_of(created), "enabled": "false"}
+    )
+    rotated = await client.post("/ui/webhooks/1/rotate", data={"csrf_token": csrf_of(created)})
+    endpoint = await client.get("/api/webhooks/1/", headers=alice.headers)
+
+    assert disabled.status_code == 303
+    assert endpoint.json()["enabled"] is False
+    new_secret = re.search(r'<code class="secret">([^<]+)</code>', rotated.text)
+    assert new_secret
+    assert new_secret.group(1) != secret.group(1)
+    assert "previous one signs beside it" in rotated.text
