@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lint typecheck test test-fast migrate api worker dev bench clean
+.PHONY: help venv install lint typecheck test test-fast migrate api worker dev bench clean console-screenshot
 
 help:
 	@echo "make install    create .venv and install the project with dev tools"
@@ -21,6 +21,7 @@ help:
 	@echo "make api        serve the API on http://127.0.0.1:8000"
 	@echo "make worker     run an arq worker"
 	@echo "make dev        everything for a first look: databases, demo data, API + worker"
+	@echo "make console-screenshot  regenerate docs/console.png (headless Chromium)"
 	@echo "make bench      the performance benchmark (bench/README.md; needs PostgreSQL and Redis)"
 	@echo "make clean      remove the venv and tool caches"
 
@@ -63,6 +64,13 @@ worker: $(STAMP)
 # dev extra's wheels), migrations, demo data, then the API and a worker (app/dev_stack.py).
 dev: $(STAMP)
 	$(BIN)/agentrun dev
+
+# The README's picture of the console: the execution page the browser test photographs
+# (tests/console/; every page at desktop and phone width lands in build/console-screenshots/).
+console-screenshot: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/console/test_console_browser.py -k finish_live
+	mkdir -p docs
+	cp build/console-screenshots/execution-desktop.png docs/console.png
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -144,6 +144,7 @@ def _welcome(settings: Settings, demo: DemoSetup, base: str, notes: list[str]) -
         *(f"  {note}" for note in notes),
         "",
         f"Demo admin token: {demo.token}",
+        f"Console: {base}/ui/ (sign in with the token above)",
         f"Agents: catalog-enrichment #{demo.catalog_agent_id}, "
         f"structured-task #{demo.task_agent_id}, invoice-scanning #{demo.invoice_agent_id} "
         "(dataset 'Demo shop', 3 products; sample files in examples/)",

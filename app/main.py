@@ -12,6 +12,7 @@ from starlette.routing import Route
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
 from app.catalog.router import router as catalog_router
+from app.console.router import install as install_console
 from app.conversations.extraction import ExtractionLimits
 from app.conversations.extraction_process import TextExtractor
 from app.conversations.router import media_router
@@ -122,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix="/api")
     app.include_router(media_router)
+    # The operator's console (/ui/), over the same services and tokens.
+    install_console(app, settings)
     app.include_router(health_router)
     # The agent protocols, over the same services and tokens (app/protocols).
     app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))

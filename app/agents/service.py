@@ -79,6 +79,14 @@ async def list_visible_agents(
     return (await session.scalars(query.order_by(Agent.id))).all()
 
 
+async def get_visible_agent(session: AsyncSession, user: User, agent_id: int) -> Agent:
+    """The live agent ``user`` may use, else 404 (as the API's agent routes answer)."""
+    agent = await session.scalar(visible_agents(user).where(Agent.id == agent_id))
+    if agent is None:
+        raise NotFound("Agent not found.")
+    return agent
+
+
 async def delete_agent(session: AsyncSession, agent_id: int) -> None:
     """Soft delete, as Enthusiast: the agent takes no new executions and leaves the lists;
     its executions, conversations and files stay readable (and a running one finishes)."""

@@ -198,7 +198,12 @@ async def authenticate_token(session: AsyncSession, raw_key: str) -> Authenticat
     Read from the database on every request, never cached, so that a revoked token, or a
     disabled user's, is refused at once by every API process.
     """
-    digest = hash_key(raw_key)
+    return await authenticate_digest(session, hash_key(raw_key))
+
+
+async def authenticate_digest(session: AsyncSession, digest: str) -> Authenticated | None:
+    """As ``authenticate_token``, from the key's SHA-256 (what the console's session cookie
+    holds, so that the cookie is not a key the API would take)."""
     return await _authenticated_from(
         session, digest, await repository.read_live_token(session, digest)
     )

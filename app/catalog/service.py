@@ -63,6 +63,20 @@ async def add_member(session: AsyncSession, dataset_id: int, user_id: int) -> bo
     return added is not None
 
 
+async def members_of(session: AsyncSession, dataset_ids: Sequence[int]) -> dict[int, list[User]]:
+    """The members of each dataset, by username (one statement for all of them)."""
+    members: dict[int, list[User]] = {dataset_id: [] for dataset_id in dataset_ids}
+    rows = await session.execute(
+        select(DatasetMember.dataset_id, User)
+        .join(User, User.id == DatasetMember.user_id)
+        .where(DatasetMember.dataset_id.in_(dataset_ids))
+        .order_by(User.username)
+    )
+    for dataset_id, user in rows:
+        members[dataset_id].append(user)
+    return members
+
+
 async def remove_member(session: AsyncSession, dataset_id: int, user_id: int) -> None:
     """Take the user out of the dataset: from the next request on, its agents answer him 404
     (he can no longer start executions on them); the executions he started stay his to read.

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     # How often each worker looks for due deliveries and undispatched events.
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # The console (/ui/): the key signing its session cookies, shared by every API process
+    # (unset: a random key per process, so sessions do not survive a restart nor move between
+    # replicas), and how long a sign-in lasts.
+    console_secret: SecretStr | None = None
+    console_session_hours: float = Field(default=12.0, gt=0)
+
     page_size: int = 25
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

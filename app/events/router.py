@@ -16,7 +16,7 @@ router = APIRouter(tags=["agentic executions"])
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _last_event_id(raw: str | None) -> int:
+def last_event_id_of(raw: str | None) -> int:
     if raw is None or raw.strip() == "":
         return 0
     raw = raw.strip()
@@ -52,7 +52,7 @@ async def stream_events(
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    after = _last_event_id(last_event_id)
+    after = last_event_id_of(last_event_id)
     if after > await last_sequence(session, caller.execution["id"]):
         # Never sent: following it would wait for events that never come.
         raise Invalid({"Last-Event-ID": [f"No event {after} in this execution's stream."]})

@@ -1,7 +1,7 @@
 """webhook_endpoints of one execution: A2A push notification configs
 
 Revision ID: 0020
-Revises: 0014
+Revises: 0017
 Create Date: 2026-12-01 09:00:00.000000
 
 Nullable columns only (expand): the previous release reads and writes the table unchanged.
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision: str = '0020'
-down_revision: str | None = '0014'
+down_revision: str | None = '0017'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
