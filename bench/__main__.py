@@ -28,6 +28,8 @@ from bench.profiling import Profiler
 from bench.scenarios import (
     Result,
     concurrency,
+    fleet,
+    latency,
     listing,
     memory,
     overhead,
@@ -41,9 +43,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # In this order: the list scenario's million rows come last, so they slow nothing else.
 SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
+    "latency": latency.run,
     "overhead": overhead.run,
     "concurrency": concurrency.run,
     "memory": memory.run,
+    "fleet": fleet.run,
     "streams": streams.run,
     "submit": submit.run,
     "protocols": protocols.run,
