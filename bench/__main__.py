@@ -34,6 +34,7 @@ from bench.scenarios import (
     memory,
     overhead,
     protocols,
+    pydantic_ai,
     streams,
     submit,
 )
@@ -44,6 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # In this order: the list scenario's million rows come last, so they slow nothing else.
 SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "latency": latency.run,
+    "pydantic_ai": pydantic_ai.run,
     "overhead": overhead.run,
     "concurrency": concurrency.run,
     "memory": memory.run,

@@ -41,6 +41,7 @@ class Sizes:
     latency_rounds: int = 200
     latency_loaded_executions: int = 1000
     fleet_slots: int = 100
+    pydantic_ai_executions: int = 200
     fleet_workers: tuple[int, ...] = (1, 2, 4, 8)
 
 
@@ -57,6 +58,7 @@ QUICK = Sizes(
     latency_rounds=60,
     latency_loaded_executions=400,
     fleet_slots=40,
+    pydantic_ai_executions=60,
     fleet_workers=(1, 2, 4),
 )
 
