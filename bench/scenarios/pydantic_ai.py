@@ -76,11 +76,16 @@ async def _service(bench: BenchRun, agent_id: int, key: str, count: int) -> dict
         with EndWatcher(bench) as watcher:
             await lanes.run(10, lambda client: one(client, watcher), time_limit=60)  # warm-up
             calls_before = await bench.model_calls()
-            meter = bench.cpu_meter(worker=bench.facts["pydantic_ai_worker"])
+            worker = bench.facts["pydantic_ai_worker"]
+            assert bench.api is not None
+            bench.profiler.start(f"{key}-api", bench.api.pid)
+            bench.profiler.start(f"{key}-worker", worker.pid)
+            meter = bench.cpu_meter(worker=worker)
             statuses, wall = await lanes.run(
                 count, lambda client: one(client, watcher), time_limit=300
             )
             cpu = meter.stop()
+            profiles = bench.profiler.stop()
     return {
         "executions": len(statuses),
         "finished": statuses.count("finished"),
@@ -91,6 +96,7 @@ async def _service(bench: BenchRun, agent_id: int, key: str, count: int) -> dict
         "wall_s": round(wall, 2),
         "cpu_s": cpu,
         "cpu_ms_per_execution": per_unit_ms(cpu, len(statuses)),
+        "profiles": profiles,
     }
 
 
@@ -147,6 +153,7 @@ async def run(bench: BenchRun) -> Result:
                 }
         finally:
             bench.facts.pop("pydantic_ai_worker", None)
+    profiles = {name: p for t in types.values() for name, p in t["service"].pop("profiles").items()}
     worst = max(t["ratio"] for t in types.values())
     complete = all(t["service"]["finished"] == t["service"]["executions"] for t in types.values())
     notes = [] if complete else ["some executions did not finish"]
@@ -156,4 +163,5 @@ async def run(bench: BenchRun) -> Result:
         target=f"service CPU / plain agent.run() CPU <= {TARGET} (each type)",
         met=complete and worst <= TARGET,
         notes=notes,
+        profiles=profiles,
     )
