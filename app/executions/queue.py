@@ -1,6 +1,7 @@
 """Handing executions to the workers through arq. PostgreSQL stays the source of truth."""
 
 import asyncio
+import contextlib
 import logging
 
 from arq.connections import ArqRedis, RedisSettings
@@ -123,8 +124,13 @@ async def abort_execution_job(queue: ArqRedis, settings: Settings, execution_id:
     """
     job = Job(job_id_for(execution_id), redis=queue, _queue_name=settings.queue_name)
     try:
-        # timeout=0: record the abort and return; the worker cancels the task on its next poll.
-        await job.abort(timeout=0, poll_delay=0)
+        # timeout=0: record the abort, and give up at once waiting for the job to end (arq
+        # raises TimeoutError). The worker cancels the task on its next poll, which a wake-up
+        # brings forward (at once when one worker runs; else a waiting worker polls for
+        # nothing and the one running the job sees it within its poll delay).
+        with contextlib.suppress(TimeoutError):
+            await job.abort(timeout=0, poll_delay=0)
+        await wake_workers(queue, settings.queue_name)
     except QUEUE_ERRORS as exc:
         if not isinstance(exc, TimeoutError):
             logger.warning("could not abort the job of execution %s: %s", execution_id, exc)

@@ -7,14 +7,17 @@ import time
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.jobs import Job, JobStatus
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.executions.queue import enqueue_execution, job_id_for, wake_key
+from app.executions.queue import abort_execution_job, enqueue_execution, job_id_for, wake_key
 from tests.factories import Factory
 from tests.mock_openai import MockOpenAI
 from tests.worker.harness import reload
+from tests.worker.test_cancellation import request_cancel
 from tests.worker.test_worker_process import arq_worker, task, until_terminal
 from workers.execution_worker import ExecutionWorker
 from workers.jobs import run_execution
@@ -184,3 +187,31 @@ async def test_a_job_handed_back_goes_back_to_the_queue_with_its_score_and_wakes
     # Deferred (arq's Retry(defer=...)): arq adds to the score it finds.
     await worker.finish_job(job_id, False, None, None, False, 5000, None)
     assert await queue.zscore(settings.queue_name, job_id) == 6234
+
+
+async def test_an_abort_wakes_the_worker_running_the_job(
+    settings: Settings,
+    factory: Factory,
+    queue: ArqRedis,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    execution = await task(factory)
+    model_called = asyncio.Event()
+
+    async def slow(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        model_called.set()
+        await asyncio.sleep(60)
+        raise AssertionError("not reached")
+
+    # Neither its poll nor its heartbeat (which also finds a cancel request) comes in time.
+    woken = only_woken(settings).model_copy(
+        update={"heartbeat_seconds": NEVER, "stale_after_seconds": 2 * NEVER}
+    )
+    async with arq_worker(woken, FunctionModel(slow)):
+        assert await enqueue_execution(queue, execution.id)
+        await asyncio.wait_for(model_called.wait(), 10)
+        await request_cancel(sessionmaker, execution.id)
+        await abort_execution_job(queue, woken, execution.id)
+        done = await until_terminal(sessionmaker, execution.id, within=30)
+
+    assert (done.status, done.failure_code) == ("failed", "cancelled")
