@@ -2,6 +2,7 @@
 of the queue, so that a fleet runs every execution it has slots for."""
 
 import asyncio
+import contextlib
 import time
 
 from arq.connections import ArqRedis
@@ -215,3 +216,29 @@ async def test_an_abort_wakes_the_worker_running_the_job(
         done = await until_terminal(sessionmaker, execution.id, within=30)
 
     assert (done.status, done.failure_code) == ("failed", "cancelled")
+
+
+async def redis_commands(redis: ArqRedis, seconds: float) -> list[str]:
+    """What Redis runs on the queue's database for ``seconds`` (MONITOR), one string each."""
+    database = redis.connection_pool.connection_kwargs.get("db", 0)
+    commands: list[str] = []
+    async with redis.monitor() as monitor:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while True:
+                    command = await monitor.next_command()
+                    if command["db"] == database:
+                        commands.append(command["command"])
+    return commands
+
+
+async def test_an_idle_worker_waits_between_polls_instead_of_polling_in_a_loop(
+    settings: Settings, queue: ArqRedis
+) -> None:
+    # arq's own loop is given no poll delay (it would sleep it even after a wake-up); the
+    # worker's wait for a wake-up is what spaces its polls.
+    async with arq_worker(only_woken(settings)):
+        await waiting_for_a_wake_up(queue)
+        commands = await redis_commands(queue, 0.5)
+
+    assert not [c for c in commands if c.startswith(f"ZRANGEBYSCORE {settings.queue_name} ")]
