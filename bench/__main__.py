@@ -28,11 +28,14 @@ from bench.profiling import Profiler
 from bench.scenarios import (
     Result,
     concurrency,
+    fleet,
     journal,
+    latency,
     listing,
     memory,
     overhead,
     protocols,
+    pydantic_ai,
     streams,
     submit,
 )
@@ -42,9 +45,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # In this order: the list scenario's million rows come last, so they slow nothing else.
 SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
+    "latency": latency.run,
+    "pydantic_ai": pydantic_ai.run,
     "overhead": overhead.run,
     "concurrency": concurrency.run,
     "memory": memory.run,
+    "fleet": fleet.run,
     "streams": streams.run,
     "submit": submit.run,
     "protocols": protocols.run,

@@ -38,6 +38,11 @@ class Sizes:
     memory_executions: int = 500
     stream_count: int = 1000
     protocol_rounds: int = 100
+    latency_rounds: int = 200
+    latency_loaded_executions: int = 1000
+    fleet_slots: int = 100
+    pydantic_ai_executions: int = 200
+    fleet_workers: tuple[int, ...] = (1, 2, 4, 8)
 
 
 FULL = Sizes()
@@ -50,6 +55,11 @@ QUICK = Sizes(
     memory_executions=200,
     stream_count=200,
     protocol_rounds=30,
+    latency_rounds=60,
+    latency_loaded_executions=400,
+    fleet_slots=40,
+    pydantic_ai_executions=60,
+    fleet_workers=(1, 2, 4),
 )
 
 

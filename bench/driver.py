@@ -135,9 +135,18 @@ async def timed_request(client: httpx.AsyncClient, method: str, url: str, **kwar
     return Timed(elapsed, response.status_code, body)
 
 
-async def submit(client: httpx.AsyncClient, agent_id: int) -> Timed:
+async def submit(client: httpx.AsyncClient, agent_id: int, mark: str | None = None) -> Timed:
+    """POST an execution; with ``mark``, its input carries ``bench-mark:<mark>``, by which the
+    model server tells its calls apart (``ModelServer.arrivals``)."""
+    body = EXECUTION_BODY
+    if mark is not None:
+        instructions = f"{EXECUTION_BODY['input']['instructions']} (bench-mark:{mark})"
+        body = {
+            **EXECUTION_BODY,
+            "input": {**EXECUTION_BODY["input"], "instructions": instructions},
+        }
     return await timed_request(
-        client, "POST", f"/api/agents/{agent_id}/agentic-executions/", json=EXECUTION_BODY
+        client, "POST", f"/api/agents/{agent_id}/agentic-executions/", json=body
     )
 
 
@@ -211,6 +220,13 @@ class ModelServer:
         if hold is not None:
             settings["hold"] = hold
         (await self.client.post("/_bench/configure", json=settings)).raise_for_status()
+
+    async def arrivals(self) -> dict[str, float]:
+        """When the first model call of each marked execution arrived (wall clock)."""
+        response = await self.client.get("/_bench/arrivals")
+        response.raise_for_status()
+        body: dict[str, float] = response.json()
+        return body
 
     async def last_request(self) -> dict[str, Any]:
         response = await self.client.get("/_bench/last-request")

@@ -9,21 +9,25 @@ that serving the model never competes with the harness's client loop. Beside
   the wall-clock times of the first and the last call since the last reset;
 - ``GET /_bench/last-request``: the last chat-completions body received (the direct baseline
   replays it);
+- ``GET /_bench/arrivals``: for each ``bench-mark:<hex>`` found in a call's body (the harness
+  puts one in an execution's input), the wall-clock time its first call arrived;
 - ``POST /_bench/configure`` ``{"latency": s, "hold": bool, "reset": true}``: change the
   latency; hold every call (it waits, in flight, until ``hold`` is set false again); reset the
-  peak and the first/last call times.
+  peak, the first/last call times and the arrivals.
 """
 
 import argparse
 import asyncio
 import contextlib
 import json
+import re
 import time
 from typing import Any
 
 from tests.mock_openai import MockOpenAI
 
 CONTROL_PREFIX = "/_bench/"
+MARK = re.compile(rb"bench-mark:([0-9a-f]{8,32})")
 
 
 class BenchModelServer(MockOpenAI):
@@ -35,6 +39,7 @@ class BenchModelServer(MockOpenAI):
         self.first_call_at: float | None = None
         self.last_call_at: float | None = None
         self.last_request: dict[str, Any] | None = None
+        self.arrivals: dict[str, float] = {}
         # Set: calls go on; cleared: they wait in flight (the memory scenario holds them).
         self.released = asyncio.Event()
         self.released.set()
@@ -47,6 +52,9 @@ class BenchModelServer(MockOpenAI):
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             return await super()._answer(method, path, body)
         now = time.time()
+        mark = MARK.search(body)
+        if mark is not None:
+            self.arrivals.setdefault(mark.group(1).decode(), now)
         self.calls += 1
         self.first_call_at = self.first_call_at or now
         self.last_call_at = now
@@ -68,6 +76,8 @@ class BenchModelServer(MockOpenAI):
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if method == "GET" and name == "stats":
             return 200, self._stats(), {}
+        if method == "GET" and name == "arrivals":
+            return 200, self.arrivals, {}
         if method == "GET" and name == "last-request":
             return 200, self.last_request or {}, {}
         if method == "POST" and name == "configure":
@@ -81,6 +91,7 @@ class BenchModelServer(MockOpenAI):
             if settings.get("reset"):
                 self.peak_in_flight = self.in_flight
                 self.first_call_at = self.last_call_at = None
+                self.arrivals.clear()
             return 200, self._stats(), {}
         return 404, {"error": {"message": f"No control route {method} {name}"}}, {}
 

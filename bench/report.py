@@ -14,6 +14,13 @@ HEADLINES = {
     "concurrency": ("first_submit_to_all_terminal_s", "ideal_s", "s"),
     "submit": ("api.throughput_per_s", "bare_in_process.throughput_per_s", "POST/s"),
     "memory": ("per_execution_kib", None, "KiB/exec"),
+    "pydantic_ai": (
+        "types.structured-task.service_cpu_ms_per_execution",
+        "types.structured-task.baseline_cpu_ms_per_execution",
+        "ms CPU/exec",
+    ),
+    "latency": ("idle.first_model_request.p50_ms", None, "ms p50"),
+    "fleet": ("target_case.in_flight_at_once", "target_case.held", "in flight"),
 }
 
 

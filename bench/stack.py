@@ -274,6 +274,39 @@ class Stack:
             await redis.aclose()
         return process
 
+    def start_redis(self, name: str) -> tuple[Process, str]:
+        """A private redis-server (no persistence) on a free port: its URL. For figures of
+        Redis alone (INFO commandstats, its CPU), untouched by others using the shared one."""
+        port = free_port()
+        argv = ["redis-server", "--port", str(port), "--bind", HOST, "--save", ""]
+        argv += ["--appendonly", "no", "--protected-mode", "no"]
+        process = self.start(name, argv, port=port, env=self.env())
+        return process, f"redis://{HOST}:{port}/0"
+
+    async def start_workers(self, count: int, redis_url: str, **extra: str) -> list[Process]:
+        """``count`` worker processes on ``redis_url``, returned once each waits for jobs
+        (blocked on the queue's wake list)."""
+        env = self.env(AGENTRUN_REDIS_URL=redis_url, **extra)
+        workers = [
+            self.start(f"worker-{n}", [str(BIN / "agentrun"), "worker"], env=env)
+            for n in range(count)
+        ]
+        redis: Redis = Redis.from_url(redis_url)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS * max(1, count / 2)
+        try:
+            while True:
+                clients = await redis.client_list()
+                if sum(client.get("cmd") == "blpop" for client in clients) >= count:
+                    return workers
+                for process in workers:
+                    if not process.alive():
+                        raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the workers did not start:\n{workers[0].log_tail()}")
+                await asyncio.sleep(0.1)
+        finally:
+            await redis.aclose()
+
     async def close(self) -> None:
         self.stop_all()
         with contextlib.suppress(Exception):

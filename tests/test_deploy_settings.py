@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from app.core.config import Settings
+from app.core.metrics import QUEUE_DEPTH
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,3 +45,26 @@ def test_compose_trusts_no_forwarding_proxy() -> None:
 
     environment = compose["services"]["api"]["environment"]
     assert _trusted_proxies(environment) == ["127.0.0.1", "::1"]
+
+
+def test_the_workers_scale_on_the_queue_depth_the_api_serves() -> None:
+    [_deployment, autoscaler] = _load("deploy/worker.yaml")
+
+    [queue_metric] = [m for m in autoscaler["spec"]["metrics"] if m["type"] == "External"]
+    assert queue_metric["external"]["metric"]["name"] == QUEUE_DEPTH._name
+
+
+def test_the_pgbouncer_piece_pools_transactions_the_service_can_run_through() -> None:
+    [config, _deployment, service] = _load("deploy/pgbouncer.yaml")
+    [configmap] = _load("deploy/configmap.yaml")
+
+    ini = config["data"]["pgbouncer.ini"]
+    assert "pool_mode = transaction" in ini
+    # asyncpg sends statement_timeout at connection start unless it is 0; PgBouncer refuses
+    # startup parameters it is not told to ignore.
+    assert "statement_timeout" in ini
+    assert service["spec"]["ports"][0]["port"] == 6432
+    # The setting the service needs behind it exists under the name the ConfigMap uses.
+    name = "AGENTRUN_DATABASE_PREPARED_STATEMENTS"
+    assert name in configmap["data"]
+    assert "database_prepared_statements" in Settings.model_fields

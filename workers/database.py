@@ -21,6 +21,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.database_errors import is_database_outage
+from app.core.db import NEEDS_TRANSACTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +75,16 @@ async def in_one_statement(
     """Run ``work``, which executes ONE statement (atomic on its own; a second one would not be
     in the same transaction), on an autocommit connection; retried like ``in_transaction``,
     each try on a connection checked out for it."""
-    engine = autocommit_engine(sessionmaker)
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    # Behind a pooler in transaction mode (app.core.db.create_engine): BEGIN … COMMIT.
+    in_a_transaction = bool(engine.get_execution_options().get(NEEDS_TRANSACTIONS))
+    autocommit = None if in_a_transaction else autocommit_engine(sessionmaker)
 
     async def attempt() -> T:
-        async with engine.connect() as connection:
+        if autocommit is None:
+            async with engine.begin() as connection:
+                return await work(connection)
+        async with autocommit.connect() as connection:
             return await work(connection)
 
     return await _retrying(attempt, retry_for=retry_for, what=what)

@@ -9,10 +9,12 @@ the executions no worker is taking care of and makes their jobs runnable again:
 - ``in_progress`` whose heartbeat is stale (their worker died) or NULL (their worker handed
   them back).
 
-A job still in the queue is freed: arq skips a job while ``arq:in-progress:<job id>`` exists,
-and a killed worker leaves that key for the whole job timeout, so deleting it lets any worker
-pick the job up at once. A job gone from the queue is enqueued again, its leftovers (which
-would make arq refuse the deterministic id) cleared in the same atomic step. ``run_execution``
+A worker takes the jobs it runs out of the queue (workers.execution_worker), so a killed
+worker's job is gone from the queue; it is enqueued again, its leftovers (which would make arq
+refuse the deterministic id, and the in-progress key a killed worker leaves for the whole job
+timeout) cleared in the same atomic step, as a job Redis lost is. A job still in the queue but
+marked in progress (a worker of the previous release, which left running jobs in the queue,
+was killed) is freed by deleting the mark. Either wakes a worker. ``run_execution``
 then runs it as the next attempt, or fails it as ``worker_lost``.
 
 Several reconcilers (one per worker) may act at once, or on an execution a worker is claiming
@@ -43,7 +45,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.database_errors import is_database_outage
 from app.executions.models import AgenticExecution, ExecutionStatus
-from app.executions.queue import QUEUE_ERRORS, RUN_EXECUTION_JOB, job_id_for
+from app.executions.queue import (
+    QUEUE_ERRORS,
+    RUN_EXECUTION_JOB,
+    WAKE_TOKENS_KEPT,
+    job_id_for,
+    wake_key,
+    wake_workers,
+)
 from app.executions.transitions import orphaned
 from workers.heartbeat import Runs
 
@@ -63,6 +72,8 @@ if redis.call('zscore', KEYS[1], ARGV[1]) then return 0 end
 redis.call('del', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('psetex', KEYS[2], ARGV[3], ARGV[2])
 redis.call('zadd', KEYS[1], ARGV[4], ARGV[1])
+redis.call('lpush', KEYS[6], '1')
+redis.call('ltrim', KEYS[6], 0, ARGV[5] - 1)
 return 1
 """
 
@@ -135,18 +146,23 @@ async def _make_runnable(
     for index, execution_id in enumerate(execution_ids):
         job_id = job_id_for(execution_id)
         queued, marked_ms_left = answers[2 * index], answers[2 * index + 1]
+        marked = marked_ms_left != -2
+        # A mark younger than the staleness is a worker picking the job up this very moment
+        # (the execution read as stuck just before): left alone.
+        age_ms = None if marked_for_ms is None else marked_for_ms - marked_ms_left
+        if marked and age_ms is not None and marked_ms_left >= 0 and age_ms < stale_after * 1000:
+            continue
         if queued is not None:
-            # Still queued: waiting for a free worker (nothing to do), or held by a worker
-            # that is gone. A mark younger than the staleness is a worker picking the job up
-            # this very moment (the execution read as stuck just before): left alone.
-            if marked_ms_left == -2:  # no mark
-                continue
-            age_ms = None if marked_for_ms is None else marked_for_ms - marked_ms_left
-            if age_ms is not None and marked_ms_left >= 0 and age_ms < stale_after * 1000:
+            # Still queued: waiting for a free worker (nothing to do), or held by a worker of
+            # the previous release that is gone (it left its running jobs in the queue).
+            if not marked:
                 continue
             if await queue.delete(in_progress_key_prefix + job_id):
+                await wake_workers(queue, queue_name)
                 handed.append(execution_id)
             continue
+        # Gone from the queue: lost by Redis, or started by a worker that is gone (a worker
+        # takes the jobs it runs out of the queue).
         if await _requeue(queue, execution_id):
             handed.append(execution_id)
     return handed
@@ -159,12 +175,23 @@ async def _requeue(queue: ArqRedis, execution_id: int) -> bool:
     job_id = job_id_for(execution_id)
     now = timestamp_ms()
     job = serialize_job(RUN_EXECUTION_JOB, (execution_id,), {}, None, now)
-    keys = [queue.default_queue_name] + [
-        prefix + job_id
-        for prefix in (job_key_prefix, result_key_prefix, retry_key_prefix, in_progress_key_prefix)
-    ]
+    keys = (
+        [queue.default_queue_name]
+        + [
+            prefix + job_id
+            for prefix in (
+                job_key_prefix,
+                result_key_prefix,
+                retry_key_prefix,
+                in_progress_key_prefix,
+            )
+        ]
+        + [wake_key(queue.default_queue_name)]
+    )
     try:
-        arguments: list[str | bytes] = [job_id, job, str(expires_extra_ms), str(now)]
+        arguments: list[str | bytes] = [
+            *(job_id, job, str(expires_extra_ms), str(now), str(WAKE_TOKENS_KEPT))
+        ]
         done = await cast(
             Awaitable[int],
             queue.eval(REQUEUE_SCRIPT, len(keys), *keys, *arguments),  # type: ignore[arg-type]

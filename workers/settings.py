@@ -2,8 +2,8 @@
 ``arq workers.arq_settings.WorkerSettings``.
 
 One worker process runs many executions at once (they wait on model providers, not on the
-CPU): ``max_jobs`` is AGENTRUN_WORKER_CONCURRENCY. Polling every 50 ms picks a job up within
-tens of milliseconds of its enqueueing.
+CPU): ``max_jobs`` is AGENTRUN_WORKER_CONCURRENCY. A worker is woken when a job is enqueued
+(``workers.execution_worker``) and polls every AGENTRUN_WORKER_POLL_DELAY_SECONDS besides.
 
 Beside the jobs, two tasks live from startup to shutdown: the heartbeat of the executions this
 worker runs (``workers.heartbeat``) and the reconciler (``workers.reconciler``).
@@ -175,7 +175,12 @@ def worker_settings(settings: Settings, **extra_ctx: Any) -> dict[str, Any]:
         "redis_settings": worker_redis_settings(settings),
         "queue_name": settings.queue_name,
         "max_jobs": settings.worker_concurrency,
+        # How long ExecutionWorker waits for a wake-up between polls (arq's own Worker, run by
+        # `arq workers.arq_settings.WorkerSettings`, polls this often and is never woken).
         "poll_delay": settings.worker_poll_delay_seconds,
+        # Only waiting jobs are in the queue (ExecutionWorker): a poll needs no more ids than
+        # the worker has slots.
+        "queue_read_limit": settings.worker_concurrency,
         "job_timeout": timeout,
         "keep_result": KEEP_RESULT_SECONDS,
         # SIGTERM: stop taking jobs, let the running ones finish for this long (arq wants int).

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     # PostgreSQL cancels any statement running longer (statement_timeout on every connection the
     # API and workers open), so that a hung one cannot hold its connection; 0 disables.
     database_statement_timeout_seconds: float = Field(default=30.0, ge=0)
+    # False behind a pooler that hands each transaction to any server connection (PgBouncer in
+    # transaction mode): no statement is cached on a connection, and each prepared statement
+    # gets a name of its own, so that two clients never meet the other's on a server
+    # connection (deploy/README.md, PgBouncer).
+    database_prepared_statements: bool = True
     redis_url: str = "redis://127.0.0.1:6379/0"
     queue_name: str = "agentrun:queue"
     media_root: Path = Path("media")
@@ -51,9 +56,10 @@ class Settings(BaseSettings):
     model_key_env_prefix: str = Field(default="AGENTRUN_AGENT_KEY_", min_length=1)
 
     worker_concurrency: int = 500
-    # Each poll is two Redis round trips: every 10 ms an idle worker burnt ~13% of a core
-    # (measured); every 50 ms costs ~3% and adds at most 50 ms before a job is picked up.
-    worker_poll_delay_seconds: float = 0.05
+    # A worker is woken when a job is enqueued (workers/execution_worker.py) and polls this
+    # often besides: the fallback for a wake-up lost, and how soon an abort is seen at worst.
+    # Each poll is a few Redis round trips (every 50 ms cost an idle worker ~3% of a core).
+    worker_poll_delay_seconds: float = Field(default=0.5, gt=0)
     execution_timeout_seconds: float = 600.0
     # Worker resilience (workers/heartbeat.py, workers/reconciler.py): a running execution's
     # heartbeat is bumped every heartbeat_seconds; one older than stale_after_seconds (its

@@ -9,9 +9,11 @@ a new execution to the queue, is registered with ``after_commit`` and run by the
 the commit succeeded (never after a rollback).
 """
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.ext.asyncio import (
@@ -39,6 +41,11 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True)}
 
 
+# An engine's execution option, set when its statements may not run outside a transaction
+# (``database_prepared_statements`` off): the worker's one-statement writes then BEGIN and COMMIT.
+NEEDS_TRANSACTIONS = "agentrun_needs_transactions"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -57,6 +64,25 @@ def create_engine(
         if statement_timeout_seconds is None
         else statement_timeout_seconds
     )
+    connect_args: dict[str, Any] = {"timeout": settings.database_connect_timeout_seconds}
+    if timeout > 0:
+        # Sent when the connection opens (no round trip of its own), so it holds for every
+        # statement, SQLAlchemy's and any run on the driver's connection directly. A
+        # statement cancelled for it fails with "canceling statement due to statement
+        # timeout" (SQLSTATE 57014: an outage to the callers, who answer 503 or retry);
+        # its connection stays usable. 0 sends nothing (PgBouncer refuses the parameter).
+        connect_args["server_settings"] = {"statement_timeout": str(round(timeout * 1000))}
+    if not settings.database_prepared_statements:
+        # asyncpg's cache and SQLAlchemy's off, and unique names for what SQLAlchemy still
+        # prepares (to read a result's columns): a pooler in transaction mode may run the next
+        # transaction on another server connection, where a cached statement does not exist
+        # and a reused name may already be taken.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+        connect_args["prepared_statement_cache_size"] = 0
+    # SQLAlchemy prepares a statement, then runs it: in two exchanges, which a pooler in
+    # transaction mode may send to two server connections unless a transaction holds one.
+    options = {NEEDS_TRANSACTIONS: not settings.database_prepared_statements}
     return create_async_engine(
         settings.database_url,
         # A fixed set of connections, kept open: overflow connections are opened and closed
@@ -69,16 +95,13 @@ def create_engine(
         # No ping before each checkout (three round trips): a connection that died with its
         # server fails its statement, the pool is invalidated, and callers answer 503 or retry.
         pool_pre_ping=False,
-        connect_args={
-            "timeout": settings.database_connect_timeout_seconds,
-            # Sent when the connection opens (no round trip of its own), so it holds for every
-            # statement, SQLAlchemy's and any run on the driver's connection directly. A
-            # statement cancelled for it fails with "canceling statement due to statement
-            # timeout" (SQLSTATE 57014: an outage to the callers, who answer 503 or retry);
-            # its connection stays usable.
-            "server_settings": {"statement_timeout": str(round(timeout * 1000))},
-        },
+        connect_args=connect_args,
+        execution_options=options,
     )
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

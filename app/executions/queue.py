@@ -1,6 +1,7 @@
 """Handing executions to the workers through arq. PostgreSQL stays the source of truth."""
 
 import asyncio
+import contextlib
 import logging
 
 from arq.connections import ArqRedis, RedisSettings
@@ -25,6 +26,31 @@ QUEUE_ERRORS = (RedisError, OSError)
 def job_id_for(execution_id: int) -> str:
     # Deterministic, so that enqueueing the same execution twice runs it once.
     return f"execution:{execution_id}"
+
+
+def wake_key(queue_name: str) -> str:
+    """The list a worker waits on between polls (workers.execution_worker): one token pushed
+    per enqueued job wakes one waiting worker."""
+    return f"{queue_name}:wake"
+
+
+# Tokens nobody took (every worker busy) are kept up to this many: enough to wake a fleet's
+# workers when they free up, without a backlog of polls that would find nothing.
+WAKE_TOKENS_KEPT = 64
+
+# KEYS: the wake list; ARGV: how many tokens to keep.
+_WAKE = LuaScript(
+    """
+    redis.call('LPUSH', KEYS[1], '1')
+    redis.call('LTRIM', KEYS[1], 0, ARGV[1] - 1)
+    """
+)
+
+
+async def wake_workers(redis: ArqRedis, queue_name: str) -> None:
+    """Wake a worker waiting for jobs of ``queue_name`` (after a job was queued otherwise than
+    by ``enqueue_execution``)."""
+    await _WAKE(redis, [wake_key(queue_name)], [WAKE_TOKENS_KEPT])
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -56,12 +82,15 @@ async def queue_reachable(queue: ArqRedis) -> bool:
 
 # What arq's ``enqueue_job`` does, in one round trip instead of four (WATCH, EXISTS, then
 # MULTI/PSETEX/ZADD/EXEC on a connection held for the WATCH): a job whose key or result exists
-# is not enqueued again. A script runs atomically, as the WATCH made arq's steps.
+# is not enqueued again. A script runs atomically, as the WATCH made arq's steps. It also
+# pushes a token on the wake list, which a waiting worker is blocked on (``wake_key``).
 _ENQUEUE = LuaScript(
     """
     if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
     redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
     redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+    redis.call('LPUSH', KEYS[4], '1')
+    redis.call('LTRIM', KEYS[4], 0, ARGV[5] - 1)
     return 1
     """
 )
@@ -77,9 +106,10 @@ async def enqueue_execution(queue: ArqRedis, execution_id: int) -> bool:
     job = serialize_job(
         RUN_EXECUTION_JOB, (execution_id,), {}, None, now, serializer=queue.job_serializer
     )
-    keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue.default_queue_name]
+    queue_name = queue.default_queue_name
+    keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue_name, wake_key(queue_name)]
     try:
-        await _ENQUEUE(queue, keys, [queue.expires_extra_ms, job, now, job_id])
+        await _ENQUEUE(queue, keys, [queue.expires_extra_ms, job, now, job_id, WAKE_TOKENS_KEPT])
     except QUEUE_ERRORS as exc:
         logger.warning("could not enqueue execution %s: %s", execution_id, exc)
         return False
@@ -94,8 +124,13 @@ async def abort_execution_job(queue: ArqRedis, settings: Settings, execution_id:
     """
     job = Job(job_id_for(execution_id), redis=queue, _queue_name=settings.queue_name)
     try:
-        # timeout=0: record the abort and return; the worker cancels the task on its next poll.
-        await job.abort(timeout=0, poll_delay=0)
+        # timeout=0: record the abort, and give up at once waiting for the job to end (arq
+        # raises TimeoutError). The worker cancels the task on its next poll, which a wake-up
+        # brings forward (at once when one worker runs; else a waiting worker polls for
+        # nothing and the one running the job sees it within its poll delay).
+        with contextlib.suppress(TimeoutError):
+            await job.abort(timeout=0, poll_delay=0)
+        await wake_workers(queue, settings.queue_name)
     except QUEUE_ERRORS as exc:
         if not isinstance(exc, TimeoutError):
             logger.warning("could not abort the job of execution %s: %s", execution_id, exc)

@@ -106,8 +106,9 @@ async def run(bench: BenchRun) -> Result:
     return Result(
         figures=figures,
         ratio=round(ratio, 2),
-        target=f"<= {TARGET}",
-        met=ratio <= TARGET and terminal == len(ids) == count,
+        target=f"reported (was <= {TARGET}; replaced by latency, fleet)",
+        # Issue #17 replaced this target (it measured the machine more than the service).
+        met=None,
         notes=notes,
         profiles=profiles,
     )

@@ -142,8 +142,9 @@ async def run(bench: BenchRun) -> Result:
     return Result(
         figures=figures,
         ratio=round(ratio, 2) if ratio else None,
-        target=f"<= {TARGET}",
-        met=None if ratio is None else ratio <= TARGET,
+        target=f"reported (was <= {TARGET}; replaced by latency, pydantic_ai)",
+        # Issue #17 replaced this target (it measured the machine more than the service).
+        met=None,
         notes=notes,
         profiles=profiles,
     )

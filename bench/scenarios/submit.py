@@ -165,8 +165,9 @@ async def run(bench: BenchRun) -> Result:
             ),
         },
         ratio=ratio,
-        target=f">= {TARGET}",
-        met=None if ratio is None else ratio >= TARGET,
+        target=f"reported (was >= {TARGET}; replaced by pydantic_ai)",
+        # Issue #17 replaced this target (it measured the machine more than the service).
+        met=None,
         notes=notes,
         profiles=profiles,
     )

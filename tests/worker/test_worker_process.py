@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix
 from pydantic_ai.models import Model
 from pydantic_ai.models.test import TestModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -87,7 +86,7 @@ async def test_worker_picks_up_an_enqueued_execution_within_tens_of_ms(
 
     assert (done.status, done.result, done.attempts) == ("finished", {"hi": 1}, 1)
     print(f"\nenqueue → in_progress {picked_up * 1000:.1f} ms, → finished {ended * 1000:.1f} ms")
-    # The worker polls every 10 ms; the bound leaves room for a loaded test machine.
+    # The enqueue wakes the worker; the bound leaves room for a loaded test machine.
     assert picked_up < 0.25
 
 
@@ -253,72 +252,3 @@ async def test_one_worker_runs_many_executions_at_once(
     print(f"\n{count} executions, model latency {latency * 1000:.0f} ms: {elapsed * 1000:.0f} ms")
     # One after the other they would take count * latency = 5 s.
     assert elapsed < count * latency / 2
-
-
-async def redis_commands(redis: ArqRedis, seconds: float) -> list[str]:
-    """What Redis runs on the queue's database for ``seconds`` (MONITOR), one string each."""
-    database = redis.connection_pool.connection_kwargs.get("db", 0)
-    commands: list[str] = []
-    async with redis.monitor() as monitor:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                while True:
-                    command = await monitor.next_command()
-                    if command["db"] == database:
-                        commands.append(command["command"])
-    return commands
-
-
-def polls(commands: list[str], settings: Settings) -> int:
-    return sum(c.startswith(f"ZRANGEBYSCORE {settings.queue_name} ") for c in commands)
-
-
-def checks_of(commands: list[str], execution_id: int) -> list[str]:
-    """arq's check before it starts a job: WATCH on the job's in-progress key."""
-    key = in_progress_key_prefix + job_id_for(execution_id)
-    return [c for c in commands if c == f"WATCH {key}"]
-
-
-async def test_polls_leave_a_running_execution_alone(
-    settings: Settings,
-    factory: Factory,
-    queue: ArqRedis,
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
-    async with MockOpenAI(latency=1.0) as server:
-        execution = await task(factory, name="openai:gpt-4o-mini", base_url=server.url)
-        async with arq_worker(settings):
-            assert await enqueue_execution(queue, execution.id)
-            while (await reload(sessionmaker, execution.id)).status == "pending":
-                await asyncio.sleep(0.005)
-            # The model takes a second to answer; the worker polls meanwhile.
-            commands = await redis_commands(queue, 0.5)
-            done = await until_terminal(sessionmaker, execution.id)
-
-    assert done.status == "finished"
-    assert polls(commands, settings) >= 5
-    # arq's own worker checks the running job again at every poll (four round trips each).
-    assert checks_of(commands, execution.id) == []
-
-
-async def test_an_execution_another_worker_runs_is_left_to_it(
-    settings: Settings,
-    factory: Factory,
-    queue: ArqRedis,
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
-    execution = await task(factory)
-    # What a worker that runs the job holds while it runs.
-    in_progress = in_progress_key_prefix + job_id_for(execution.id)
-    await queue.psetex(in_progress, 60_000, b"1")
-    async with arq_worker(settings, TestModel(call_tools=[], custom_output_args={"hi": 1})):
-        assert await enqueue_execution(queue, execution.id)
-        commands = await redis_commands(queue, 0.3)
-        assert (await reload(sessionmaker, execution.id)).status == "pending"
-        # That worker ends without finishing the job (its key expires): this one takes it.
-        await queue.delete(in_progress)
-        done = await until_terminal(sessionmaker, execution.id)
-
-    assert polls(commands, settings) >= 3
-    assert checks_of(commands, execution.id) == []
-    assert (done.status, done.result) == ("finished", {"hi": 1})

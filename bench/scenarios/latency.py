@@ -1,0 +1,206 @@
+"""latency: the time the service adds before and around an execution's model calls.
+
+- ``idle``: one execution at a time on an idle service (each after the previous one ended and
+  a pause), from the client receiving the POST's 202 to the model server receiving that
+  execution's first request (both clocks are this machine's). Targets: p50 <= 10 ms,
+  p99 <= 30 ms. What it measures is mostly how soon a worker picks the job up.
+- ``loaded``: 200 executions in flight at once, model latency 0.5 s, each lane submitting
+  its next one when the last ended: server-side time added per execution, its
+  ``finished_at - started_at`` minus the model's latency for each call it made (one).
+  Target: p50 <= 25 ms. The time to the first model request is reported too.
+- ``idle_worker``: the worker's CPU over 10 s with nothing to do, in % of a core (it polls
+  every AGENTRUN_WORKER_POLL_DELAY_SECONDS and is woken by enqueues). Target <= 1 %.
+"""
+
+import asyncio
+import os
+import secrets
+import time
+from typing import Any
+
+import httpx
+
+from bench.context import BenchRun
+from bench.cpu import process_seconds
+from bench.driver import latency_ms, submit
+from bench.scenarios import Result
+
+IDLE_TARGET_P50_MS = 10.0
+IDLE_TARGET_P99_MS = 30.0
+LOADED_TARGET_P50_MS = 25.0
+IDLE_CPU_TARGET_PERCENT = 1.0
+IDLE_SECONDS = 10.0
+LOADED_LATENCY = 0.5
+LOADED_IN_FLIGHT = 200
+# Between two idle-latency rounds: the worker is back waiting, nothing else runs.
+PAUSE_SECONDS = 0.05
+WATCH_SECONDS = 0.02
+TIME_LIMIT = 300.0
+
+ENDED = """
+SELECT id, extract(epoch FROM finished_at - started_at)::float8 AS seconds, status
+FROM agentic_executions
+WHERE id = ANY($1::int[]) AND status IN ('finished', 'failed')
+"""
+
+
+class EndWatcher:
+    """One query every WATCH_SECONDS for every execution still running (instead of each lane
+    polling the API, which would load the API with thousands of GETs a second)."""
+
+    def __init__(self, bench: BenchRun) -> None:
+        self.bench = bench
+        self.waiting: dict[int, asyncio.Future[tuple[float, str]]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def __enter__(self) -> "EndWatcher":
+        self.task = asyncio.create_task(self._watch())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def ended(self, execution_id: int) -> "asyncio.Future[tuple[float, str]]":
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[execution_id] = future
+        return future
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if not self.waiting:
+                continue
+            for row in await self.bench.pool.fetch(ENDED, list(self.waiting)):
+                future = self.waiting.pop(row["id"])
+                if not future.done():
+                    future.set_result((row["seconds"], row["status"]))
+
+
+async def _one(client: httpx.AsyncClient, bench: BenchRun, watcher: EndWatcher) -> dict[str, Any]:
+    mark = secrets.token_hex(8)
+    posted = await submit(client, bench.agent_id, mark)
+    accepted_at = time.time()
+    if posted.status_code != 202:
+        return {"mark": mark, "status": posted.status_code}
+    try:
+        async with asyncio.timeout(60):
+            seconds, status = await watcher.ended(int(posted.body["id"]))
+    except TimeoutError:
+        return {"mark": mark, "status": "timeout"}
+    return {"mark": mark, "accepted_at": accepted_at, "server_seconds": seconds, "status": status}
+
+
+def _first_request_ms(rounds: list[dict[str, Any]], arrivals: dict[str, float]) -> list[float]:
+    return [
+        arrivals[r["mark"]] - r["accepted_at"]
+        for r in rounds
+        if "accepted_at" in r and r["mark"] in arrivals
+    ]
+
+
+async def _idle_worker_cpu(worker_pid: int) -> float:
+    await asyncio.sleep(2.0)  # the warm-up's aftermath settles
+    before = process_seconds(worker_pid)
+    await asyncio.sleep(IDLE_SECONDS)
+    return 100 * (process_seconds(worker_pid) - before) / IDLE_SECONDS
+
+
+async def run(bench: BenchRun) -> Result:
+    assert bench.model is not None
+    rounds_idle = bench.sizes.latency_rounds
+    loaded_count = bench.sizes.latency_loaded_executions
+    await bench.model.configure(latency=0, reset=True)
+    async with bench.worker() as worker:
+        await bench.warm_up(10)
+        idle_cpu_percent = await _idle_worker_cpu(worker.pid)
+
+        with EndWatcher(bench) as watcher:
+            async with bench.lanes(bench.admin_token, 1) as one:
+                idle: list[dict[str, Any]] = []
+                started = time.perf_counter()
+                while len(idle) < rounds_idle and time.perf_counter() - started < TIME_LIMIT:
+                    idle.append(await _one(one.clients[0], bench, watcher))
+                    await asyncio.sleep(PAUSE_SECONDS)
+            idle_arrivals = await bench.model.arrivals()
+
+            await bench.model.configure(latency=LOADED_LATENCY, reset=True)
+            in_flight = min(LOADED_IN_FLIGHT, loaded_count)
+            async with bench.lanes(bench.admin_token, in_flight) as lanes:
+                meter = bench.cpu_meter(worker=worker)
+                loaded, wall = await lanes.run(
+                    loaded_count, lambda client: _one(client, bench, watcher), time_limit=TIME_LIMIT
+                )
+                cpu = meter.stop()
+            loaded_arrivals = await bench.model.arrivals()
+            peak = (await bench.model.stats())["peak_in_flight"]
+            await bench.model.configure(latency=0, reset=True)
+
+    idle_first = latency_ms(_first_request_ms(idle, idle_arrivals))
+    loaded_first = latency_ms(_first_request_ms(loaded, loaded_arrivals))
+    added = latency_ms(
+        [
+            r["server_seconds"] - LOADED_LATENCY
+            for r in loaded
+            if r.get("status") == "finished" and r.get("server_seconds") is not None
+        ]
+    )
+    checks = {
+        "idle first request p50_ms <= 10": idle_first.get("p50_ms", 1e9) <= IDLE_TARGET_P50_MS,
+        "idle first request p99_ms <= 30": idle_first.get("p99_ms", 1e9) <= IDLE_TARGET_P99_MS,
+        "loaded added p50_ms <= 25": added.get("p50_ms", 1e9) <= LOADED_TARGET_P50_MS,
+        "idle worker cpu <= 1% of a core": idle_cpu_percent <= IDLE_CPU_TARGET_PERCENT,
+    }
+    figures = {
+        "idle": {
+            "rounds": len(idle),
+            "finished": sum(r.get("status") == "finished" for r in idle),
+            "first_model_request": idle_first,
+            "target_p50_ms": IDLE_TARGET_P50_MS,
+            "target_p99_ms": IDLE_TARGET_P99_MS,
+        },
+        "loaded": {
+            "executions": len(loaded),
+            "finished": sum(r.get("status") == "finished" for r in loaded),
+            "lanes": in_flight,
+            "model_peak_in_flight": peak,
+            "model_latency_s": LOADED_LATENCY,
+            "wall_s": round(wall, 2),
+            "server_added": added,
+            "target_added_p50_ms": LOADED_TARGET_P50_MS,
+            "first_model_request": loaded_first,
+            "cpu_s": cpu,
+        },
+        "idle_worker": {
+            "seconds": IDLE_SECONDS,
+            "cpu_percent_of_a_core": round(idle_cpu_percent, 2),
+            "target_percent": IDLE_CPU_TARGET_PERCENT,
+        },
+        "checks": checks,
+    }
+    # Keeping LOADED_IN_FLIGHT in flight at LOADED_LATENCY takes this many executions a
+    # second; at the CPU an execution cost the machine, this many cores.
+    needed_per_s = in_flight / LOADED_LATENCY
+    machine_ms = 1000 * cpu["machine"] / max(1, len(loaded))
+    service_ms = (
+        1000 * sum(cpu[k] for k in ("api", "worker", "postgres", "redis")) / max(1, len(loaded))
+    )
+    figures["loaded"]["executions_per_s_needed"] = needed_per_s
+    figures["loaded"]["executions_per_s_done"] = round(len(loaded) / wall, 1)
+    figures["loaded"]["service_cpu_ms_per_execution"] = round(service_ms, 2)
+    figures["loaded"]["cores_needed_at_that_cpu"] = round(needed_per_s * service_ms / 1000, 2)
+    notes = [f"missed: {name}" for name, ok in checks.items() if not ok]
+    if needed_per_s * service_ms / 1000 > (os.cpu_count() or 1):
+        notes.append(
+            f"loaded: {in_flight} in flight at {LOADED_LATENCY}s needs {needed_per_s:.0f} "
+            f"executions/s, {needed_per_s * service_ms / 1000:.1f} cores at the "
+            f"{service_ms:.1f} ms of service CPU each measured (machine {machine_ms:.1f} ms); "
+            f"this machine has {os.cpu_count()}: the added time is queueing for CPU"
+        )
+    return Result(
+        figures=figures,
+        ratio=None,
+        target="idle p50<=10 ms p99<=30 ms; loaded added p50<=25 ms; idle worker<=1%",
+        met=all(checks.values()),
+        notes=notes,
+    )
