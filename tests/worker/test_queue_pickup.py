@@ -241,4 +241,8 @@ async def test_an_idle_worker_waits_between_polls_instead_of_polling_in_a_loop(
         await waiting_for_a_wake_up(queue)
         commands = await redis_commands(queue, 0.5)
 
-    assert not [c for c in commands if c.startswith(f"ZRANGEBYSCORE {settings.queue_name} ")]
+    # Its first poll may fall in the window: the BLPOP seen may be another suite's worker on
+    # the same Redis server (CLIENT LIST is server-wide). A worker polling in a loop would
+    # show hundreds in half a second.
+    polls = [c for c in commands if c.startswith(f"ZRANGEBYSCORE {settings.queue_name} ")]
+    assert len(polls) <= 1, polls
