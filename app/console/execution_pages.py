@@ -1,5 +1,7 @@
-"""The executions list, one execution (its trace growing live), cancel, and file downloads."""
+"""The executions list, one execution (its trace growing live), cancel, retry, and file
+downloads."""
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -8,7 +10,14 @@ from starlette.responses import Response
 
 from app.agents.service import list_visible_agents
 from app.catalog.service import list_visible_datasets
-from app.console.web import ConsoleRoute, ConsoleUser, checked_form, redirect, render
+from app.console.web import (
+    ConsoleRoute,
+    ConsoleUser,
+    checked_form,
+    redirect,
+    render,
+    text_field,
+)
 from app.conversations import service as conversations
 from app.conversations.schemas import MessageOut
 from app.conversations.storage import media_path
@@ -19,7 +28,7 @@ from app.events.listener import EventListener
 from app.events.repository import last_sequence
 from app.events.router import STREAM_HEADERS, last_event_id_of
 from app.events.stream import EventStream
-from app.executions import pages, service
+from app.executions import pages, retry, service, start_request
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
 from app.executions.router import execution_out
 
@@ -113,6 +122,7 @@ async def execution_page(
             "user": user,
             "execution": execution,
             "terminal": execution.status in TERMINAL_STATUSES,
+            "retry_key": str(uuid.uuid4()),
             "trace": [MessageOut.model_validate(m, from_attributes=True) for m in messages],
             "after": after,
             "files": row["files"],
@@ -160,6 +170,34 @@ async def cancel(
     await checked_form(request)
     await service.cancel_execution(session, queue, settings, user, execution_id)
     return redirect(request, "console_execution", execution_id=execution_id)
+
+
+@router.post("/executions/{execution_id}/retry", name="console_retry")
+async def retry_it(
+    execution_id: RowId,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    user: ConsoleUser,
+) -> Response:
+    """``POST /api/agentic-executions/{id}/retry/`` from a form: the form's key makes a
+    double submit one retry."""
+    form = await checked_form(request)
+    key = text_field(form, "idempotency_key") or None
+    if key is not None:
+        start_request.check_idempotency_key(key)
+    execution = await service.get_visible_execution(session, user, execution_id)
+    started = await retry.retry_execution(
+        session,
+        queue,
+        settings,
+        user=user,
+        execution=execution,
+        resume=text_field(form, "resume") == "true",
+        idempotency_key=key,
+    )
+    return redirect(request, "console_execution", execution_id=started.execution["id"])
 
 
 @router.get("/files/{conversation_id}/{filename}", name="console_file")

@@ -81,6 +81,14 @@ async def test_sign_in_start_from_the_form_watch_it_finish_live_and_cancel_anoth
     assert {"tool call", "retry"} <= set(roles)
     assert await page.evaluate("document.querySelector('[data-hide-when-terminal]').hidden")
     await page.screenshot("execution")
+    # Its Retry button appeared as it ended; it starts a new execution that says what it retries.
+    assert not await page.evaluate("document.querySelector('[data-show-when-terminal]').hidden")
+    await page.submit("[data-show-when-terminal] button")
+    retried_path = str(await page.evaluate("location.pathname"))
+    assert retried_path != f"/ui/executions/{execution_id}/"
+    retried_id = int(retried_path.split("/")[3])
+    retried = await client.get(f"/api/agentic-executions/{retried_id}/", headers=alice.headers)
+    assert retried.json()["retry_of"] == execution_id
 
     second = await start_from_form(page, live_url, agent.name, "Count to three.")
     await page.submit("[data-hide-when-terminal] button")
@@ -95,9 +103,13 @@ async def test_sign_in_start_from_the_form_watch_it_finish_live_and_cancel_anoth
     await page.goto(f"{live_url}/ui/executions/")
     rows = "Array.from(document.querySelectorAll('tr[data-execution-id]')).map(r => r.innerText)"
     listed = await page.evaluate(rows)
-    assert [row.split()[0] for row in listed] == [f"#{second}", f"#{execution_id}"]
+    assert [row.split()[0] for row in listed] == [
+        f"#{second}",
+        f"#{retried_id}",
+        f"#{execution_id}",
+    ]
     assert "cancelled" in listed[0]
-    assert "finished" in listed[1]
+    assert "finished" in listed[2]
     started = await client.post(
         f"/api/agents/{agent.id}/agentic-executions/",
         json={"execution_key": "structured-task", "input": {"instructions": "Once more."}},

@@ -6,9 +6,11 @@ import asyncio
 import json
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,6 +30,21 @@ COUNT_WRITES = [
     """CREATE TRIGGER count_product_writes AFTER INSERT OR UPDATE ON products
     FOR EACH ROW EXECUTE FUNCTION count_product_write()""",
 ]
+# The database outlives the test (the suite truncates, not drops): leave no schema behind,
+# or the migration check finds a table no migration made.
+STOP_COUNTING = [
+    "DROP TRIGGER IF EXISTS count_product_writes ON products",
+    "DROP FUNCTION IF EXISTS count_product_write()",
+    "DROP TABLE IF EXISTS product_writes",
+]
+
+
+@pytest.fixture
+async def counting_writes(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    yield
+    async with sessionmaker() as session, session.begin():
+        for statement in STOP_COUNTING:
+            await session.execute(text(statement))
 
 
 class Enricher:
@@ -63,6 +80,7 @@ async def writes(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         return int(await session.scalar(text("SELECT count(*) FROM product_writes")) or 0)
 
 
+@pytest.mark.usefixtures("counting_writes")
 async def test_a_worker_killed_after_a_write_resumes_without_writing_or_asking_twice(
     stack: Stack,
     factory: Factory,

@@ -95,6 +95,8 @@
       field("live").textContent = "The run has ended.";
       var hidden = document.querySelectorAll("[data-hide-when-terminal]");
       for (var i = 0; i < hidden.length; i++) hidden[i].hidden = true;
+      var shown = document.querySelectorAll("[data-show-when-terminal]");
+      for (var j = 0; j < shown.length; j++) shown[j].hidden = false;
     }
   }
 
