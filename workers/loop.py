@@ -159,6 +159,8 @@ async def run_definition(
     # A next attempt finds the replayed exchange in its execution's trace already; a first
     # attempt (a retry resuming another execution) writes it into its own.
     transcript.journal = journal
+    if journal is not None:
+        journal.with_response = transcript.journal_response
     transcript.replayed_is_written = journal is not None and journal.attempt > 1
     code: str | None
     try:

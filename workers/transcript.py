@@ -41,10 +41,13 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Executable,
     Insert,
     Table,
     bindparam,
+    func,
     insert,
+    literal_column,
     select,
     union_all,
 )
@@ -53,7 +56,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from app.budgets.usage import finite_cost
 from app.conversations.models import Message
 from app.conversations.trace import ROWS_PER_STATEMENT, TRACE_COLUMNS, TraceEntry, trace_values
+from app.core.database_errors import is_database_outage
 from app.executions.transitions import attempt_holds, attempt_values
+from app.journal.repository import fenced_step_write, step_values, write_step
 from workers.database import in_one_statement
 from workers.journal import RunJournal
 
@@ -197,6 +202,23 @@ async def _insert_rows(
     return cast(CursorResult[Any], result).rowcount > 0
 
 
+@functools.lru_cache(maxsize=32)
+def _journal_with_trace_statement(rows: int) -> Executable:
+    """A finished journal row (``fenced_step_write``) and ``rows`` trace entries, each fenced
+    by the attempt, in one statement: the INSERTs as WITH queries of a SELECT counting the
+    journal rows written. Built once per number of trace rows."""
+    journaled = fenced_step_write(finished=True).returning(literal_column("1")).cte("journaled")
+    traced = _insert(rows).cte("traced")
+    return select(func.count()).select_from(journaled).add_cte(traced)
+
+
+async def _journal_with_trace(
+    connection: AsyncConnection, *, rows: int, values: dict[str, Any]
+) -> bool:
+    written = (await connection.execute(_journal_with_trace_statement(rows), values)).scalar()
+    return bool(written)
+
+
 async def append_entries(
     sessionmaker: async_sessionmaker[AsyncSession],
     conversation_id: int,
@@ -331,6 +353,42 @@ class Transcript:
             )
             if self.on_lost is not None:
                 self.on_lost()
+
+    async def journal_response(
+        self, fence: dict[str, int], row: dict[str, Any], response: ModelResponse
+    ) -> bool:
+        """Write the journal row of a live model response (``workers.journal``) and the
+        response's trace entries in one statement, both fenced by the attempt (both written
+        or neither); the next ``sync`` finds the response written. False when the attempt no
+        longer holds the execution."""
+        fresh = [part for part in response.parts if id(part) not in self._written]
+        entries = [self._entry(entry) for entry in entries_for(response, fresh)] if fresh else []
+        if not self.lost and entries and len(entries) <= ROWS_PER_STATEMENT:
+            values = step_values(fence=fence, **row)
+            values.update(trace_values(self.conversation_id, entries))
+            try:
+                written = await in_one_statement(
+                    self.sessionmaker,
+                    partial(_journal_with_trace, rows=len(entries), values=values),
+                    retry_for=self.retry_for,
+                    what=f"execution {self.execution_id}: journaling a model response",
+                )
+            except Exception as exc:
+                if is_database_outage(exc):
+                    raise
+                # PostgreSQL refuses the entries (a value jsonb cannot hold): the row alone,
+                # and the entries are left to the next sync, whose failure ends the run once
+                # pydantic-ai counted the response's usage, as without the journal.
+                logger.info("execution %s: the response's trace refused", self.execution_id)
+            else:
+                self._written.update(id(part) for part in fresh)
+                return written
+        return await in_one_statement(
+            self.sessionmaker,
+            partial(write_step, fence=fence, **row),
+            retry_for=self.retry_for,
+            what=f"execution {self.execution_id}: journaling a step",
+        )
 
     async def note(self, role: str, content: str, **payload: Any) -> None:
         """An entry of our own: a validator's verdict, the outcome, a restarted attempt. Not

@@ -1,16 +1,18 @@
 """An execution's event log: every status it entered and every trace entry written, in order.
 
-The rows are written by PostgreSQL itself (triggers of migration 0014), in the transaction of
-the change that causes them, whatever code path makes it: the insert of a new execution, a
-cancel, the worker's claim and outcome, the reconciler's failures, each trace entry. So the log
-is an outbox: an event exists if and only if its change committed.
+The rows are written by PostgreSQL itself (triggers of migrations 0014, 0016 and 0021), in the
+transaction of the change that causes them, whatever code path makes it: the insert of a new
+execution, a cancel, the worker's claim and outcome, the reconciler's failures, each trace
+entry. So the log is an outbox: an event exists if and only if its change committed.
 
 ``sequence`` numbers an execution's events 1, 2, 3, … without gaps: each is taken as
 ``max + 1`` while the transaction holds the execution's row lock (its status UPDATE took it; a
-trace entry's trigger takes it), so concurrent writers wait for each other. A status event is
-written at commit (a deferred trigger), after the trace entries of its transaction: the
-terminal status is always an execution's last event. Each committed event is announced by
-``NOTIFY agentrun_execution_events, '<execution id> <sequence>'`` (``app.events.listener``).
+trace entry's trigger takes it, once per INSERT of messages), so concurrent writers wait for
+each other. A status event is written at commit (a deferred trigger), after the trace entries of
+its transaction: the terminal status is always an execution's last event. Committed events are
+announced by ``NOTIFY agentrun_execution_events, '<execution id> <sequence>'``
+(``app.events.listener``, which reads only the id): one per status event, one per INSERT of
+trace entries (naming the last of them).
 """
 
 import enum

@@ -43,9 +43,9 @@ class JournaledStep:
 
 
 @functools.lru_cache(maxsize=4)
-def _fenced_write(*, finished: bool) -> Insert:
+def fenced_step_write(*, finished: bool) -> Insert:
     """Insert (or replace) one row while the attempt bound as ``fence_*`` holds the execution;
-    ``finished``: with its result, else as started. Built once."""
+    ``finished``: with its result, else as started (parameters: ``step_values``). Built once."""
     table = cast(Table, ExecutionStep.__table__)
     values = [bindparam(name, type_=table.c[name].type) for name in _COLUMNS]
     result = bindparam("result", type_=table.c.result.type) if finished else literal(None)
@@ -86,6 +86,32 @@ async def write_step(
 ) -> bool:
     """One statement: the row, as started or with its result. False when the attempt no
     longer holds the execution (nothing written)."""
+    parameters = step_values(
+        fence=fence,
+        step=step,
+        call_id=call_id,
+        kind=kind,
+        name=name,
+        args_hash=args_hash,
+        result=result,
+        finished=finished,
+    )
+    written = await connection.execute(fenced_step_write(finished=finished), parameters)
+    return bool(cast(Any, written).rowcount)
+
+
+def step_values(
+    *,
+    fence: dict[str, int],
+    step: int,
+    call_id: str,
+    kind: StepKind,
+    name: str,
+    args_hash: str,
+    result: Any = None,
+    finished: bool,
+) -> dict[str, Any]:
+    """The parameters of ``fenced_step_write`` for one row."""
     parameters = {
         "execution_id": fence["fence_execution_id"],
         "attempt": fence["fence_attempt"],
@@ -99,8 +125,7 @@ async def write_step(
     }
     if finished:
         parameters["result"] = result
-    written = await connection.execute(_fenced_write(finished=finished), parameters)
-    return bool(cast(Any, written).rowcount)
+    return parameters
 
 
 @functools.lru_cache(maxsize=1)
