@@ -13,7 +13,7 @@ from app.console.web import ConsoleAdmin, ConsoleRoute, checked_form, redirect, 
 from app.core.db import rollback
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import DomainError, Invalid
-from app.core.ids import RowId
+from app.core.ids import RowId, is_row_id
 from app.definitions.registry import agent_types
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -26,7 +26,7 @@ def _messages(error: DomainError) -> list[str]:
 
 
 def _id(form_value: str, field: str) -> int:
-    if not form_value.isdigit():
+    if not is_row_id(form_value):
         raise Invalid({field: "Choose one."})
     return int(form_value)
 

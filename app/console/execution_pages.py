@@ -23,7 +23,7 @@ from app.conversations.schemas import MessageOut
 from app.conversations.storage import media_path
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound
-from app.core.ids import INT32_MAX, RowId
+from app.core.ids import RowId, is_row_id
 from app.events.listener import EventListener
 from app.events.repository import last_sequence
 from app.events.router import STREAM_HEADERS, last_event_id_of
@@ -38,7 +38,7 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 def _number(raw: str, field: str) -> int | None:
     if raw == "":
         return None
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > INT32_MAX:
+    if not is_row_id(raw):
         raise Invalid({field: "Expected the number of one."})
     return int(raw)
 

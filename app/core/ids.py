@@ -32,3 +32,12 @@ def _storable_or_no_such_id(value: Any) -> Any:
 
 
 RowId = Annotated[int, BeforeValidator(_storable_or_no_such_id)]
+
+
+def is_row_id(text: str) -> bool:
+    """Whether ``text``, as a person typed it in a form, is an id a row can have: ASCII digits
+    an int32 column holds (``int()`` of a thousand digits is refused or slow; of ``"٣"`` it is
+    3)."""
+    return (
+        text.isascii() and text.isdigit() and len(text) <= _MAX_ID_DIGITS and int(text) <= INT32_MAX
+    )

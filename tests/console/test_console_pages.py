@@ -171,6 +171,27 @@ async def test_the_list_filters_as_the_api_does_and_files_download(
     assert download.headers["content-disposition"].startswith("attachment")
 
 
+async def test_ids_no_row_can_have_are_a_400_that_names_the_field(
+    client: AsyncClient, factory: Factory
+) -> None:
+    admin = await factory.account(admin=True)
+    dataset = await factory.dataset(admin)
+    await sign_in(client, admin)
+
+    # Five thousand digits (Python refuses to convert them) and an Arabic-Indic three.
+    long_filter = await client.get("/ui/executions/", params={"agent": "1" * 5000})
+    page = await client.get("/ui/datasets/")
+    member = await client.post(
+        f"/ui/datasets/{dataset.id}/members",
+        data={"user_id": "\u0663", "csrf_token": csrf_of(page)},
+    )
+
+    assert long_filter.status_code == 400
+    assert "Expected the number of one." in long_filter.text
+    assert member.status_code == 400
+    assert "Choose one." in member.text
+
+
 async def test_the_start_form_takes_files_for_an_agent_that_accepts_them(
     client: AsyncClient, factory: Factory
 ) -> None:
