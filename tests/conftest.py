@@ -25,6 +25,8 @@ from app.executions.queue import create_queue
 from app.main import create_app
 from app.models import Base
 from tests.factories import Factory
+from tests.webhook_receiver import Receiver, webhook_receiver
+from workers.webhook_delivery import WebhookSender
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -174,3 +176,20 @@ async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
 @pytest.fixture
 def factory(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> Factory:
     return Factory(sessionmaker, settings)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on loopback, recording what it is sent."""
+    async with webhook_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+async def sender(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> AsyncIterator[WebhookSender]:
+    """The worker's webhook sender, for a test to drive the outbox itself."""
+    sender = WebhookSender(sessionmaker, settings)
+    yield sender
+    await sender.aclose()

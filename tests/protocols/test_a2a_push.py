@@ -1,7 +1,5 @@
 """A2A push notification configs: stored per task and user, delivered as signed webhooks."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 from a2a.types.a2a_pb2 import (
     AuthenticationInfo,
@@ -25,26 +23,11 @@ from tests.factories import Factory
 from tests.protocols.helpers import execution_count
 from tests.protocols.test_a2a import ADA, Connect, connect, sent, start_message
 from tests.protocols.test_a2a import structured_task_agent as agent_of
-from tests.webhook_receiver import Receiver, webhook_receiver
+from tests.webhook_receiver import Receiver
 from tests.worker.harness import Script, Worker, answer
 from workers.webhook_delivery import WebhookSender
 
 __all__ = ["connect"]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with webhook_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-async def sender(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
-) -> AsyncIterator[WebhookSender]:
-    sender = WebhookSender(sessionmaker, settings)
-    yield sender
-    await sender.aclose()
 
 
 async def deliver(sender: WebhookSender) -> None:

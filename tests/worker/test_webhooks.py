@@ -24,12 +24,7 @@ from workers.webhook_delivery import WebhookSender
 ALL_EVENTS = ["execution.started", "execution.finished", "execution.failed", "execution.cancelled"]
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with webhook_receiver() as receiver:
-        yield receiver
-
-
+# The root conftest's sender, retrying at once: the tests watch the retries.
 @pytest.fixture
 async def sender(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
