@@ -6,7 +6,6 @@ import base64
 import itertools
 import json
 import re
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -14,7 +13,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.chromium import CHROMIUM, headless
+
 ROOT = Path(__file__).resolve().parents[2]
 # Written by every run for a reviewer to look at; not committed (.gitignore: build/).
 SCREENSHOTS = ROOT / "build" / "console-screenshots"
@@ -126,21 +126,13 @@ class Page:
 
 @asynccontextmanager
 async def chromium(profile: Path) -> AsyncIterator[Page]:
-    """A headless Chromium (the flags of tests/test_docs_page.py) with one blank tab."""
+    """A headless Chromium (tests/chromium.py) with one blank tab."""
     assert CHROMIUM is not None
     process = await asyncio.create_subprocess_exec(
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *headless(profile),
         "--hide-scrollbars",
         "--window-size=1280,860",
-        f"--user-data-dir={profile}",
         "--remote-debugging-port=0",
         "about:blank",
         stdout=asyncio.subprocess.DEVNULL,

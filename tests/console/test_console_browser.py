@@ -8,7 +8,8 @@ import json
 import pytest
 from httpx import AsyncClient
 
-from tests.console.browser import CHROMIUM, Page
+from tests.chromium import CHROMIUM
+from tests.console.browser import Page
 from tests.factories import Account, Factory
 from tests.webhook_receiver import Receiver
 from tests.worker.harness import Script, Worker, answer, call
