@@ -4,13 +4,6 @@ limits, started as a start request is (idempotency key, quotas, enqueue after co
 from (``resume_from_id``); the worker replays that execution's journal (``workers.journal``).
 """
 
-import asyncio
-import dataclasses
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING
-
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,55 +11,17 @@ from app.agents.models import Agent
 from app.agents.service import visible_agents
 from app.auth.models import User
 from app.budgets.limits import Limits
-from app.conversations.storage import link_stored
 from app.core.config import Settings
 from app.core.errors import Conflict
 from app.definitions.registry import find_definition
-from app.executions import repository
 from app.executions.models import ExecutionStatus
 from app.executions.repository import ExecutionRow
-
-if TYPE_CHECKING:
-    # The service imports this module: it is imported back only where it is called.
-    from app.executions.service import Started
+from app.executions.service import Started, start_execution
+from app.executions.start_request import Retry
 
 # Only a run that failed for a reason outside it (provider down, a crash, the time limit) may
 # continue where it stopped; any other failure would only repeat itself.
 RESUMABLE_FAILURE = "runtime_error"
-
-# Records the files of the retried execution under the new conversation (its id, the time),
-# adding the storage key of each file linked on disk to the list as it goes (removed again by
-# the caller should the execution not be stored).
-CopyFiles = Callable[[int, datetime, list[str]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Retry:
-    """A start request that retries ``of`` (its id and conversation)."""
-
-    of: ExecutionRow
-    resume: bool
-
-    def copy_files(self, session: AsyncSession, settings: Settings) -> CopyFiles:
-        async def copy(conversation_id: int, now: datetime, linked: list[str]) -> None:
-            files = await repository.stored_files(session, self.of["conversation_id"])
-            copies = []
-            for file in files:
-                try:
-                    key = await asyncio.to_thread(
-                        link_stored, settings.media_root, file.storage_key, conversation_id
-                    )
-                except FileNotFoundError:
-                    raise Conflict(
-                        f"The file {file.filename!r} of execution {self.of['id']} is no "
-                        "longer stored: start a new execution with it instead."
-                    ) from None
-                linked.append(key)
-                copies.append(dataclasses.replace(file, storage_key=key))
-            if copies:
-                await repository.insert_files(session, conversation_id, copies, now)
-
-        return copy
 
 
 def _refuse_resume(execution: ExecutionRow) -> None:
@@ -93,12 +48,10 @@ async def retry_execution(
     execution: ExecutionRow,
     resume: bool,
     idempotency_key: str | None,
-) -> "Started":
+) -> Started:
     """Start a new execution as a retry of ``execution`` (visible to ``user``, checked by the
     caller); 409 when it is still running, when ``resume`` is asked of an execution that did
     not fail with ``runtime_error``, or when its agent or type is gone."""
-    from app.executions.service import start_execution
-
     execution_id = execution["id"]
     if not ExecutionStatus(execution["status"]).terminal:
         raise Conflict(

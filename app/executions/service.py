@@ -38,7 +38,7 @@ from app.executions.queue import (
     queue_reachable,
 )
 from app.executions.repository import ExecutionRow, StoredUpload
-from app.executions.retry import CopyFiles, Retry
+from app.executions.start_request import CopyFiles, Retry
 
 # A repeat of a request with the same Idempotency-Key within this window answers the first
 # execution; after it the key is free again.

@@ -1,23 +1,30 @@
 """What a start request sends, checked before anything is stored: the execution key, the
-input against its definition, the Idempotency-Key and the uploads (their text extracted)."""
+input against its definition, the Idempotency-Key and the uploads (their text extracted);
+and what a retry adds to one (``Retry``: the execution it retries, its files to link)."""
 
+import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import to_json
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from app.agents.models import Agent
 from app.auth.models import User
 from app.conversations.extraction_process import TextExtractor
 from app.conversations.file_types import UnsupportedFile, detect_content_type
-from app.conversations.storage import Upload
+from app.conversations.storage import Upload, link_stored
 from app.core.config import Settings
-from app.core.errors import Invalid, PayloadTooLarge, field_errors
+from app.core.errors import Conflict, Invalid, PayloadTooLarge, field_errors
 from app.core.json_input import check_json, parse_json
 from app.definitions.registry import definitions_for, find_definition
+from app.executions import repository
+from app.executions.repository import ExecutionRow
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 # Enthusiast's wording (agent/agentic_execution/views.py), which its clients may match.
@@ -133,3 +140,38 @@ async def read_uploads(
         )
         for upload in uploads
     ]
+
+
+# Records the files of the retried execution under the new conversation (its id, the time),
+# adding the storage key of each file linked on disk to the list as it goes (removed again by
+# the caller should the execution not be stored).
+CopyFiles = Callable[[int, datetime, list[str]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A start request that retries ``of`` (its id and conversation)."""
+
+    of: ExecutionRow
+    resume: bool
+
+    def copy_files(self, session: AsyncSession, settings: Settings) -> CopyFiles:
+        async def copy(conversation_id: int, now: datetime, linked: list[str]) -> None:
+            files = await repository.stored_files(session, self.of["conversation_id"])
+            copies = []
+            for file in files:
+                try:
+                    key = await asyncio.to_thread(
+                        link_stored, settings.media_root, file.storage_key, conversation_id
+                    )
+                except FileNotFoundError:
+                    raise Conflict(
+                        f"The file {file.filename!r} of execution {self.of['id']} is no "
+                        "longer stored: start a new execution with it instead."
+                    ) from None
+                linked.append(key)
+                copies.append(dataclasses.replace(file, storage_key=key))
+            if copies:
+                await repository.insert_files(session, conversation_id, copies, now)
+
+        return copy
