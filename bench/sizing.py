@@ -9,6 +9,7 @@ out, failed or interrupted) is said to be so, its figures not invented.
 """
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,6 @@ BEGIN = "<!-- sizing:begin -->"
 END = "<!-- sizing:end -->"
 NOT_MEASURED = "not measured in this run"
 DASH = "\N{EN DASH}"  # of a range of figures
-SERVICE = ("api", "worker", "postgres", "redis")
-LABELS = {"api": "API", "worker": "worker", "postgres": "PostgreSQL", "redis": "Redis"}
-
 
 # Every scenario of ``python -m bench`` (a run of all of them is a full run).
 SCENARIOS = (
@@ -128,9 +126,11 @@ def _latency_rows(table: _Table, latency: Scenario) -> None:
         if key == "loaded_holdable":
             label = f"200 in flight at {_num(model_s)} s model latency: time added, p50"
         p50 = added.get("p50_ms")
+        cores = latency.get(f"{key}.cores_needed_at_that_cpu")
+        needs = f"; needs {_num(cores)} cores at its CPU" if cores is not None else ""
         table.add(
             label,
-            f"{_num(p50)} ms (p99 {_num(added.get('p99_ms'))} ms)",
+            f"{_num(p50)} ms (p99 {_num(added.get('p99_ms'))} ms{needs})",
             "≤ 25 ms",
             _at_most(p50, 25),
             load,
@@ -161,7 +161,7 @@ def _fleet_rows(table: _Table, fleet: Scenario) -> None:
     target = fleet.get("target_case")
     if not target:
         table.missing("Fleet: held executions in flight at once", "all", fleet)
-        table.missing("Fleet: Redis commands per execution, largest / smallest", "≤ 1.5x", fleet)
+        table.missing("Fleet: Redis commands per execution, most / fewest", "≤ 1.5x", fleet)
         return
     shape = f"{target.get('workers')} workers of {target.get('slots_per_worker')} slots"
     table.add(
@@ -179,7 +179,7 @@ def _fleet_rows(table: _Table, fleet: Scenario) -> None:
     growth = fleet.get("commands_per_execution_growth")
     spread = f" ({_num(min(known))}{DASH}{_num(max(known))})" if known else ""
     table.add(
-        "Fleet: Redis commands per execution, most / fewest over the fleets",
+        "Fleet: Redis commands per execution, most / fewest",
         f"{_num(growth, 2)}x{spread}",
         "≤ 1.5x",
         _at_most(growth, 1.5),
@@ -423,16 +423,31 @@ def _facts(document: dict[str, Any], source: str | None) -> str:
     return text
 
 
+def _rows(table: _Table, name: str, fill: Callable[[], None]) -> None:
+    try:
+        fill()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # an older file's shape
+        table.rows.append(f"| {name} | {NOT_MEASURED} (figures unreadable: {exc!r}) | | — | |")
+
+
+def _text(name: str, write: Callable[[], Any]) -> list[str]:
+    try:
+        written = write()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return [f"- **{name}**: {NOT_MEASURED} (figures unreadable: {exc!r})."]
+    return written if isinstance(written, list) else [written]
+
+
 def render(document: dict[str, Any], source: str | None = None) -> str:
     """The sizing block (markdown, markers included) for one results document."""
     s = {name: Scenario(document, name) for name in SCENARIOS}
     cpus = int(document.get("meta", {}).get("cpus") or 1)
     table = _Table()
-    _latency_rows(table, s["latency"])
-    _pydantic_ai_rows(table, s["pydantic_ai"])
-    _fleet_rows(table, s["fleet"])
-    _list_row(table, s["list"])
-    _memory_row(table, s["memory"])
+    _rows(table, "latency", lambda: _latency_rows(table, s["latency"]))
+    _rows(table, "pydantic_ai", lambda: _pydantic_ai_rows(table, s["pydantic_ai"]))
+    _rows(table, "fleet", lambda: _fleet_rows(table, s["fleet"]))
+    _rows(table, "list", lambda: _list_row(table, s["list"]))
+    _rows(table, "memory", lambda: _memory_row(table, s["memory"]))
     lines = [
         BEGIN,
         "<!-- Written by `python -m bench` (bench/sizing.py) from a results file: regenerate it "
@@ -446,11 +461,11 @@ def render(document: dict[str, Any], source: str | None = None) -> str:
         "the figure. Each figure is one run's; on a shared machine they move by tens of per cent "
         "from run to run, ratios taken in the same run less so.",
         "",
-        _worker_bullet(s["pydantic_ai"], s["latency"], s["memory"]),
-        *_service_bullet(s["pydantic_ai"]),
-        _redis_bullet(s["fleet"]),
-        _latency_bullet(s["latency"], cpus),
-        _api_bullet(s["submit"], s["list"], s["pydantic_ai"]),
+        *_text("Worker", lambda: _worker_bullet(s["pydantic_ai"], s["latency"], s["memory"])),
+        *_text("The whole service", lambda: _service_bullet(s["pydantic_ai"])),
+        *_text("Redis", lambda: _redis_bullet(s["fleet"])),
+        *_text("Latency", lambda: _latency_bullet(s["latency"], cpus)),
+        *_text("API", lambda: _api_bullet(s["submit"], s["list"], s["pydantic_ai"])),
         END,
     ]
     return "\n".join(lines) + "\n"
