@@ -220,8 +220,9 @@ def _worker_bullet(pai: Scenario, latency: Scenario, memory: Scenario) -> str:
         base = data.get("baseline_cpu_ms_per_execution")
         parts.append(
             f"{_num(worker)} ms of CPU per execution that makes one model call (structured-task), "
-            f"most of it pydantic-ai and the OpenAI client themselves: the same agent run with "
-            f"plain `agent.run()` in one process costs {_num(base)} ms. One worker process "
+            f"of which pydantic-ai and the OpenAI client themselves are about {_num(base)} ms "
+            "(what the same agent run with plain `agent.run()` in one process costs). One "
+            "worker process "
             f"therefore *starts* about {_num(1000 / worker if worker else None, 0)} executions "
             "a second per core; for many short executions, run one worker per core rather "
             "than one large one. "
