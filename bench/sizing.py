@@ -68,7 +68,7 @@ def _num(value: Any, digits: int = 1) -> str:
         return "?"
     if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 10):
         return f"{int(value):,}"
-    return f"{value:,.{digits}f}"
+    return f"{value:,.{0 if abs(value) >= 1000 else digits}f}"
 
 
 def _short(value: float) -> str:
@@ -304,11 +304,12 @@ def _redis_bullet(fleet: Scenario) -> str:
     cpu = [f["redis_cpu_ms_per_execution"] for f in fleets]
     per_worker = [f["redis_commands_per_s_while_held_per_worker"] for f in fleets]
     held = [f["held"] for f in fleets]
-    workers = ", ".join(str(f["workers"]) for f in fleet.get("fleets") or [])
+    sizes = sorted({f["workers"] for f in fleets})
+    workers = ", ".join(str(n) for n in sizes[:-1]) + f" and {sizes[-1]}"
     return (
         f"- **Redis**: {_num(min(commands))}{DASH}{_num(max(commands))} commands and "
-        f"{min(cpu):.2f}{DASH}{max(cpu):.2f} ms of Redis CPU per execution, for {workers} and "
-        f"{target['workers']} workers and {_num(min(held))} to {_num(max(held))} executions in "
+        f"{min(cpu):.2f}{DASH}{max(cpu):.2f} ms of Redis CPU per execution, for {workers} "
+        f"workers and {_num(min(held))} to {_num(max(held))} executions in "
         f"flight (a poll reads only waiting jobs); each worker adds about "
         f"{_num(sum(per_worker) / len(per_worker), 0)} commands a second while it waits. "
         f"{target['workers']} workers of {target['slots_per_worker']} slots held "
@@ -417,6 +418,13 @@ def _facts(document: dict[str, Any], source: str | None) -> str:
     if minutes:
         text += f", {minutes / 60:.1f} minutes"
     text += "."
+    loads = [x[0] for x in (load, after) if x]
+    if loads and max(loads) > (meta.get("cpus") or 1):
+        text += (
+            " The machine was busy with other work beside the benchmark (a load average above "
+            "its CPU count): wall times (latencies, list pages) are well above a quiet "
+            "machine's, and CPU per execution somewhat above; compare the ratios."
+        )
     if meta.get("interrupted"):
         text += " The run was interrupted."
     if source:
