@@ -12,8 +12,9 @@ each other. A status event is written at commit (a deferred trigger), after the 
 its transaction: the terminal status is always an execution's last event. Committed events are
 announced by ``NOTIFY agentrun_execution_events, '<execution id>'`` (``app.events.listener``):
 PostgreSQL delivers the identical notifications of one transaction once, so one per execution a
-transaction wrote events of. A status event written while no webhook endpoint is enabled needs
-no dispatch: it is written dispatched, as a trace event always is.
+transaction wrote events of. A status event written while no webhook endpoint that could
+receive it is enabled (none of all executions, none of its own) needs no dispatch: it is
+written dispatched, as a trace event always is.
 """
 
 import enum
@@ -62,6 +63,6 @@ class ExecutionEvent(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # When the webhook dispatcher turned the event into deliveries (a trace event needs none,
-    # nor a status event written while no endpoint was enabled: set at insert); NULL while it
+    # nor a status event written while no endpoint could receive it: set at insert); NULL while it
     # waits for it (app/webhooks).
     dispatched_at: Mapped[datetime | None]

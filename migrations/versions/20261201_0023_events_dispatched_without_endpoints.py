@@ -7,9 +7,10 @@ Create Date: 2026-12-01 11:45:00.000000
 Two changes to the trigger functions of 0016 and 0021, the events they write unchanged:
 
 - A status event is written dispatched (``dispatched_at`` set, as a trace event is) when no
-  webhook endpoint is enabled at that moment: the dispatcher would only have marked it so, an
-  UPDATE of each status event row, and each of them in the undispatched index meanwhile. An
-  endpoint enabled in the same transaction (an A2A push config stored with its task) is seen.
+  webhook endpoint that could receive it is enabled at that moment (none of all executions,
+  none of that execution): the dispatcher would only have marked it so, an UPDATE of each
+  status event row, and each of them in the undispatched index meanwhile. An endpoint enabled
+  in the same transaction (an A2A push config stored with its task) is seen.
 - The NOTIFY names the execution only (``'<execution id>'``, not ``'<id> <sequence>'``): the
   listener reads only the id (app/events/listener.py, also the previous release's), and
   PostgreSQL delivers identical notifications of one transaction once, so a statement that
@@ -84,10 +85,12 @@ def upgrade() -> None:
     op.execute(
         _STATUS.format(
             # Read at commit (the trigger is deferred): an endpoint stored by the same
-            # transaction counts.
+            # transaction counts. An endpoint of another execution (an A2A push config) never
+            # receives this one's events (app/webhooks/dispatch.py); both probes are indexed.
             dispatched_at=(
-                "CASE WHEN EXISTS (SELECT FROM webhook_endpoints WHERE enabled) "
-                "THEN NULL ELSE now() END"
+                "CASE WHEN EXISTS (SELECT FROM webhook_endpoints WHERE enabled "
+                "AND execution_id IS NULL) OR EXISTS (SELECT FROM webhook_endpoints "
+                "WHERE enabled AND execution_id = NEW.id) THEN NULL ELSE now() END"
             ),
             status_payload="NEW.id::text",
         )
