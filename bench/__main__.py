@@ -5,12 +5,14 @@ python -m bench --quick             # smaller runs, a few minutes
 python -m bench --only list,submit  # some scenarios
 python -m bench --profile           # also sample the API and worker with py-spy
 python -m bench --compare A.json B.json
+python -m bench --sizing-from bench/results/A.json  # README's sizing section from a run
 """
 
 import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import platform
 import signal
@@ -22,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import report, sizing
 from bench.context import FULL, QUICK, BenchRun
 from bench.profiling import Profiler
 from bench.scenarios import (
@@ -67,6 +69,20 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _write_sizing(path: Path) -> None:
+    document = json.loads(path.read_text())
+    try:
+        source = str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        source = str(path)
+    sizing.write_readme(sizing.render(document, source))
+    print(f"README.md: sizing section written from {source}")
+
+
 def _meta(quick: bool, stack: Stack, names: list[str]) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
     return {
@@ -78,7 +94,7 @@ def _meta(quick: bool, stack: Stack, names: list[str]) -> dict[str, Any]:
         "uncommitted_files": len(_git("status", "--porcelain").splitlines()),
         "cpus": os.cpu_count(),
         # Load before the run: other work on the machine skews wall times (see cpu_s.others).
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average": _load(),
         "python": platform.python_version(),
         "database": stack.database,
         "redis": REDIS_URL,
@@ -98,6 +114,7 @@ async def _run(bench: BenchRun, names: list[str], document: dict[str, Any], path
         for name in names:
             print(f"\n>>> {name}", flush=True)
             started = time.perf_counter()
+            load_start = _load()
             try:
                 result = await SCENARIOS[name](bench)
             except Exception as exc:
@@ -107,7 +124,12 @@ async def _run(bench: BenchRun, names: list[str], document: dict[str, Any], path
             else:
                 seconds = time.perf_counter() - started
                 report.print_result(name, result, seconds)
-                document["scenarios"][name] = {**result.as_json(), "seconds": round(seconds, 1)}
+                document["scenarios"][name] = {
+                    **result.as_json(),
+                    "seconds": round(seconds, 1),
+                    # Each figure with the machine's load while it was measured.
+                    "load_average": {"start": load_start, "end": _load()},
+                }
             report.write_json(path, document)
             await bench.discard_open_executions()
     finally:
@@ -135,9 +157,24 @@ def main() -> None:
         help="leave the scratch database for inspection (its name is printed; drop it yourself)",
     )
     parser.add_argument("--compare", nargs=2, metavar="JSON", type=Path)
+    parser.add_argument(
+        "--sizing-from",
+        metavar="JSON",
+        type=Path,
+        help="rewrite README.md's sizing section from an earlier run's results, and stop",
+    )
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="rewrite README.md's sizing section at the end of a quick or partial run too "
+        "(a full run without --profile always does)",
+    )
     args = parser.parse_args()
     if args.compare:
         report.compare(*args.compare)
+        return
+    if args.sizing_from:
+        _write_sizing(args.sizing_from)
         return
     names = list(SCENARIOS) if not args.only else [n.strip() for n in args.only.split(",")]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -172,7 +209,7 @@ def main() -> None:
         with contextlib.suppress(Exception):
             asyncio.run(stack.drop_database())
     document["meta"]["total_seconds"] = round(time.perf_counter() - started, 1)
-    document["meta"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    document["meta"]["load_average_after"] = _load()
     document["meta"]["interrupted"] = interrupted
     report.write_json(path, document)
     if document["scenarios"]:
@@ -180,6 +217,10 @@ def main() -> None:
     print(f"\nresults: {path}  (total {document['meta']['total_seconds']}s)")
     if interrupted:
         sys.exit(130)
+    # Only a full run speaks for the README unless asked (py-spy slows what it samples).
+    full = not args.quick and not args.only and not args.profile
+    if full or args.write_readme:
+        _write_sizing(path)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,8 @@ class BenchRun:
     dataset_id: int = 0
     agent_id: int = 0
     facts: dict[str, Any] = field(default_factory=dict)
+    # PostgreSQL backend pids of ``pool``: their CPU is the harness's, not the service's.
+    harness_backends: set[int] = field(default_factory=set)
 
     @property
     def work_dir(self) -> Path:
@@ -96,7 +98,9 @@ class BenchRun:
         self.admin_token = (await self.stack.cli("users", "create", "bench", "--admin")).split()[-1]
         self.user_token = (await self.stack.cli("users", "create", "bench-user")).split()[-1]
         self.api = await self.stack.start_api()
-        self.pool = await asyncpg.create_pool(self.stack.dsn, min_size=1, max_size=4)
+        self.pool = await asyncpg.create_pool(
+            self.stack.dsn, min_size=1, max_size=4, init=self._harness_connection
+        )
         async with self.client(self.user_token) as client:
             self.user_id = (await client.get("/api/users/me/")).json()["id"]
         self.dataset_id, self.agent_id = await self.create_agent("bench")
@@ -135,7 +139,10 @@ class BenchRun:
         if self.model_process is not None:
             pids["model"] = self.model_process.pid
         pids.update({name: process.pid for name, process in processes.items()})
-        return CpuMeter(pids, self.stack.database).start()
+        return CpuMeter(pids, self.stack.database, self.harness_backends).start()
+
+    async def _harness_connection(self, connection: Any) -> None:
+        self.harness_backends.add(connection.get_server_pid())
 
     def client(self, token: str | None = None, connections: int = 2) -> httpx.AsyncClient:
         assert self.api is not None

@@ -3,7 +3,8 @@
 On a small shared machine wall times depend on whatever else runs (a test suite, the harness
 itself); CPU seconds per execution do not, so every scenario reports both. ``others`` is the
 machine's busy time not spent by any process named here, PostgreSQL backends of the scratch
-database or Redis: load the benchmark did not cause.
+database or Redis: load the benchmark did not cause. The backends of the harness's own pool
+(its end watchers, its polls of PostgreSQL) are ``harness_postgres``, not ``postgres``.
 """
 
 import os
@@ -49,6 +50,8 @@ def _matching(fragments: tuple[str, ...]) -> dict[int, float]:
 class CpuMeter:
     processes: dict[str, int]
     database: str
+    # The harness's own backends (its pool's), filled as its connections open.
+    harness_backends: set[int] = field(default_factory=set)
     _start: dict[str, float] = field(default_factory=dict)
     _backends: dict[int, float] = field(default_factory=dict)
     _redis: dict[int, float] = field(default_factory=dict)
@@ -65,7 +68,11 @@ class CpuMeter:
             name: process_seconds(pid) - self._start[name] for name, pid in self.processes.items()
         }
         backends = _matching(("postgres:", f" {self.database} "))
-        spent["postgres"] = sum(cpu - self._backends.get(pid, 0.0) for pid, cpu in backends.items())
+        used = {pid: cpu - self._backends.get(pid, 0.0) for pid, cpu in backends.items()}
+        spent["postgres"] = sum(v for pid, v in used.items() if pid not in self.harness_backends)
+        spent["harness_postgres"] = sum(
+            v for pid, v in used.items() if pid in self.harness_backends
+        )
         redis = _matching(("redis-server",))
         spent["redis"] = sum(cpu - self._redis.get(pid, 0.0) for pid, cpu in redis.items())
         machine = machine_busy_seconds() - self._start["machine"]

@@ -100,6 +100,7 @@ class EventListener:
                 del self._waiting[execution_id]
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        # '<execution id>'; '<execution id> <sequence>' before migration 0023.
         execution_id = int(payload.split(" ", 1)[0])
         for woken in self._waiting.get(execution_id, ()):
             woken.set()

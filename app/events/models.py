@@ -1,6 +1,6 @@
 """An execution's event log: every status it entered and every trace entry written, in order.
 
-The rows are written by PostgreSQL itself (triggers of migrations 0014, 0016 and 0021), in the
+The rows are written by PostgreSQL itself (triggers of migrations 0014, 0016, 0021 and 0023), in the
 transaction of the change that causes them, whatever code path makes it: the insert of a new
 execution, a cancel, the worker's claim and outcome, the reconciler's failures, each trace
 entry. So the log is an outbox: an event exists if and only if its change committed.
@@ -10,9 +10,11 @@ entry. So the log is an outbox: an event exists if and only if its change commit
 trace entry's trigger takes it, once per INSERT of messages), so concurrent writers wait for
 each other. A status event is written at commit (a deferred trigger), after the trace entries of
 its transaction: the terminal status is always an execution's last event. Committed events are
-announced by ``NOTIFY agentrun_execution_events, '<execution id> <sequence>'``
-(``app.events.listener``, which reads only the id): one per status event, one per INSERT of
-trace entries (naming the last of them).
+announced by ``NOTIFY agentrun_execution_events, '<execution id>'`` (``app.events.listener``):
+PostgreSQL delivers the identical notifications of one transaction once, so one per execution a
+transaction wrote events of. A status event written while no webhook endpoint that could
+receive it is enabled (none of all executions, none of its own) needs no dispatch: it is
+written dispatched, as a trace event always is.
 """
 
 import enum
@@ -60,6 +62,7 @@ class ExecutionEvent(Base):
         BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # When the webhook dispatcher turned the event into deliveries (a trace event needs none:
-    # set at insert); NULL while it waits for it (app/webhooks).
+    # When the webhook dispatcher turned the event into deliveries (a trace event needs none,
+    # nor a status event written while no endpoint could receive it: set at insert); NULL while it
+    # waits for it (app/webhooks).
     dispatched_at: Mapped[datetime | None]

@@ -6,6 +6,12 @@ event and endpoint) and the events marked dispatched; a worker killed in between
 undispatched for the next pass. Endpoints receive the events of executions their owner can see
 (an admin: all), of their agent only when they name one, of their execution only when they
 are an A2A task's push notification config (whose deliveries carry the A2A task instead).
+
+Only status events written while an endpoint that could receive them was enabled wait here
+(one of all executions, or of theirs): else PostgreSQL writes them dispatched (migration 0023),
+so a service without webhooks pays no pass over them.
+So an endpoint receives the events written after it was stored (or enabled), the transaction
+that stores it included (an A2A task stored with its push notification config).
 """
 
 from collections.abc import Sequence

@@ -7,15 +7,28 @@
 - ``loaded``: 200 executions in flight at once, model latency 0.5 s, each lane submitting
   its next one when the last ended: server-side time added per execution, its
   ``finished_at - started_at`` minus the model's latency for each call it made (one).
-  Target: p50 <= 25 ms. The time to the first model request is reported too.
+  Target: p50 <= 25 ms. The time to the first model request is reported too. That is
+  400 executions a second: at the service's CPU per execution (15-20 ms) about 7 cores, which
+  a 2-core machine cannot hold, so what it adds there is mostly queueing for CPU (a note says
+  so when the CPU it measured needs more cores than the machine has).
+- ``loaded_holdable``: the same 200 in flight, at a model latency long enough that the machine
+  can hold their rate: chosen so that the service's CPU (API, worker, PostgreSQL, Redis, per
+  execution as the ``loaded`` run measured it) needs half the machine's cores, the other half
+  left to the harness, the model server and whatever else runs; clamped to 2-6 s (at 15-20 ms
+  an execution on 2 cores: 3-4 s). So the time it adds is the service's own work per
+  execution, not a queue. The lanes start spread over one model latency (lane k after k/200
+  of it), so that the rate is steady rather than 200 submissions at once every period.
+  Same measurement (server-side added p50 and p99) and target: p50 <= 25 ms.
 - ``idle_worker``: the worker's CPU over 10 s with nothing to do, in % of a core (it polls
   every AGENTRUN_WORKER_POLL_DELAY_SECONDS and is woken by enqueues). Target <= 1 %.
 """
 
 import asyncio
+import math
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -32,6 +45,9 @@ IDLE_CPU_TARGET_PERCENT = 1.0
 IDLE_SECONDS = 10.0
 LOADED_LATENCY = 0.5
 LOADED_IN_FLIGHT = 200
+# loaded_holdable: the model latency that makes the service need this share of the cores.
+HOLDABLE_CORE_SHARE = 0.5
+HOLDABLE_LATENCY_BOUNDS = (2.0, 6.0)
 # Between two idle-latency rounds: the worker is back waiting, nothing else runs.
 PAUSE_SECONDS = 0.05
 WATCH_SECONDS = 0.02
@@ -52,6 +68,8 @@ class EndWatcher:
         self.bench = bench
         self.waiting: dict[int, asyncio.Future[tuple[float, str]]] = {}
         self.task: asyncio.Task[None] | None = None
+        # Its own transactions on the scratch database (pydantic_ai's statistics leave them out).
+        self.queries = 0
 
     def __enter__(self) -> "EndWatcher":
         self.task = asyncio.create_task(self._watch())
@@ -67,14 +85,18 @@ class EndWatcher:
         return future
 
     async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(WATCH_SECONDS)
-            if not self.waiting:
-                continue
-            for row in await self.bench.pool.fetch(ENDED, list(self.waiting)):
-                future = self.waiting.pop(row["id"])
-                if not future.done():
-                    future.set_result((row["seconds"], row["status"]))
+        # One connection all along: a query is one transaction (a pool's release would add its
+        # reset as another each time).
+        async with self.bench.pool.acquire() as connection:
+            while True:
+                await asyncio.sleep(WATCH_SECONDS)
+                if not self.waiting:
+                    continue
+                self.queries += 1
+                for row in await connection.fetch(ENDED, list(self.waiting)):
+                    future = self.waiting.pop(row["id"])
+                    if not future.done():
+                        future.set_result((row["seconds"], row["status"]))
 
 
 async def _one(client: httpx.AsyncClient, bench: BenchRun, watcher: EndWatcher) -> dict[str, Any]:
@@ -97,6 +119,51 @@ def _first_request_ms(rounds: list[dict[str, Any]], arrivals: dict[str, float]) 
         for r in rounds
         if "accepted_at" in r and r["mark"] in arrivals
     ]
+
+
+def holdable_latency(in_flight: int, service_ms: float, cpus: int) -> float:
+    """The model latency at which ``in_flight`` executions at once, each costing ``service_ms``
+    of service CPU, need HOLDABLE_CORE_SHARE of ``cpus`` cores (rounded up to 0.5 s, clamped)."""
+    low, high = HOLDABLE_LATENCY_BOUNDS
+    wanted = in_flight * service_ms / 1000 / (HOLDABLE_CORE_SHARE * max(1, cpus))
+    return min(high, max(low, math.ceil(2 * wanted) / 2))
+
+
+async def _staggered(
+    clients: list[httpx.AsyncClient],
+    count: int,
+    spread: float,
+    work: Callable[[httpx.AsyncClient], Awaitable[dict[str, Any]]],
+) -> tuple[list[dict[str, Any]], float]:
+    """Like ``Lanes.run``, but lane k starts after k/len(clients) of ``spread`` seconds."""
+    results: list[dict[str, Any]] = []
+    started_count = 0
+    started = time.perf_counter()
+    deadline = started + TIME_LIMIT
+
+    async def lane(number: int) -> None:
+        nonlocal started_count
+        await asyncio.sleep(spread * number / len(clients))
+        while started_count < count and time.perf_counter() < deadline:
+            started_count += 1
+            results.append(await work(clients[number]))
+
+    await asyncio.gather(*(lane(k) for k in range(min(len(clients), count))))
+    return results, time.perf_counter() - started
+
+
+def _service_ms(cpu: dict[str, float], executions: int) -> float:
+    return 1000 * sum(cpu[k] for k in ("api", "worker", "postgres", "redis")) / max(1, executions)
+
+
+def _added(rounds: list[dict[str, Any]], model_latency: float) -> dict[str, float]:
+    return latency_ms(
+        [
+            r["server_seconds"] - model_latency
+            for r in rounds
+            if r.get("status") == "finished" and r.get("server_seconds") is not None
+        ]
+    )
 
 
 async def _idle_worker_cpu(worker_pid: int) -> float:
@@ -134,21 +201,33 @@ async def run(bench: BenchRun) -> Result:
                 cpu = meter.stop()
             loaded_arrivals = await bench.model.arrivals()
             peak = (await bench.model.stats())["peak_in_flight"]
+
+            cpus = os.cpu_count() or 1
+            holdable_s = holdable_latency(in_flight, _service_ms(cpu, len(loaded)), cpus)
+            await bench.model.configure(latency=holdable_s, reset=True)
+            async with bench.lanes(bench.admin_token, in_flight) as lanes:
+                meter = bench.cpu_meter(worker=worker)
+                holdable, holdable_wall = await _staggered(
+                    lanes.clients,
+                    loaded_count,
+                    holdable_s,
+                    lambda client: _one(client, bench, watcher),
+                )
+                holdable_cpu = meter.stop()
+            holdable_arrivals = await bench.model.arrivals()
+            holdable_peak = (await bench.model.stats())["peak_in_flight"]
             await bench.model.configure(latency=0, reset=True)
 
     idle_first = latency_ms(_first_request_ms(idle, idle_arrivals))
     loaded_first = latency_ms(_first_request_ms(loaded, loaded_arrivals))
-    added = latency_ms(
-        [
-            r["server_seconds"] - LOADED_LATENCY
-            for r in loaded
-            if r.get("status") == "finished" and r.get("server_seconds") is not None
-        ]
-    )
+    added = _added(loaded, LOADED_LATENCY)
+    holdable_added = _added(holdable, holdable_s)
     checks = {
         "idle first request p50_ms <= 10": idle_first.get("p50_ms", 1e9) <= IDLE_TARGET_P50_MS,
         "idle first request p99_ms <= 30": idle_first.get("p99_ms", 1e9) <= IDLE_TARGET_P99_MS,
         "loaded added p50_ms <= 25": added.get("p50_ms", 1e9) <= LOADED_TARGET_P50_MS,
+        "loaded_holdable added p50_ms <= 25": holdable_added.get("p50_ms", 1e9)
+        <= LOADED_TARGET_P50_MS,
         "idle worker cpu <= 1% of a core": idle_cpu_percent <= IDLE_CPU_TARGET_PERCENT,
     }
     figures = {
@@ -171,6 +250,28 @@ async def run(bench: BenchRun) -> Result:
             "first_model_request": loaded_first,
             "cpu_s": cpu,
         },
+        "loaded_holdable": {
+            "executions": len(holdable),
+            "finished": sum(r.get("status") == "finished" for r in holdable),
+            "lanes": in_flight,
+            "model_peak_in_flight": holdable_peak,
+            "model_latency_s": holdable_s,
+            "wall_s": round(holdable_wall, 2),
+            "server_added": holdable_added,
+            "target_added_p50_ms": LOADED_TARGET_P50_MS,
+            "first_model_request": latency_ms(_first_request_ms(holdable, holdable_arrivals)),
+            "cpu_s": holdable_cpu,
+            "executions_per_s_needed": round(in_flight / holdable_s, 1),
+            "executions_per_s_done": round(len(holdable) / holdable_wall, 1),
+            "service_cpu_ms_per_execution": round(_service_ms(holdable_cpu, len(holdable)), 2),
+            # The cores the service used (its CPU over the wall time), and the machine's busy
+            # cores meanwhile (everything: harness, model server, other work).
+            "service_cores_used": round(
+                _service_ms(holdable_cpu, len(holdable)) * len(holdable) / 1000 / holdable_wall,
+                2,
+            ),
+            "machine_cores_busy": round(holdable_cpu["machine"] / holdable_wall, 2),
+        },
         "idle_worker": {
             "seconds": IDLE_SECONDS,
             "cpu_percent_of_a_core": round(idle_cpu_percent, 2),
@@ -182,9 +283,7 @@ async def run(bench: BenchRun) -> Result:
     # second; at the CPU an execution cost the machine, this many cores.
     needed_per_s = in_flight / LOADED_LATENCY
     machine_ms = 1000 * cpu["machine"] / max(1, len(loaded))
-    service_ms = (
-        1000 * sum(cpu[k] for k in ("api", "worker", "postgres", "redis")) / max(1, len(loaded))
-    )
+    service_ms = _service_ms(cpu, len(loaded))
     figures["loaded"]["executions_per_s_needed"] = needed_per_s
     figures["loaded"]["executions_per_s_done"] = round(len(loaded) / wall, 1)
     figures["loaded"]["service_cpu_ms_per_execution"] = round(service_ms, 2)
@@ -197,10 +296,21 @@ async def run(bench: BenchRun) -> Result:
             f"{service_ms:.1f} ms of service CPU each measured (machine {machine_ms:.1f} ms); "
             f"this machine has {os.cpu_count()}: the added time is queueing for CPU"
         )
+    busy = figures["loaded_holdable"]["machine_cores_busy"]
+    notes.append(
+        f"loaded_holdable: {in_flight} in flight at {holdable_s}s model latency "
+        f"({in_flight / holdable_s:.0f} executions/s, lanes started over {holdable_s}s); "
+        f"the service used {figures['loaded_holdable']['service_cores_used']} cores, the machine "
+        f"was busy {busy} of {cpus}"
+        + (": the machine was saturated, so this is queueing too" if busy > 0.9 * cpus else "")
+    )
     return Result(
         figures=figures,
         ratio=None,
-        target="idle p50<=10 ms p99<=30 ms; loaded added p50<=25 ms; idle worker<=1%",
+        target=(
+            "idle p50<=10 ms p99<=30 ms; loaded added p50<=25 ms (also at a holdable rate); "
+            "idle worker<=1%"
+        ),
         met=all(checks.values()),
         notes=notes,
     )

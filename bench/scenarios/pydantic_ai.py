@@ -13,6 +13,25 @@ same concurrency. Ratio: service CPU per execution / the baseline's. Target <= 1
 share over the baseline is what the service adds around the agent run (claim, trace, outcome,
 arq), the API's what accepting the execution costs, PostgreSQL's what the statements and the
 event-log triggers cost.
+
+``database_work``: what the executions of each type (its 10 warm-up ones and the measured
+ones) wrote in PostgreSQL, from the cumulative statistics of the scratch database read before
+and after them: rows inserted, updated and deleted per execution in each table
+(``pg_stat_user_tables``) and transactions per execution (``pg_stat_database``, committed and
+rolled back; the harness's own, its end watcher's queries and these readings, counted and left
+out). A backend publishes its counters when it goes idle, at most once a second, and one that
+went idle within a second of its last report does so 10 s later (PostgreSQL 15's
+PGSTAT_IDLE_INTERVAL; ``pg_stat_force_next_flush()`` acts on the calling backend only): so
+each reading comes STATS_SETTLE_SECONDS after the last activity, after
+``pg_stat_clear_snapshot()``. What the idle worker and API do meanwhile (heartbeats, the
+reconciler's look) counts in, spread over the executions.
+
+``durable_floor``: a second baseline, outside the target: the same plain runs plus the least
+persistence a durable execution service needs (bench/plain_agent.py ``--durable``: the
+execution row at submit, running, a journal row per model response, finished with the
+result, through one asyncpg pool), its CPU that process's plus its PostgreSQL backends'.
+``service_over_floor`` beside ``ratio`` says how much of the ratio durability itself costs.
+The baselines and floors of both types run first, before the statistics' first reading.
 """
 
 import asyncio
@@ -28,6 +47,15 @@ from bench.stack import ROOT
 
 TARGET = 1.5
 CONCURRENCY = 20
+WARM_UP = 10
+STATS_SETTLE_SECONDS = 11.0
+TABLE_COUNTERS = "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
+DATABASE_COUNTERS = """
+SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_database()
+"""
+# The harness's transactions besides its end watcher's queries, from one reading to the next:
+# the first reading's own and its connection's reset on release, the watcher's reset.
+HARNESS_TRANSACTIONS = 3
 SERVICE = ("api", "worker", "postgres", "redis")
 INPUTS: dict[str, dict[str, Any]] = {
     "structured-task": {
@@ -74,7 +102,7 @@ async def _service(bench: BenchRun, agent_id: int, key: str, count: int) -> dict
 
     async with bench.lanes(bench.admin_token, CONCURRENCY) as lanes:
         with EndWatcher(bench) as watcher:
-            await lanes.run(10, lambda client: one(client, watcher), time_limit=60)  # warm-up
+            await lanes.run(WARM_UP, lambda client: one(client, watcher), time_limit=60)
             calls_before = await bench.model_calls()
             worker = bench.facts["pydantic_ai_worker"]
             assert bench.api is not None
@@ -87,6 +115,7 @@ async def _service(bench: BenchRun, agent_id: int, key: str, count: int) -> dict
             cpu = meter.stop()
             profiles = bench.profiler.stop()
     return {
+        "harness_queries": watcher.queries,
         "executions": len(statuses),
         "finished": statuses.count("finished"),
         "statuses": {s: statuses.count(s) for s in set(statuses)},
@@ -100,10 +129,51 @@ async def _service(bench: BenchRun, agent_id: int, key: str, count: int) -> dict
     }
 
 
-async def _baseline(bench: BenchRun, key: str, count: int) -> dict[str, Any]:
+async def _db_counters(bench: BenchRun) -> dict[str, Any]:
+    """The scratch database's cumulative counters, as published by now (see the docstring)."""
+    async with bench.pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        tables = await connection.fetch(TABLE_COUNTERS)
+        database = await connection.fetchrow(DATABASE_COUNTERS)
+    return {
+        "tables": {r["relname"]: (r["n_tup_ins"], r["n_tup_upd"], r["n_tup_del"]) for r in tables},
+        "xact_commit": database["xact_commit"],
+        "xact_rollback": database["xact_rollback"],
+    }
+
+
+def _db_work(
+    before: dict[str, Any], after: dict[str, Any], executions: int, harness: int
+) -> dict[str, Any]:
+    """Rows written per execution by table, and transactions per execution."""
+    n = max(1, executions)
+    tables: dict[str, dict[str, float]] = {}
+    for name, counts in sorted(after["tables"].items()):
+        old = before["tables"].get(name, (0, 0, 0))
+        inserted, updated, deleted = (a - b for a, b in zip(counts, old, strict=True))
+        if inserted or updated or deleted:
+            tables[name] = {
+                "inserted": round(inserted / n, 2),
+                "updated": round(updated / n, 2),
+                "deleted": round(deleted / n, 2),
+            }
+    commits = after["xact_commit"] - before["xact_commit"] - harness
+    return {
+        "executions": executions,
+        "rows_written_per_execution": round(sum(sum(t.values()) for t in tables.values()), 2),
+        "tables_per_execution": tables,
+        "transactions_per_execution": round(commits / n, 2),
+        "rollbacks_per_execution": round((after["xact_rollback"] - before["xact_rollback"]) / n, 2),
+        "harness_transactions_left_out": harness,
+    }
+
+
+async def _baseline(bench: BenchRun, key: str, count: int, durable: bool = False) -> dict[str, Any]:
     argv = [sys.executable, "-m", "bench.plain_agent", "--model-url", bench.model_url]
     argv += ["--key", key, "--input", json.dumps(INPUTS[key]), "--count", str(count)]
     argv += ["--concurrency", str(CONCURRENCY)]
+    if durable:
+        argv += ["--durable", "--dsn", bench.stack.dsn]
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=ROOT,
@@ -115,7 +185,16 @@ async def _baseline(bench: BenchRun, key: str, count: int) -> dict[str, Any]:
     if process.returncode != 0:
         raise RuntimeError(f"bench.plain_agent failed:\n{err.decode()[-2000:]}")
     figures: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    figures["cpu_ms_per_execution"] = round(1000 * figures["cpu_s"] / max(1, count), 2)
+    n = max(1, count)
+    if durable:
+        figures["process_cpu_ms_per_execution"] = round(1000 * figures["cpu_s"] / n, 2)
+        figures["postgres_cpu_ms_per_execution"] = round(1000 * figures["postgres_cpu_s"] / n, 2)
+        figures["transactions_per_execution"] = round(figures["transactions"] / n, 2)
+        figures["cpu_ms_per_execution"] = round(
+            1000 * (figures["cpu_s"] + figures["postgres_cpu_s"]) / n, 2
+        )
+    else:
+        figures["cpu_ms_per_execution"] = round(1000 * figures["cpu_s"] / n, 2)
     return figures
 
 
@@ -124,13 +203,27 @@ async def run(bench: BenchRun) -> Result:
     count = bench.sizes.pydantic_ai_executions
     await bench.model.configure(latency=0, reset=True)
     types: dict[str, Any] = {}
+    agents = {key: await _agent_of_type(bench, key) for key in INPUTS}
+    # The baselines first, so that the floor's statements are not counted in the service's.
+    baselines = {key: await _baseline(bench, key, count) for key in INPUTS}
+    floors = {key: await _baseline(bench, key, count, durable=True) for key in INPUTS}
     async with bench.worker() as worker:
         bench.facts["pydantic_ai_worker"] = worker
         try:
-            for key in INPUTS:
-                agent_id = await _agent_of_type(bench, key)
-                baseline = await _baseline(bench, key, count)
+            await asyncio.sleep(STATS_SETTLE_SECONDS)
+            counters = await _db_counters(bench)
+            for key, agent_id in agents.items():
+                baseline, floor = baselines[key], floors[key]
                 service = await _service(bench, agent_id, key, count)
+                await asyncio.sleep(STATS_SETTLE_SECONDS)
+                counters_after = await _db_counters(bench)
+                database_work = _db_work(
+                    counters,
+                    counters_after,
+                    WARM_UP + service["executions"],
+                    service.pop("harness_queries") + HARNESS_TRANSACTIONS,
+                )
+                counters = counters_after
                 per_execution = service["cpu_ms_per_execution"]
                 service_ms = sum(per_execution.get(name, 0.0) for name in SERVICE)
                 ratio = service_ms / max(0.01, baseline["cpu_ms_per_execution"])
@@ -149,6 +242,13 @@ async def run(bench: BenchRun) -> Result:
                             for name in SERVICE
                             if name != "worker"
                         },
+                    },
+                    "database_work": database_work,
+                    "durable_floor": {
+                        **floor,
+                        "service_over_floor": round(
+                            service_ms / max(0.01, floor["cpu_ms_per_execution"]), 2
+                        ),
                     },
                 }
         finally:

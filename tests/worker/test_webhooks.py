@@ -87,6 +87,31 @@ async def test_deliveries_are_signed_and_verify_with_standardwebhooks(
     assert len(receiver.received) == 2
 
 
+async def test_an_endpoint_receives_what_happens_after_it_is_stored_not_before(
+    client: AsyncClient, factory: Factory, worker: Worker, receiver: Receiver, sender: WebhookSender
+) -> None:
+    # Run while no endpoint existed: its events need no dispatch, now or later.
+    owner, agent_id, before = await start_task(client, factory)
+    await worker.run(before, Script(answer({"hi": True})))
+    endpoint = await subscribe(client, owner, receiver.url, ["execution.finished"])
+    started = await client.post(
+        f"/api/agents/{agent_id}/agentic-executions/",
+        json={"execution_key": "structured-task", "input": {"instructions": "Say hi."}},
+        headers=owner.headers,
+    )
+    after = started.json()["id"]
+    await worker.run(after, Script(answer({"hi": True})))
+
+    await deliver(sender)
+
+    [received] = await receiver.until(1)
+    assert json.loads(received.body)["data"]["id"] == after
+    await deliver(sender)
+    assert len(receiver.received) == 1
+    page = await client.get(f"/api/webhooks/{endpoint['id']}/deliveries/", headers=owner.headers)
+    assert [d["execution_id"] for d in page.json()["results"]] == [after]
+
+
 async def test_a_failed_attempt_is_retried_with_the_same_webhook_id(
     client: AsyncClient, factory: Factory, worker: Worker, receiver: Receiver, sender: WebhookSender
 ) -> None:
