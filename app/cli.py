@@ -1,50 +1,23 @@
-"""The ``agentrun`` command: migrate the database, manage users and tokens, run the services."""
+"""The ``agentrun`` command: migrate the database, manage users and tokens (their quotas and
+agents' limits: app/cli_budgets.py), run the services."""
 
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import app
 from app.auth import service as auth
+from app.cli_budgets import add_budget_commands
 from app.cli_remote import add_remote_commands, run_remote
+from app.cli_session import CommandError, run_in_session
 from app.core.config import Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker, owned_session
-from app.core.errors import DomainError
 
 ALEMBIC_INI = Path(app.__file__).resolve().parent.parent / "alembic.ini"
-
-
-class CommandError(Exception):
-    """A failure to report on stderr with exit code 1, without a traceback."""
-
-
-async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[str]]) -> str:
-    engine = create_engine(settings)
-    try:
-        # The command owns its transaction: committed once the work is done.
-        async with owned_session(create_sessionmaker(engine)) as session:
-            return await work(session)
-    finally:
-        await engine.dispose()
-
-
-def _run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[str]]) -> str:
-    try:
-        return asyncio.run(_with_session(settings, work))
-    except DomainError as exc:
-        raise CommandError("; ".join(str(value) for value in exc.body.values())) from None
-    except (OSError, SQLAlchemyError) as exc:
-        # Unreachable server, missing database or schema: one line, not a traceback.
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CommandError(
-            f"database error: {reason} (is the database up, and migrated with `agentrun migrate`?)"
-        ) from None
 
 
 def migrate(args: argparse.Namespace, settings: Settings) -> None:
@@ -64,7 +37,7 @@ def create_user(args: argparse.Namespace, settings: Settings) -> None:
         user = await auth.create_user(session, username, is_admin=args.admin)
         return await auth.create_token(session, user, args.token_name)
 
-    token = _run_in_session(settings, work)
+    token = run_in_session(settings, work)
     role = "admin" if args.admin else "user"
     print(f"Created {role} {username!r}. Its API token (shown only now):", file=sys.stderr)
     print(token)
@@ -80,7 +53,7 @@ def set_user_active(args: argparse.Namespace, settings: Settings) -> None:
             return f"User {user.username!r} enabled: his tokens not revoked work again."
         return f"User {user.username!r} disabled: requests with his tokens get 401 at once."
 
-    print(_run_in_session(settings, work))
+    print(run_in_session(settings, work))
 
 
 def create_token(args: argparse.Namespace, settings: Settings) -> None:
@@ -88,7 +61,7 @@ def create_token(args: argparse.Namespace, settings: Settings) -> None:
         user = await auth.get_user_by_username(session, args.username)
         return await auth.create_token(session, user, args.name)
 
-    token = _run_in_session(settings, work)
+    token = run_in_session(settings, work)
     print(f"New token {args.name!r} for {args.username!r} (shown only now):", file=sys.stderr)
     print(token)
 
@@ -118,7 +91,7 @@ def list_tokens(args: argparse.Namespace, settings: Settings) -> None:
             for row in rows
         )
 
-    print(_run_in_session(settings, work))
+    print(run_in_session(settings, work))
 
 
 def revoke_token(args: argparse.Namespace, settings: Settings) -> None:
@@ -130,7 +103,7 @@ def revoke_token(args: argparse.Namespace, settings: Settings) -> None:
         await auth.revoke_token(session, token)
         return f"{described} revoked."
 
-    print(_run_in_session(settings, work))
+    print(run_in_session(settings, work))
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -212,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         "token", metavar="PREFIX_OR_ID", help="the id or prefix `tokens list` shows"
     )
     revoke.set_defaults(handler=revoke_token)
+
+    add_budget_commands(commands)
 
     serve_parser = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
     serve_parser.add_argument("--host", default="127.0.0.1")

@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Neither connects here: the API starts, and /readyz says 503, while PostgreSQL or
         # Redis is down.
         engine = create_engine(settings)
+        # Before anything opens: a listen URL that is no PostgreSQL URL stops the start-up.
+        app.state.event_listener = EventListener(settings.listen_url)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.read_sessionmaker = create_read_sessionmaker(engine)
         app.state.queue = await create_queue(settings)
@@ -70,7 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ExtractionLimits.from_settings(settings), settings.extraction_concurrency
         )
         app.state.extractor.start()
-        app.state.event_listener = EventListener(settings.database_url)
         app.state.event_listener.start()
         settle_after_startup()
         keep_large_buffers_returnable()

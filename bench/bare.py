@@ -36,7 +36,6 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     execution_key varchar(100) NOT NULL,
     status varchar(16) NOT NULL,
     input jsonb NOT NULL,
-    job_id varchar(200),
     started_at timestamptz NOT NULL
 )
 """

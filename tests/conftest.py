@@ -30,6 +30,9 @@ from workers.webhook_delivery import WebhookSender
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# With TEST_POSTGRES_URL at PgBouncer: PostgreSQL's own address (postgresql://user@host:port),
+# for the event listener's LISTEN (AGENTRUN_DATABASE_LISTEN_URL, deploy/README.md).
+LISTEN_SERVER_URL = os.environ.get("TEST_POSTGRES_LISTEN_URL")
 REDIS_SERVER = os.environ.get("TEST_REDIS_SERVER", "redis://127.0.0.1:6379")
 # Databases a test run may take: 0 is the default of `make dev`, 14 the benchmark's.
 TEST_REDIS_DATABASES = range(1, 14)
@@ -95,8 +98,10 @@ async def redis_url() -> AsyncIterator[str]:
 def settings(
     database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
+    database_name = database_url.rsplit("/", 1)[1]
     return Settings(
         database_url=database_url,
+        database_listen_url=LISTEN_SERVER_URL and f"{LISTEN_SERVER_URL}/{database_name}",
         redis_url=redis_url,
         queue_name=f"agentrun:test:{uuid.uuid4().hex[:10]}",
         media_root=tmp_path_factory.mktemp("media"),

@@ -137,7 +137,7 @@ async def test_help_lists_the_commands(settings: Settings) -> None:
     result = await agentrun(settings.database_url, "--help")
 
     assert result.code == 0
-    for command in ("migrate", "users", "tokens", "serve", "worker"):
+    for command in ("migrate", "users", "tokens", "quotas", "limits", "serve", "worker"):
         assert command in result.stdout
 
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from app.core.config import Settings
@@ -68,3 +69,11 @@ def test_the_pgbouncer_piece_pools_transactions_the_service_can_run_through() ->
     name = "AGENTRUN_DATABASE_PREPARED_STATEMENTS"
     assert name in configmap["data"]
     assert "database_prepared_statements" in Settings.model_fields
+    # The listener's direct URL (it LISTENs, which transaction mode cannot carry): named where
+    # the PgBouncer piece says what to set, read by the service under that name.
+    listen_url = "postgresql+asyncpg://agentrun:x@postgres:5432/agentrun"
+    assert "AGENTRUN_DATABASE_LISTEN_URL" in (ROOT / "deploy/pgbouncer.yaml").read_text()
+    assert "AGENTRUN_DATABASE_LISTEN_URL" in (ROOT / "deploy/secret.example.yaml").read_text()
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("AGENTRUN_DATABASE_LISTEN_URL", listen_url)
+        assert Settings(_env_file=None).listen_url == listen_url  # type: ignore[call-arg]

@@ -136,12 +136,18 @@ async def create_agent(
     return agent
 
 
-async def set_agent_limits(session: AsyncSession, agent_id: int, limits: Limits) -> Agent:
-    """Set the usage limits of a live agent's executions (all null: none); they apply to
-    runs that start from now on."""
+async def get_live_agent(session: AsyncSession, agent_id: int) -> Agent:
+    """The agent with this id unless it was deleted, whoever may use it (an admin's view)."""
     agent = await session.get(Agent, agent_id)
     if agent is None or agent.deleted:
         raise NotFound("Agent not found.")
+    return agent
+
+
+async def set_agent_limits(session: AsyncSession, agent_id: int, limits: Limits) -> Agent:
+    """Set the usage limits of a live agent's executions (all null: none); they apply to
+    runs that start from now on."""
+    agent = await get_live_agent(session, agent_id)
     agent.limits = limits.stored()
     await session.flush()
     return agent

@@ -17,6 +17,11 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/agentrun"
+    # The API's event listener LISTENs on a connection of its own opened from this URL (unset:
+    # database_url). A session-level LISTEN needs one server connection for as long as it runs,
+    # which a pooler in transaction mode does not give: behind PgBouncer, PostgreSQL's own
+    # address (deploy/README.md, PgBouncer).
+    database_listen_url: str | None = None
     # Connections each process keeps open (no overflow beyond them).
     database_pool_size: int = 20
     # How long a request waits for a free connection before it answers 503.
@@ -160,6 +165,11 @@ class Settings(BaseSettings):
     def _addresses_or_networks(cls, entries: list[str]) -> list[str]:
         trusted_networks(entry for entry in entries if entry != "*")
         return entries
+
+    @property
+    def listen_url(self) -> str:
+        """Where the event listener connects: ``database_listen_url``, else ``database_url``."""
+        return self.database_listen_url or self.database_url
 
     @property
     def request_body_limit(self) -> int:

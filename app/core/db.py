@@ -113,7 +113,13 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
     COMMIT: two round trips fewer), for requests that only read (``get_session``: GET and
     HEAD). Under READ COMMITTED each statement takes its own snapshot inside a transaction
     too, so such a request reads exactly what it would in one; what it may write is one
-    statement (a token's last use), atomic by itself. Measured on the list: bench/README.md."""
+    statement (a token's last use), atomic by itself. Measured on the list: bench/README.md.
+
+    Behind a pooler in transaction mode (``NEEDS_TRANSACTIONS``) they are transactions like
+    any session's: outside one, a statement's prepare and its execution may reach two server
+    connections, and the second fails (``prepared statement ... does not exist``)."""
+    if engine.get_execution_options().get(NEEDS_TRANSACTIONS):
+        return create_sessionmaker(engine)
     return async_sessionmaker(
         engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
     )

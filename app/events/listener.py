@@ -8,6 +8,11 @@ an idle stream costs an ``asyncio.Event`` and its response, nothing in PostgreSQ
 Should the connection be lost, it is opened again (every ``RECONNECT_SECONDS``), and every
 stream is woken once it is back: events committed meanwhile are read from the log, so none
 is missed.
+
+The connection is opened from ``Settings.listen_url`` (``AGENTRUN_DATABASE_LISTEN_URL``, else
+the database URL): LISTEN holds one server connection for as long as it runs, which a pooler
+in transaction mode does not give, so behind PgBouncer it names PostgreSQL itself. A URL that
+is no PostgreSQL URL stops the start-up, as a malformed database URL does.
 """
 
 import asyncio
@@ -18,22 +23,49 @@ from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from app.events.models import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+# What SQLAlchemy's asyncpg adapter takes from a URL's query for itself, not for asyncpg.
+_ADAPTER_OPTIONS = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
 
-def driver_dsn(database_url: str) -> str:
-    """The SQLAlchemy URL as asyncpg takes it."""
-    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+class ListenUrlError(ValueError):
+    """The listener's URL is no PostgreSQL URL (the message never holds its password)."""
+
+
+def connect_arguments(database_url: str) -> tuple[dict[str, Any], str]:
+    """``asyncpg.connect``'s keyword arguments for a SQLAlchemy URL, read as the app's engine
+    reads ``AGENTRUN_DATABASE_URL`` (query options such as ``ssl=require`` included), and the
+    URL as a log may show it (no password)."""
+    try:
+        url = make_url(database_url)
+        backend = url.get_backend_name()
+        if backend != "postgresql":
+            raise ListenUrlError(f"{backend!r} is not PostgreSQL")
+        # The asyncpg dialect's reading, whichever driver the URL names (postgresql://, say).
+        asyncpg_url = url.set(drivername="postgresql+asyncpg")
+        _, options = asyncpg_url.get_dialect()().create_connect_args(asyncpg_url)
+    except (ArgumentError, ValueError) as exc:
+        raise ListenUrlError(
+            "AGENTRUN_DATABASE_LISTEN_URL (else AGENTRUN_DATABASE_URL) must be a PostgreSQL URL "
+            f"such as postgresql://user:password@host:5432/agentrun: {exc}"
+        ) from None
+    arguments = {name: value for name, value in options.items() if name not in _ADAPTER_OPTIONS}
+    return arguments, url.render_as_string(hide_password=True)
 
 
 class EventListener:
     def __init__(self, database_url: str) -> None:
-        self._dsn = driver_dsn(database_url)
+        """``database_url``: where to LISTEN (a ``ListenUrlError`` at once if it is no
+        PostgreSQL URL); nothing connects before ``start``."""
+        self._connect_arguments, self._shown_url = connect_arguments(database_url)
         self._waiting: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._listening = False
@@ -81,9 +113,13 @@ class EventListener:
     async def _listen(self) -> None:
         while True:
             try:
-                connection = await asyncpg.connect(self._dsn, timeout=5)
+                connection = await asyncpg.connect(
+                    **self._connect_arguments, timeout=CONNECT_TIMEOUT_SECONDS
+                )
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                logger.warning("event listener: cannot connect to PostgreSQL (%s)", exc)
+                logger.warning(
+                    "event listener: cannot connect to PostgreSQL at %s (%s)", self._shown_url, exc
+                )
             else:
                 try:
                     await self._listen_on(connection)

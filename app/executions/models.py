@@ -112,10 +112,6 @@ class AgenticExecution(Base):
     result: Mapped[Any | None] = mapped_column(NulFreeJSONB)
     failure_code: Mapped[str | None] = mapped_column(NulFreeString(100))
     failure_explanation: Mapped[str | None] = mapped_column(NulFreeText)
-    # No longer written or read (the job id is derived: queue.job_id_for). Deferred with a
-    # raise on load, so that no entity SELECT names it: the column is dropped by the next
-    # release's migration, which this release's code then survives during a rolling deploy.
-    job_id: Mapped[str | None] = mapped_column(String(200), deferred=True, deferred_raiseload=True)
     attempts: Mapped[int] = mapped_column(default=0)
     # What the run used, stored when it ends (app/budgets/usage.py): {"requests": n,
     # "input_tokens": n, "output_tokens": n, "cost": USD or null when the price is unknown}.

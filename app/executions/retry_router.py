@@ -10,7 +10,8 @@ from app.auth.dependencies import CurrentUser
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.ids import RowId
 from app.executions import retry, service, start_request
-from app.executions.router import QUOTA_RESPONSE, execution_out
+from app.executions.openapi import QUOTA_RESPONSE
+from app.executions.router import execution_out
 from app.executions.schemas import ExecutionOut
 
 router = APIRouter(tags=["agentic executions"])

@@ -1,3 +1,6 @@
+"""The execution routes: start, read, list, cancel (what the OpenAPI document says of them:
+app/executions/openapi.py; the rules: app/executions/service.py)."""
+
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -14,19 +17,24 @@ from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtract
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json, parse_json_body
-from app.core.openapi import RETRY_AFTER
 from app.core.query import EMPTY_IS_NONE, previous_page_url
 from app.executions import pages, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.models import ExecutionStatus
+from app.executions.openapi import (
+    CANCEL_DESCRIPTION,
+    CANCEL_RESPONSES,
+    LIST_DESCRIPTION,
+    LIST_RESPONSES,
+    READ_DESCRIPTION,
+    READ_RESPONSES,
+    START_DESCRIPTION,
+    START_OPENAPI,
+    START_RESPONSES,
+)
 from app.executions.queue import job_id_for
 from app.executions.repository import ExecutionRow
-from app.executions.schemas import (
-    ExecutionOut,
-    ExecutionPage,
-    StartExecutionForm,
-    StartExecutionRequest,
-)
+from app.executions.schemas import ExecutionOut, ExecutionPage
 
 router = APIRouter(tags=["agentic executions"])
 
@@ -44,7 +52,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         result=execution["result"],
         failure_code=execution["failure_code"],
         failure_explanation=execution["failure_explanation"],
-        # The job id is derived from the execution's id (the column is no longer written).
+        # The job id is derived from the execution's id (no column holds it since 0022).
         celery_task_id=job_id_for(execution["id"]),
         started_at=execution["started_at"],
         finished_at=finished_at,
@@ -60,25 +68,6 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         retried_by=execution["retried_by"],
     )
 
-
-QUOTA_RESPONSE: dict[str, Any] = {
-    "description": "A daily quota of yours is used up: the body names it and when it resets "
-    "(UTC midnight); `Retry-After` says in how many seconds. Or too many requests with this "
-    "token this minute.",
-    "headers": RETRY_AFTER,
-    "content": {
-        "application/json": {
-            "example": {
-                "detail": "Daily quota max_executions_per_day reached: 100 executions of 100 "
-                "today (UTC). It resets at 2026-12-02T00:00:00Z.",
-                "quota": "max_executions_per_day",
-                "limit": 100,
-                "used": 100,
-                "resets_at": "2026-12-02T00:00:00Z",
-            }
-        }
-    },
-}
 
 # Room in a JSON start body for what is not its input (the key, the envelope, whitespace).
 JSON_ENVELOPE_BYTES = 64 * 1024
@@ -120,71 +109,13 @@ def _form_files(form: FormData) -> list[UploadFile]:
     return [value for value in values if isinstance(value, UploadFile)]
 
 
-START_OPENAPI: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": StartExecutionRequest.model_json_schema()},
-            "multipart/form-data": {
-                "schema": StartExecutionForm.model_json_schema(by_alias=True),
-                "encoding": {"files[]": {"contentType": "application/octet-stream"}},
-            },
-        },
-    }
-}
-
-
 @router.post(
     "/agents/{agent_id}/agentic-executions/",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Start an execution",
-    description=(
-        "Validates `input` against the execution type's schema, stores the execution and "
-        "queues it. Send JSON, or `multipart/form-data` with `input` as a JSON-encoded string "
-        "and files as `files[]` (agents with file upload only; types are checked by content)."
-        "\n\nSend an `Idempotency-Key` header (any string up to 255 characters, e.g. a UUID) "
-        "to make retries safe: a repeat of the request with the same key within 24 hours "
-        "starts nothing and answers the execution the first one started, in its current "
-        "state (with `Idempotent-Replayed: true`). The same key with a different request "
-        "(another agent, key, input or files) is refused with 409. Keys are per user."
-        "\n\nOptional `limits` (`max_model_requests`, `max_total_tokens`, `max_cost` in USD) "
-        "hold the run to a budget, beside the agent's (the stricter of each wins); a run past "
-        "one ends `failed` with `budget_exceeded`. In a multipart form, `limits` is a "
-        "JSON-encoded string."
-    ),
+    description=START_DESCRIPTION,
     openapi_extra=START_OPENAPI,
-    responses={
-        400: {
-            "description": "Unknown `execution_key`, invalid `input` (fields named; nested "
-            "too deep, or NaN/Infinity), invalid `limits` (fields named, as `input`'s), files "
-            "sent to an agent without file upload, or an unsupported file type. A `detail` "
-            "string says what is wrong, beside a field's messages as a list of strings "
-            "(`execution_key`, `files`); `input` and `limits` name their fields.",
-            "content": {
-                "application/json": {"example": {"input": {"skus": "Input should be a valid list"}}}
-            },
-        },
-        404: {"description": "No such agent, or not visible to you."},
-        409: {
-            "description": "The `Idempotency-Key` was used in the last 24 hours for a "
-            "different request.",
-        },
-        413: {
-            "description": "A file is larger than the upload limit, or `input` than its "
-            "limit (256 KiB of JSON by default).",
-            "content": {
-                "application/json": {
-                    "example": {"input": ["300000 bytes of JSON: the limit is 262144 bytes."]}
-                }
-            },
-        },
-        415: {"description": "Neither JSON nor multipart/form-data."},
-        429: QUOTA_RESPONSE,
-        503: {
-            "description": "PostgreSQL is unreachable; or Redis is, and the service is set to "
-            "refuse executions then (AGENTRUN_REJECT_WHEN_QUEUE_DOWN). Nothing was stored."
-        },
-    },
+    responses=START_RESPONSES,
 )
 async def start_execution(
     caller: AgentRequestDep,
@@ -273,9 +204,8 @@ async def start_execution(
 @router.get(
     "/agentic-executions/{execution_id}/",
     summary="Get an execution",
-    description="Poll this until `status` is `finished` (read `result`) or `failed` "
-    "(read `failure_code` and `failure_explanation`).",
-    responses={404: {"description": "No such execution, or not yours."}},
+    description=READ_DESCRIPTION,
+    responses=READ_RESPONSES,
 )
 async def read_execution(caller: ExecutionRequestDep, request: Request) -> ExecutionOut:
     return execution_out(caller.execution, request.scope.get("root_path", ""))
@@ -310,16 +240,8 @@ def _page_number(raw: str | None, page_size: int) -> int:
 @router.get(
     "/agentic-executions/",
     summary="List executions",
-    description="Your executions (all of them for admins), newest first, 25 a page. An "
-    "`input` or `result` over the list's limit (64 KiB of JSON by default) shows as "
-    '`{"truncated": true, "url": <the execution>}`; the execution itself shows it whole.',
-    responses={
-        400: {"description": "A filter has an invalid value (named in the body)."},
-        404: {
-            "description": "Invalid page.",
-            "content": {"application/json": {"example": {"detail": "Invalid page."}}},
-        },
-    },
+    description=LIST_DESCRIPTION,
+    responses=LIST_RESPONSES,
 )
 async def list_executions(
     request: Request,
@@ -377,27 +299,9 @@ async def list_executions(
 @router.post(
     "/agentic-executions/{execution_id}/cancel/",
     summary="Cancel an execution",
-    description=(
-        "Ends the execution as `failed` with `failure_code` `cancelled` and the explanation "
-        "`Cancelled by <username>.`. A `pending` execution is failed at once (200). An "
-        "`in_progress` one is asked to stop (202): its worker aborts the agent run and records "
-        "the failure within moments; poll the execution to see it. For the execution's owner "
-        "and admins."
-    ),
+    description=CANCEL_DESCRIPTION,
     status_code=status.HTTP_200_OK,
-    responses={
-        200: {"description": "Was pending: now `failed` with `failure_code` `cancelled`."},
-        202: {
-            "description": "Running: the worker was asked to stop; `status` is still "
-            "`in_progress`.",
-            "model": ExecutionOut,
-        },
-        404: {"description": "No such execution, or not yours."},
-        409: {
-            "description": "The execution already finished or failed.",
-            "content": {"application/json": {"example": {"detail": "Execution already finished."}}},
-        },
-    },
+    responses=CANCEL_RESPONSES,
 )
 async def cancel_execution(
     execution_id: RowId,
