@@ -12,9 +12,9 @@ from httpx import AsyncClient
 
 from tests.factories import Account, Factory
 
-# What the release before migration 0022 sends (captured from its SQLAlchemy engine on asyncpg
+# What the release before migration 0024 sends (captured from its SQLAlchemy engine on asyncpg
 # at commit 829b3be; the statements are the same through 87ec1aa). It no longer wrote or read
-# agentic_executions.job_id (its mapping deferred with raiseload), which 0022 drops: none of
+# agentic_executions.job_id (its mapping deferred with raiseload), which 0024 drops: none of
 # these names it.
 #
 # Its start: the execution and its conversation in one statement (app/executions/repository.py).

@@ -52,7 +52,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         result=execution["result"],
         failure_code=execution["failure_code"],
         failure_explanation=execution["failure_explanation"],
-        # The job id is derived from the execution's id (no column holds it since 0022).
+        # The job id is derived from the execution's id (no column holds it since 0024).
         celery_task_id=job_id_for(execution["id"]),
         started_at=execution["started_at"],
         finished_at=finished_at,

@@ -1,6 +1,6 @@
 """drop agentic_executions.job_id (contract: no release writes or reads it any more)
 
-Revision ID: 0022
+Revision ID: 0024
 Revises: 0023
 Create Date: 2026-12-01 11:30:00.000000
 
@@ -8,7 +8,6 @@ The job id is derived from the execution's id (app/executions/queue.py job_id_fo
 release before this one stopped writing the column and no longer named it in any statement
 (its mapping deferred with raiseload), so it keeps working while this one rolls out
 (deploy/README.md, expand then contract; tests/test_rolling_deploy.py). The column had no index.
-Chained after 0023, which reached main first.
 """
 from collections.abc import Sequence
 
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0022'
+revision: str = '0024'
 down_revision: str | None = '0023'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
