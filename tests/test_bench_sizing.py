@@ -1,4 +1,4 @@
-"""README.md's sizing section is written from a benchmark run's results (bench/sizing.py): every
+"""README.md's sizing section is written from a benchmark run's results (bench/sizing/): every
 figure of issue #17 with its target and verdict, and what a run did not measure said so."""
 
 from pathlib import Path
