@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 BEGIN = "<!-- sizing:begin -->"
 END = "<!-- sizing:end -->"
 NOT_MEASURED = "not measured in this run"
