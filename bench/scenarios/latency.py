@@ -14,10 +14,11 @@
 - ``loaded_holdable``: the same 200 in flight, at a model latency long enough that the machine
   can hold their rate: chosen so that the service's CPU (API, worker, PostgreSQL, Redis, per
   execution as the ``loaded`` run measured it) needs half the machine's cores, the other half
-  left to the harness, the model server and whatever else runs; clamped to 2-6 s (at 15-20 ms
-  an execution on 2 cores: 3-4 s). So the time it adds is the service's own work per
-  execution, not a queue. The lanes start spread over one model latency (lane k after k/200
-  of it), so that the rate is steady rather than 200 submissions at once every period.
+  left to the harness, the model server and whatever else runs; clamped to 2-15 s (at 15-20 ms
+  an execution on 2 cores: 3-4 s; at the 50 ms measured on a slower machine, 10 s). So the
+  time it adds is the service's own work per execution, not a queue. The lanes start spread
+  over one model latency (lane k after k/200 of it), so that the rate is steady rather than
+  200 submissions at once every period.
   Same measurement (server-side added p50 and p99) and target: p50 <= 25 ms.
 - ``idle_worker``: the worker's CPU over 10 s with nothing to do, in % of a core (it polls
   every AGENTRUN_WORKER_POLL_DELAY_SECONDS and is woken by enqueues). Target <= 1 %.
@@ -47,7 +48,7 @@ LOADED_LATENCY = 0.5
 LOADED_IN_FLIGHT = 200
 # loaded_holdable: the model latency that makes the service need this share of the cores.
 HOLDABLE_CORE_SHARE = 0.5
-HOLDABLE_LATENCY_BOUNDS = (2.0, 6.0)
+HOLDABLE_LATENCY_BOUNDS = (2.0, 15.0)
 # Between two idle-latency rounds: the worker is back waiting, nothing else runs.
 PAUSE_SECONDS = 0.05
 WATCH_SECONDS = 0.02
