@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# The processes that are the service, whose CPU per execution the scenarios add up.
+SERVICE_PROCESSES = ("api", "worker", "postgres", "redis")
 
 
 def process_seconds(pid: int) -> float:

@@ -62,10 +62,12 @@ async def bounded(
     work: Callable[[int], Awaitable[T]],
     *,
     time_limit: float,
+    spread: float = 0.0,
 ) -> tuple[list[T], float]:
     """Run ``count`` pieces of work, ``concurrency`` at once: lane k calls ``work(k)`` again
-    and again. No new piece starts after ``time_limit`` seconds. The results (in completion
-    order) and the wall time."""
+    and again, the first time after k/concurrency of ``spread`` seconds (a steady rate rather
+    than all at once). No new piece starts after ``time_limit`` seconds. The results (in
+    completion order) and the wall time."""
     results: list[T] = []
     started_count = 0
     started = time.perf_counter()
@@ -73,6 +75,8 @@ async def bounded(
 
     async def lane(number: int) -> None:
         nonlocal started_count
+        if spread:
+            await asyncio.sleep(spread * number / concurrency)
         while started_count < count and time.perf_counter() < deadline:
             started_count += 1
             results.append(await work(number))
@@ -104,9 +108,14 @@ class Lanes:
         work: Callable[[httpx.AsyncClient], Awaitable[T]],
         *,
         time_limit: float,
+        spread: float = 0.0,
     ) -> tuple[list[T], float]:
         return await bounded(
-            count, len(self.clients), lambda lane: work(self.clients[lane]), time_limit=time_limit
+            count,
+            len(self.clients),
+            lambda lane: work(self.clients[lane]),
+            time_limit=time_limit,
+            spread=spread,
         )
 
 

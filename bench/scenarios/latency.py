@@ -29,13 +29,12 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
 from bench.context import BenchRun
-from bench.cpu import process_seconds
+from bench.cpu import SERVICE_PROCESSES, process_seconds
 from bench.driver import latency_ms, submit
 from bench.scenarios import Result
 
@@ -130,31 +129,8 @@ def holdable_latency(in_flight: int, service_ms: float, cpus: int) -> float:
     return min(high, max(low, math.ceil(2 * wanted) / 2))
 
 
-async def _staggered(
-    clients: list[httpx.AsyncClient],
-    count: int,
-    spread: float,
-    work: Callable[[httpx.AsyncClient], Awaitable[dict[str, Any]]],
-) -> tuple[list[dict[str, Any]], float]:
-    """Like ``Lanes.run``, but lane k starts after k/len(clients) of ``spread`` seconds."""
-    results: list[dict[str, Any]] = []
-    started_count = 0
-    started = time.perf_counter()
-    deadline = started + TIME_LIMIT
-
-    async def lane(number: int) -> None:
-        nonlocal started_count
-        await asyncio.sleep(spread * number / len(clients))
-        while started_count < count and time.perf_counter() < deadline:
-            started_count += 1
-            results.append(await work(clients[number]))
-
-    await asyncio.gather(*(lane(k) for k in range(min(len(clients), count))))
-    return results, time.perf_counter() - started
-
-
 def _service_ms(cpu: dict[str, float], executions: int) -> float:
-    return 1000 * sum(cpu[k] for k in ("api", "worker", "postgres", "redis")) / max(1, executions)
+    return 1000 * sum(cpu[k] for k in SERVICE_PROCESSES) / max(1, executions)
 
 
 def _added(rounds: list[dict[str, Any]], model_latency: float) -> dict[str, float]:
@@ -208,11 +184,11 @@ async def run(bench: BenchRun) -> Result:
             await bench.model.configure(latency=holdable_s, reset=True)
             async with bench.lanes(bench.admin_token, in_flight) as lanes:
                 meter = bench.cpu_meter(worker=worker)
-                holdable, holdable_wall = await _staggered(
-                    lanes.clients,
+                holdable, holdable_wall = await lanes.run(
                     loaded_count,
-                    holdable_s,
                     lambda client: _one(client, bench, watcher),
+                    time_limit=TIME_LIMIT,
+                    spread=holdable_s,
                 )
                 holdable_cpu = meter.stop()
             holdable_arrivals = await bench.model.arrivals()

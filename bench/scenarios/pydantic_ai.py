@@ -40,7 +40,7 @@ import sys
 from typing import Any
 
 from bench.context import BenchRun
-from bench.cpu import per_unit_ms
+from bench.cpu import SERVICE_PROCESSES, per_unit_ms
 from bench.scenarios import Result
 from bench.scenarios.latency import EndWatcher
 from bench.stack import ROOT
@@ -56,7 +56,6 @@ SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_
 # The harness's transactions besides its end watcher's queries, from one reading to the next:
 # the first reading's own and its connection's reset on release, the watcher's reset.
 HARNESS_TRANSACTIONS = 3
-SERVICE = ("api", "worker", "postgres", "redis")
 INPUTS: dict[str, dict[str, Any]] = {
     "structured-task": {
         "instructions": "Summarise the benchmark run in one sentence.",
@@ -225,7 +224,7 @@ async def run(bench: BenchRun) -> Result:
                 )
                 counters = counters_after
                 per_execution = service["cpu_ms_per_execution"]
-                service_ms = sum(per_execution.get(name, 0.0) for name in SERVICE)
+                service_ms = sum(per_execution.get(name, 0.0) for name in SERVICE_PROCESSES)
                 ratio = service_ms / max(0.01, baseline["cpu_ms_per_execution"])
                 types[key] = {
                     "service": service,
@@ -239,7 +238,7 @@ async def run(bench: BenchRun) -> Result:
                         ),
                         **{
                             name: per_execution.get(name, 0.0)
-                            for name in SERVICE
+                            for name in SERVICE_PROCESSES
                             if name != "worker"
                         },
                     },
