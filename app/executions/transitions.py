@@ -131,8 +131,10 @@ def attempt_values(execution_id: int, attempt: int) -> dict[str, int]:
 async def beat(session: AsyncSession, held: Mapping[int, int]) -> dict[int, bool]:
     """Bump the heartbeat of the executions this worker runs (id → attempt), in one UPDATE.
 
-    Answers, for those still held (in_progress, same attempt), whether a user asked to cancel
-    them; the others ended or were taken over by another worker.
+    Answers, for those still held (in_progress, same attempt, not handed back), whether a user
+    asked to cancel them; the others ended, were taken over by another worker, or were handed
+    back (``release``: a beat racing the hand-back must not make them look held again, or the
+    worker taking them over would find them "running elsewhere" until the heartbeat is stale).
     """
     if not held:
         return {}
@@ -141,6 +143,7 @@ async def beat(session: AsyncSession, held: Mapping[int, int]) -> dict[int, bool
         .where(
             AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
             tuple_(AgenticExecution.id, AgenticExecution.attempts).in_(list(held.items())),
+            AgenticExecution.heartbeat_at.is_not(None),
         )
         .values(heartbeat_at=func.now())
         .returning(AgenticExecution.id, AgenticExecution.cancel_requested_at.is_not(None)),
