@@ -15,9 +15,9 @@ from app.core.body_limit import read_body
 from app.core.config import Settings
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
-from app.core.ids import INT32_MAX, RowId
+from app.core.ids import RowId
 from app.core.json_input import parse_json, parse_json_body
-from app.core.query import EMPTY_IS_NONE, previous_page_url
+from app.core.query import EMPTY_IS_NONE, page_number, previous_page_url
 from app.executions import pages, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.models import ExecutionStatus
@@ -66,6 +66,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         retry_of=execution["retry_of_id"],
         resume_from=execution["resume_from_id"],
         retried_by=execution["retried_by"],
+        batch_id=execution["batch_id"],
     )
 
 
@@ -223,20 +224,6 @@ def truncated(execution: ExecutionRow, request: Request) -> ExecutionRow:
     return {**execution, **markers} if markers else execution
 
 
-def _page_number(raw: str | None, page_size: int) -> int:
-    if raw is None:
-        return 1
-    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and a page of
-    # thousands of digits is refused by int() too. A page whose offset PostgreSQL cannot take
-    # (int32) is past any list there will ever be.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(INT32_MAX)):
-        raise NotFound("Invalid page.")
-    number = int(raw)
-    if number < 1 or number * page_size >= INT32_MAX:
-        raise NotFound("Invalid page.")
-    return number
-
-
 @router.get(
     "/agentic-executions/",
     summary="List executions",
@@ -261,18 +248,23 @@ async def list_executions(
         EMPTY_IS_NONE,
         Query(description="Only executions of agents on this dataset."),
     ] = None,
+    batch_id: Annotated[
+        RowId | None, EMPTY_IS_NONE, Query(description="Only the items of this batch.")
+    ] = None,
     page: Annotated[
         str | None, Query(description="Page number, from 1, or `last`.", examples=["1"])
     ] = None,
 ) -> ExecutionPage:
-    filters = pages.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
+    filters = pages.ExecutionFilters(
+        agent_id=agent_id, status=status, dataset_id=dataset_id, batch_id=batch_id
+    )
     size = settings.page_size
     if page == "last":
         # As DRF's paginator: the last page (page 1 when there is nothing).
         total = await pages.count_executions_exactly(session, user, filters)
         number = max(1, -(-total // size))
     else:
-        number = _page_number(page, size)
+        number = page_number(page, size)
     found = await pages.list_executions(
         session,
         user,

@@ -22,6 +22,7 @@ from app.conversations.storage import Upload, link_stored
 from app.core.config import Settings
 from app.core.errors import Conflict, Invalid, PayloadTooLarge, field_errors
 from app.core.json_input import check_json, parse_json
+from app.definitions.base import ExecutionDefinition
 from app.definitions.registry import definitions_for, find_definition
 from app.executions import repository
 from app.executions.repository import ExecutionRow
@@ -75,6 +76,18 @@ def execution_key_of(agent: Agent, raw: Any) -> str:
     raise field_error("execution_key", message, detail)
 
 
+def definition_of(agent: Agent, execution_key: str) -> ExecutionDefinition:
+    """The agent's definition of ``execution_key``, else a 400 naming the keys it has."""
+    definition = find_definition(agent.agent_type, execution_key)
+    if definition is None:
+        known = ", ".join(d.key for d in definitions_for(agent.agent_type)) or "none"
+        raise Invalid(
+            f"Unknown execution_key {execution_key!r} for this agent "
+            f"(agent type {agent.agent_type!r}). Available: {known}."
+        )
+    return definition
+
+
 def validate_input(
     agent: Agent, execution_key: str, raw_input: Any, settings: Settings
 ) -> dict[str, Any]:
@@ -83,13 +96,7 @@ def validate_input(
     Refused first when it nests deeper than the limit or holds a non-finite number (which the
     dump would turn into null); then when its JSON is over the size limit.
     """
-    definition = find_definition(agent.agent_type, execution_key)
-    if definition is None:
-        known = ", ".join(d.key for d in definitions_for(agent.agent_type)) or "none"
-        raise Invalid(
-            f"Unknown execution_key {execution_key!r} for this agent "
-            f"(agent type {agent.agent_type!r}). Available: {known}."
-        )
+    definition = definition_of(agent, execution_key)
     if not isinstance(raw_input, dict):
         raise Invalid({"input": ["Expected a JSON object."]})
     check_json(raw_input, settings.max_json_depth, "input")
