@@ -24,7 +24,7 @@ from app.batches.openapi import (
 )
 from app.batches.repository import BatchRow
 from app.batches.results import result_lines
-from app.batches.schemas import BatchCounts, BatchOut, BatchPage, BatchStatus
+from app.batches.schemas import BatchOut, BatchPage
 from app.budgets.limits import Limits, parse_limits
 from app.core.body_limit import capped_request, read_body
 from app.core.config import Settings
@@ -35,25 +35,15 @@ from app.core.json_input import parse_json, parse_json_body
 from app.core.query import page_number, previous_page_url
 from app.events.router import STREAM_HEADERS
 from app.executions import start_request
-from app.executions.models import ExecutionStatus
 
 router = APIRouter(tags=["agentic execution batches"])
 
 
 def batch_out(batch: BatchRow, request: Request) -> BatchOut:
-    """A batch as the API shows it (a row of app.batches.repository, with its counts)."""
-    counts = {status.value: int(batch[status.value]) for status in ExecutionStatus}
+    """A batch as the API shows it, its links absolute."""
     executions = request.url_for("list_executions").include_query_params(batch_id=batch["id"])
-    return BatchOut(
-        id=batch["id"],
-        agent=batch["agent_id"],
-        execution_key=batch["execution_key"],
-        status=BatchStatus.IN_PROGRESS if batch["finished_at"] is None else BatchStatus.FINISHED,
-        counts=BatchCounts(total=batch["total"], **counts),
-        limits=None if batch["limits"] is None else Limits.model_validate(batch["limits"]),
-        created_at=batch["created_at"],
-        finished_at=batch["finished_at"],
-        cancel_requested_at=batch["cancel_requested_at"],
+    return BatchOut.of(
+        batch,
         results=str(request.url_for("batch_results", batch_id=batch["id"])),
         executions=str(executions),
     )

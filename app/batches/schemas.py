@@ -1,6 +1,7 @@
 """What the batch routes take and answer."""
 
 import enum
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +80,27 @@ class BatchOut(BaseModel):
     cancel_requested_at: Timestamp | None
     results: str = Field(description="URL of its results (NDJSON).")
     executions: str = Field(description="URL of its executions (the execution list).")
+
+    @classmethod
+    def of(cls, batch: Mapping[str, Any], *, results: str, executions: str) -> "BatchOut":
+        """A batch as shown (a row of app.batches.repository, with its counts), with the URLs
+        of its results and its executions."""
+        counts = {status.value: int(batch[status.value]) for status in ExecutionStatus}
+        return cls(
+            id=batch["id"],
+            agent=batch["agent_id"],
+            execution_key=batch["execution_key"],
+            status=BatchStatus.IN_PROGRESS
+            if batch["finished_at"] is None
+            else BatchStatus.FINISHED,
+            counts=BatchCounts(total=batch["total"], **counts),
+            limits=None if batch["limits"] is None else Limits.model_validate(batch["limits"]),
+            created_at=batch["created_at"],
+            finished_at=batch["finished_at"],
+            cancel_requested_at=batch["cancel_requested_at"],
+            results=results,
+            executions=executions,
+        )
 
 
 class BatchPage(BaseModel):
