@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import app
 from app.auth import service as auth
-from app.cli_budgets import add_budget_commands
 from app.cli_batches import add_batch_commands
+from app.cli_budgets import add_budget_commands
 from app.cli_remote import add_remote_commands, run_remote
 from app.cli_session import CommandError, run_in_session
 from app.core.config import Settings, get_settings
