@@ -132,7 +132,7 @@ def dev(args: argparse.Namespace, settings: Settings) -> None:
 
 def worker(args: argparse.Namespace, settings: Settings) -> None:
     # Imported here so that the other commands do not load the agent machinery.
-    from workers.settings import run_worker
+    from workers.process.startup import run_worker
 
     run_worker(settings)
 

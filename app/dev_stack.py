@@ -159,8 +159,8 @@ def _welcome(settings: Settings, demo: DemoSetup, base: str, notes: list[str]) -
 
 async def run_dev_stack(host: str, port: int) -> None:
     from app.main import create_app
-    from workers.execution_worker import ExecutionWorker
-    from workers.settings import worker_settings
+    from workers.process.execution_worker import ExecutionWorker
+    from workers.process.startup import worker_settings
 
     services = LocalServices()
     database_url = await services.database_url()

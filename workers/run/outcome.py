@@ -8,7 +8,7 @@ it for what it holds (a result it cannot store, say), the trace's end and the ou
 written apart, so that neither keeps the other out, and a result that cannot be stored still
 leaves the execution terminal (``runtime_error``).
 
-Writes are retried while PostgreSQL is unreachable (``workers.database``).
+Writes are retried while PostgreSQL is unreachable (``workers.run.database``).
 """
 
 import functools
@@ -36,16 +36,16 @@ from app.executions.transitions import (
     conclusion_values,
     mark_failed,
 )
-from workers.database import in_one_statement
-from workers.failures import error_text
-from workers.transcript import append_entries, fenced_trace_insert
+from workers.run.database import in_one_statement
+from workers.run.failures import error_text
+from workers.run.transcript import append_entries, fenced_trace_insert
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a run came to (``workers.loop``), before it is stored (``persist``)."""
+    """What a run came to (``workers.run.loop``), before it is stored (``persist``)."""
 
     usage: dict[str, Any]
     result: Any = None
