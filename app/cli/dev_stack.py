@@ -23,9 +23,9 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 
+from app.cli.demo import DemoSetup, seed_demo
 from app.core.config import Settings
 from app.core.db import commit, create_engine, create_sessionmaker
-from app.demo import DemoSetup, seed_demo
 
 STATE_DIR = Path(".dev")
 DATABASE_NAME = "agentrun"
