@@ -12,7 +12,7 @@ from tests.factories import Account, Factory
 from tests.webhook_receiver import Receiver
 from tests.worker.harness import Script, Worker, answer
 from tests.worker.test_webhooks import deliver, subscribe
-from workers.webhook_delivery import WebhookSender
+from workers.background.webhook_delivery import WebhookSender
 
 KEY = "structured-task"
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.cli_remote import RemoteError, _checked, _client, _connection_options
+from app.cli.remote import RemoteError, _checked, _client, _connection_options
 
 POLL_SECONDS = 1.0
 BAR_WIDTH = 30
