@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.batches.models import AgenticExecutionBatch
 from app.conversations.models import Conversation
 from app.core.config import Settings
+from app.events.models import ExecutionEvent
 from app.executions import transitions
 from app.executions.models import AgenticExecution
 from tests.factories import Account, Factory, client_with_settings
@@ -447,3 +448,24 @@ async def test_a_repeat_with_the_same_idempotency_key_answers_the_first_batch(
     assert again.json()["id"] == first.json()["id"]
     assert other.status_code == 409
     assert await stored(session) == (1, 3, 3)
+
+
+async def test_each_item_logs_pending_first_then_its_end_as_a_single_start_does(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    alice, agent_id = await owner_and_agent(factory)
+    batch = await submit(client, agent_id, alice, 3)
+    await client.post(
+        f"/api/agentic-execution-batches/{batch['id']}/cancel/", headers=alice.headers
+    )
+
+    rows = await session.execute(
+        select(
+            ExecutionEvent.execution_id, ExecutionEvent.sequence, ExecutionEvent.payload
+        ).order_by(ExecutionEvent.execution_id, ExecutionEvent.sequence)
+    )
+    events = [
+        (sequence, payload["status"], payload["failure_code"]) for _, sequence, payload in rows
+    ]
+
+    assert events == [(1, "pending", None), (2, "failed", "cancelled")] * 3

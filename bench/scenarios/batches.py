@@ -9,6 +9,7 @@
   without batches sends them); the ratio is the batch's items per second over theirs.
 - ``export``: ``GET .../results/`` of the batch, streamed: lines per second and the API's
   peak RSS while it streams.
+- ``cancel``: ``POST .../cancel/`` of the batch, its N items still pending.
 
 No worker runs: the items stay pending and are failed as ``bench_discarded`` afterwards.
 """
@@ -122,6 +123,15 @@ async def run(bench: BenchRun) -> Result:
                 "lines_per_s": round(lines / seconds),
                 "api_rss_before_mib": _mib(before),
                 "api_rss_peak_mib": _mib(peak),
+            }
+            # Every item still pending (no worker runs): one UPDATE fails them all.
+            seconds, cancelled = await timed(
+                lambda: client.post(f"/api/agentic-execution-batches/{batch_id}/cancel/")
+            )
+            figures["cancel"] = {
+                "seconds": round(seconds, 2),
+                "status": cancelled.status_code,
+                "failed": cancelled.json().get("counts", {}).get("failed"),
             }
     async with bench.lanes(bench.admin_token, BASELINE_CONCURRENCY) as lanes:
         posts, wall = await lanes.run(

@@ -72,6 +72,41 @@ EXECUTE FUNCTION record_batch_item_status()
 """
 
 
+# A batch's items get their first status event (pending) from one INSERT per statement,
+# instead of one deferred trigger call a row at commit (10,000 items: ~1.5 s of a loaded
+# machine, to a few tens of ms). No NOTIFY: nobody can follow an execution before its insert
+# commits, and a follower reads the log after subscribing. The row trigger keeps the others.
+_ITEMS_FUNCTION = """
+CREATE FUNCTION record_batch_items_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO execution_events
+        (execution_id, sequence, type, payload, created_at, dispatched_at)
+    SELECT id, 1, 'status', jsonb_build_object(
+        'status', status, 'result', result, 'failure_code', failure_code,
+        'failure_explanation', failure_explanation, 'finished_at', finished_at,
+        'usage', usage), now(),
+        CASE WHEN EXISTS (
+            SELECT FROM webhook_endpoints WHERE enabled AND execution_id IS NULL
+        ) THEN NULL ELSE now() END
+    FROM new_items WHERE batch_id IS NOT NULL;
+    RETURN NULL;
+END;
+$$
+"""
+
+_INSERT_TRIGGER = """
+CREATE CONSTRAINT TRIGGER execution_status_event_on_insert
+AFTER INSERT ON agentic_executions DEFERRABLE INITIALLY DEFERRED
+FOR EACH ROW {when}EXECUTE FUNCTION record_execution_status_event()
+"""
+
+_ITEMS_TRIGGER = """
+CREATE TRIGGER batch_items_status_event AFTER INSERT ON agentic_executions
+REFERENCING NEW TABLE AS new_items
+FOR EACH STATEMENT EXECUTE FUNCTION record_batch_items_inserted()
+"""
+
+
 def upgrade() -> None:
     op.create_table(
         "agentic_execution_batches",
@@ -170,9 +205,17 @@ def upgrade() -> None:
     )
     op.execute(_FUNCTION)
     op.execute(_TRIGGER)
+    op.execute("DROP TRIGGER execution_status_event_on_insert ON agentic_executions")
+    op.execute(_INSERT_TRIGGER.format(when="WHEN (NEW.batch_id IS NULL) "))
+    op.execute(_ITEMS_FUNCTION)
+    op.execute(_ITEMS_TRIGGER)
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER batch_items_status_event ON agentic_executions")
+    op.execute("DROP FUNCTION record_batch_items_inserted()")
+    op.execute("DROP TRIGGER execution_status_event_on_insert ON agentic_executions")
+    op.execute(_INSERT_TRIGGER.format(when=""))
     op.execute("DROP TRIGGER batch_item_status ON agentic_executions")
     op.execute("DROP FUNCTION record_batch_item_status()")
     op.drop_index("ix_webhook_deliveries_endpoint_batch", table_name="webhook_deliveries")
