@@ -1,7 +1,7 @@
 """The batch routes: submit, list, read, cancel, results, events (the rules:
 app/batches/service.py; what the document says: app/batches/openapi.py)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -25,13 +25,12 @@ from app.batches.openapi import (
 from app.batches.repository import BatchRow
 from app.batches.results import result_lines
 from app.batches.schemas import BatchOut, BatchPage
-from app.budgets.limits import Limits, parse_limits
+from app.budgets.limits import parse_limits
 from app.core.body_limit import capped_request, read_body
-from app.core.config import Settings
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import RowId
-from app.core.json_input import parse_json, parse_json_body
+from app.core.json_input import parse_json_body
 from app.core.query import page_number, previous_page_url
 from app.events.router import STREAM_HEADERS
 from app.executions import start_request
@@ -47,18 +46,6 @@ def batch_out(batch: BatchRow, request: Request) -> BatchOut:
         results=str(request.url_for("batch_results", batch_id=batch["id"])),
         executions=str(executions),
     )
-
-
-def _form_limits(raw: Any, settings: Settings) -> Limits | None:
-    """``limits`` of a multipart form: a JSON-encoded object."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if not isinstance(raw, str):
-        raise Invalid({"limits": {"detail": "Expected a JSON-encoded object, got a file."}})
-    try:
-        return parse_limits(parse_json(raw, settings.max_json_depth))
-    except ValueError as exc:
-        raise Invalid({"limits": {"detail": str(exc)}}) from None
 
 
 @router.post(
@@ -96,7 +83,7 @@ async def submit_batch(
         capped = capped_request(request, settings.max_batch_bytes)
         async with capped.form(max_files=1, max_part_size=settings.max_input_bytes + 1) as form:
             key = start_request.execution_key_of(agent, form.get("execution_key"))
-            limits = _form_limits(form.get("limits"), settings)
+            limits = start_request.parse_form_limits(form.get("limits"), settings)
             file = form.get("items")
             if not isinstance(file, UploadFile):
                 raise start_request.field_error("items", "Expected a JSONL file upload.")

@@ -16,7 +16,7 @@ from app.core.config import Settings
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import RowId
-from app.core.json_input import parse_json, parse_json_body
+from app.core.json_input import parse_json_body
 from app.core.query import EMPTY_IS_NONE, page_number, previous_page_url
 from app.executions import listing, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
@@ -89,19 +89,6 @@ def _json_input(body: dict[str, Any], settings: Settings) -> Any:
     return start_request.parse_form_input(raw, settings) if isinstance(raw, str) else raw
 
 
-def _form_limits(raw: Any, settings: Settings) -> Limits | None:
-    """``limits`` of a multipart start: a JSON-encoded object, as ``input`` is."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if not isinstance(raw, str):
-        raise Invalid({"limits": {"detail": "Expected a JSON-encoded object, got a file."}})
-    try:
-        parsed = parse_json(raw[: settings.max_input_bytes + 1], settings.max_json_depth)
-    except ValueError as exc:
-        raise Invalid({"limits": {"detail": str(exc)}}) from None
-    return parse_limits(parsed)
-
-
 def _form_files(form: FormData) -> list[UploadFile]:
     # `files[]` is the documented name; the reference server and its web client use `files`.
     values = [*form.getlist("files[]"), *form.getlist("files")]
@@ -161,7 +148,7 @@ async def start_execution(
                 ),
                 settings,
             )
-            limits = _form_limits(form.get("limits"), settings)
+            limits = start_request.parse_form_limits(form.get("limits"), settings)
             files = _form_files(form)
             if files:
                 # Extracting a file's text may take seconds: no pooled connection waits for it.

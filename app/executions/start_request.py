@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 
 from app.agents.models import Agent
 from app.auth.models import User
+from app.budgets.limits import Limits, parse_limits
 from app.conversations.extraction_process import TextExtractor
 from app.conversations.file_types import UnsupportedFile, detect_content_type
 from app.conversations.storage import Upload, link_stored
@@ -50,6 +51,19 @@ def parse_form_input(raw: str | None, settings: Settings) -> Any:
         return parse_json(raw, settings.max_json_depth)
     except ValueError as exc:
         raise Invalid({"input": [str(exc)]}) from None
+
+
+def parse_form_limits(raw: Any, settings: Settings) -> Limits | None:
+    """``limits`` of a multipart form: a JSON-encoded object, as ``input`` is."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        raise Invalid({"limits": {"detail": "Expected a JSON-encoded object, got a file."}})
+    try:
+        parsed = parse_json(raw[: settings.max_input_bytes + 1], settings.max_json_depth)
+    except ValueError as exc:
+        raise Invalid({"limits": {"detail": str(exc)}}) from None
+    return parse_limits(parsed)
 
 
 def field_error(field: str, message: str, detail: str | None = None) -> Invalid:

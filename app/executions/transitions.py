@@ -207,7 +207,6 @@ async def mark_failed(
 async def cancel_pending(session: AsyncSession, execution_id: int, username: str) -> bool:
     """``pending → failed`` with code ``cancelled``, at ``username``'s request (who asked and
     when are kept as ``cancel_requested_by``/``cancel_requested_at``)."""
-    now = utcnow()
     return await _moved(
         session,
         update(AgenticExecution)
@@ -215,15 +214,20 @@ async def cancel_pending(session: AsyncSession, execution_id: int, username: str
             AgenticExecution.id == execution_id,
             AgenticExecution.status == ExecutionStatus.PENDING,
         )
-        .values(
-            status=ExecutionStatus.FAILED,
-            failure_code=CANCELLED,
-            failure_explanation=cancelled_explanation(username),
-            finished_at=now,
-            cancel_requested_at=now,
-            cancel_requested_by=username,
-        ),
+        .values(_cancelled_now(username, utcnow())),
     )
+
+
+def _cancelled_now(username: str, now: datetime) -> dict[str, Any]:
+    """The values of a pending execution cancelled at ``username``'s request."""
+    return {
+        "status": ExecutionStatus.FAILED,
+        "failure_code": CANCELLED,
+        "failure_explanation": cancelled_explanation(username),
+        "finished_at": now,
+        "cancel_requested_at": now,
+        "cancel_requested_by": username,
+    }
 
 
 async def request_cancellation(session: AsyncSession, execution_id: int, username: str) -> None:
@@ -369,14 +373,7 @@ async def cancel_pending_items(
             AgenticExecution.batch_id == batch_id,
             AgenticExecution.status == ExecutionStatus.PENDING,
         )
-        .values(
-            status=ExecutionStatus.FAILED,
-            failure_code=CANCELLED,
-            failure_explanation=cancelled_explanation(username),
-            finished_at=now,
-            cancel_requested_at=now,
-            cancel_requested_by=username,
-        ),
+        .values(_cancelled_now(username, now)),
         execution_options={"synchronize_session": False},
     )
     return cast(CursorResult[Any], result).rowcount
