@@ -20,6 +20,7 @@ SCENARIOS = (
     "streams",
     "submit",
     "protocols",
+    "batches",
     "journal",
     "list",
 )
