@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from app.batches.schemas import ResultLine, SubmitBatchForm, SubmitBatchRequest
+from app.batches.schemas import BatchOut, ResultLine, SubmitBatchForm, SubmitBatchRequest
 from app.executions.openapi import QUOTA_RESPONSE
 
 SUBMIT_OPENAPI: dict[str, Any] = {
@@ -62,6 +62,8 @@ CANCEL_DESCRIPTION = (
     "within moments. 200 when nothing is left running, 202 when items are stopping."
 )
 CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Nothing is left running: the batch is `finished`."},
+    202: {"description": "Running items were asked to stop.", "model": BatchOut},
     **NOT_YOURS,
     409: {"description": "Every item had ended already."},
 }
