@@ -15,7 +15,7 @@ EXTRAS := --extra dev --extra docs
 UV_VERSION = $(shell $(BIN)/python -c 'import tomllib; print(next(p["version"] for p in tomllib.load(open("uv.lock", "rb"))["package"] if p["name"] == "uv"))')
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lock-check upgrade lint typecheck test test-fast migrate api worker dev bench clean console-screenshot
+.PHONY: help venv install lock-check upgrade docs lint typecheck test test-fast migrate api worker dev bench clean console-screenshot
 
 help:
 	@echo "make install    create .venv and install the project with dev tools, from uv.lock"
@@ -23,7 +23,8 @@ help:
 	@echo "make upgrade    move uv.lock to the newest versions pyproject.toml allows, then make test"
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make typecheck  mypy (strict, app/ and workers/)"
-	@echo "make test       install, lint, typecheck, then pytest (what CI runs)"
+	@echo "make docs       build the documentation site (mkdocs.yml, docs/) into build/site/, strict"
+	@echo "make test       install, lock check, lint, typecheck, docs, then pytest (what CI runs)"
 	@echo "make test-fast  pytest without the slow fault tests (-m 'not faults')"
 	@echo "make migrate    alembic upgrade head (AGENTRUN_DATABASE_URL)"
 	@echo "make api        serve the API on http://127.0.0.1:8000"
@@ -66,9 +67,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# --strict (also in mkdocs.yml): a broken link or anchor, or a page left out of the nav, fails.
+# Offline: Material's own search, no web fonts. The variable quiets a banner about MkDocs 2.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # pytest exits 5 when it collects no tests; make fails on any non-zero status,
 # so "no tests" is a failure here, as it should be.
-test: $(STAMP) lock-check lint typecheck
+test: $(STAMP) lock-check lint typecheck docs
 	$(BIN)/pytest
 
 # The fault tests (tests/faults/, marked `faults`) start, kill and starve real processes:
