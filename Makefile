@@ -9,8 +9,11 @@ UV     := $(BIN)/uv
 # re-installs on the next target that needs the venv.
 STAMP  := $(VENV)/.installed
 # What `make install` puts in .venv: the project (editable) with these extras, at the versions
-# uv.lock names and no others (--frozen: the lock is read, never re-resolved).
-EXTRAS := --extra dev --extra docs
+# uv.lock names and no others (--frozen: the lock is read, never re-resolved). Bytecode compiled
+# at install, as pip does: with PYTHONDONTWRITEBYTECODE set (CI, containers) nothing else
+# writes it, and every process would compile each module it imports afresh (twice the CPU of
+# an API or worker start-up).
+SYNC   := sync --frozen --compile-bytecode --extra dev --extra docs
 # uv's own version is the lock's: read from uv.lock, so that `make upgrade` moves it too.
 UV_VERSION = $(shell $(BIN)/python -c 'import tomllib; print(next(p["version"] for p in tomllib.load(open("uv.lock", "rb"))["package"] if p["name"] == "uv"))')
 
@@ -43,7 +46,7 @@ $(UV): | $(BIN)/python
 
 # The environment is the lock, exactly: uv sync also removes what the lock does not name.
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen $(EXTRAS)
+	$(UV) $(SYNC)
 	touch $@
 
 venv install: $(STAMP)
@@ -56,7 +59,7 @@ lock-check: | $(UV)
 # Review `git diff uv.lock` and commit it with the fixes the suite asks for.
 upgrade: | $(UV)
 	$(UV) lock --upgrade
-	$(UV) sync --frozen $(EXTRAS)
+	$(UV) $(SYNC)
 	touch $(STAMP)
 	$(MAKE) test
 
