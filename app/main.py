@@ -41,6 +41,7 @@ from app.protocols.a2a.endpoint import a2a_mount
 from app.protocols.mcp.endpoint import PATH as MCP_PATH
 from app.protocols.mcp.endpoint import McpEndpoint, run_mcp
 from app.webhooks.router import router as webhooks_router
+from app.webhooks.stored_secrets import refuse_to_start_without_keys
 
 DESCRIPTION = """
 Submit *agentic executions* — autonomous LLM agent jobs with a typed input — and collect a
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.event_listener = EventListener(settings.listen_url)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.read_sessionmaker = create_read_sessionmaker(engine)
+        await refuse_to_start_without_keys(app.state.sessionmaker, settings.keyring)
         app.state.queue = await create_queue(settings)
         app.state.extractor = TextExtractor(
             ExtractionLimits.from_settings(settings), settings.extraction_concurrency

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 import uvicorn
 from alembic import command
 from alembic.config import Config
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.encryption import new_key
 from app.executions.queue import create_queue
 from app.main import create_app
 from app.models import Base
@@ -110,6 +112,8 @@ def settings(
         metrics_refresh_seconds=0,
         # Webhook receivers of the tests listen on loopback (the SSRF tests turn it off).
         webhook_allow_private_networks=True,
+        # Stored webhook secrets are encrypted under it (app/core/encryption.py).
+        encryption_keys=[SecretStr(new_key())],
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -28,9 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import utcnow
+from app.core.encryption import Keyring, NoEncryptionKey
 from app.webhooks.dispatch import BATCH, dispatch_events
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.signing import signature_header
+from app.webhooks.stored_secrets import push_config_of, signing_secrets
 from app.webhooks.urls import RefusedUrl, check_url
 
 logger = logging.getLogger(__name__)
@@ -68,20 +70,13 @@ class Answer:
         return self.status is not None and 200 <= self.status < 300
 
 
-def _secrets(endpoint: WebhookEndpoint) -> tuple[str, ...]:
-    expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret and expires is not None and expires > utcnow():
-        return (endpoint.secret, endpoint.previous_secret)
-    return (endpoint.secret,)
-
-
-def _extra_headers(endpoint: WebhookEndpoint) -> dict[str, str]:
-    config = endpoint.a2a_push_config or {}
-    return {str(name): str(value) for name, value in config.get("headers", {}).items()}
+def _extra_headers(keyring: Keyring, endpoint: WebhookEndpoint) -> dict[str, str]:
+    push = push_config_of(keyring, endpoint)
+    return push.headers if push else {}
 
 
 async def claim_due(
-    session: AsyncSession, limit: int, busy: dict[int, int], per_endpoint: int
+    session: AsyncSession, keyring: Keyring, limit: int, busy: dict[int, int], per_endpoint: int
 ) -> list[Claimed]:
     """Claim up to ``limit`` due deliveries of enabled endpoints, at most ``per_endpoint`` an
     endpoint counting the ``busy`` ones (endpoint id → attempts under way)."""
@@ -109,16 +104,25 @@ async def claim_due(
                 continue
             taken[endpoint.id] = taken.get(endpoint.id, 0) + 1
             delivery.next_attempt_at = utcnow() + LEASE
+            try:
+                secrets, headers = (
+                    signing_secrets(keyring, endpoint),
+                    _extra_headers(keyring, endpoint),
+                )
+            except NoEncryptionKey as exc:
+                # Left pending: tried again once the lease is over, when the key may be back.
+                logger.error("webhook delivery %s: %s", delivery.id, exc.body["detail"])
+                continue
             claimed.append(
                 Claimed(
                     delivery_id=delivery.id,
                     endpoint_id=endpoint.id,
                     url=endpoint.url,
-                    secrets=_secrets(endpoint),
+                    secrets=secrets,
                     message_id=delivery.message_id,
                     payload=delivery.payload,
                     attempts=delivery.attempts,
-                    headers=_extra_headers(endpoint),
+                    headers=headers,
                 )
             )
     return claimed
@@ -237,7 +241,11 @@ class WebhookSender:
             return 0
         async with self.sessionmaker() as session:
             claimed = await claim_due(
-                session, room, self.busy, self.settings.webhook_concurrency_per_endpoint
+                session,
+                self.settings.keyring,
+                room,
+                self.busy,
+                self.settings.webhook_concurrency_per_endpoint,
             )
         for delivery in claimed:
             self.busy[delivery.endpoint_id] = self.busy.get(delivery.endpoint_id, 0) + 1

@@ -49,7 +49,7 @@ def environment(settings: Settings, **overrides: Any) -> dict[str, str]:
         "media_root": settings.media_root,
         "default_model": "test",
         "log_format": "text",
-        "worker_metrics_port": 0,
+        "metrics_port": 0,
         "rate_limit_per_minute": 0,
         **FAST,
         **overrides,
