@@ -9,13 +9,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from pydantic import SecretStr
 import uvicorn
 from alembic import command
 from alembic.config import Config
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
