@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,9 +32,10 @@ from app.core.db import utcnow
 from app.core.encryption import Keyring, NoEncryptionKey
 from app.webhooks.dispatch import BATCH, dispatch_events
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks.pinned_transport import PinnedTransport
 from app.webhooks.signing import signature_header
 from app.webhooks.stored_secrets import push_config_of, signing_secrets
-from app.webhooks.urls import RefusedUrl, check_url
+from app.webhooks.urls import RefusedUrl, check_syntax
 
 logger = logging.getLogger(__name__)
 
@@ -152,10 +154,9 @@ async def send(client: httpx.AsyncClient, claimed: Claimed, settings: Settings) 
     }
     try:
         async with asyncio.timeout(TIMEOUT):
-            # Again before each attempt: the name may resolve elsewhere since it was saved.
-            await check_url(
-                claimed.url, allow_private_networks=settings.webhook_allow_private_networks
-            )
+            # The client's transport checks the addresses again and connects to those it
+            # checked (PinnedTransport): the name may resolve elsewhere since it was saved.
+            check_syntax(claimed.url)
             async with client.stream("POST", claimed.url, content=body, headers=headers) as r:
                 text = await _read_start(r)
                 return Answer(r.status_code, None, text, time.monotonic() - started)
@@ -222,10 +223,21 @@ async def record(
 class WebhookSender:
     """The deliveries one worker sends: claimed in turns, each sent by a task of its own."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        *,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.client = httpx.AsyncClient(follow_redirects=False, timeout=TIMEOUT, trust_env=False)
+        transport = PinnedTransport(
+            allow_private_networks=settings.webhook_allow_private_networks, verify=verify
+        )
+        self.client = httpx.AsyncClient(
+            transport=transport, follow_redirects=False, timeout=TIMEOUT, trust_env=False
+        )
         self.busy: dict[int, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
