@@ -9,12 +9,10 @@ the same code paths as production.
 """
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from alembic.config import Config
 
 from app.core.config import Settings
 from app.core.db import commit, create_engine, create_sessionmaker
+from app.core.embedded_server import EmbeddedServer
 from app.core.encryption import SETTING, new_key
 from app.demo import DemoSetup, seed_demo
 
@@ -106,16 +105,6 @@ def use_encryption_key(notes: list[str]) -> None:
     notes.append(f"Encryption key: {KEY_FILE} (for this machine only; {SETTING} in production)")
 
 
-class DevServer(uvicorn.Server):
-    """uvicorn without its own signal handling: once stopped it raises the Ctrl-C it caught
-    again, which ``asyncio.run`` turns into a KeyboardInterrupt traceback. ``run_dev_stack``
-    handles the signals instead."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def default_model() -> tuple[str, str]:
     """The model to use and a sentence saying why."""
     if model := os.environ.get("AGENTRUN_DEFAULT_MODEL"):
@@ -194,7 +183,11 @@ async def run_dev_stack(host: str, port: int) -> None:
     demo = await _seed(settings)
 
     # log_config=None: uvicorn's lines go through our handler (configured by create_app).
-    server = DevServer(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
+    # Signals are handled below: uvicorn's own handling would raise the Ctrl-C it caught again
+    # once stopped, which ``asyncio.run`` turns into a KeyboardInterrupt traceback.
+    server = EmbeddedServer(
+        uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
+    )
     worker = ExecutionWorker(**worker_settings(settings), handle_signals=False)
     print(_welcome(settings, demo, f"http://{host}:{port}", services.notes), file=sys.stderr)
 

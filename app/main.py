@@ -27,6 +27,7 @@ from app.core.health import router as health_router
 from app.core.logging import configure_logging, log_request
 from app.core.memory import keep_large_buffers_returnable
 from app.core.metrics import install_metrics, record_http_metrics
+from app.core.metrics_port import serve_metrics
 from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.openapi import document_execution_types
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settle_after_startup()
         keep_large_buffers_returnable()
         try:
-            async with run_mcp(app.state):
+            async with run_mcp(app.state), serve_metrics(app, settings):
                 yield
         finally:
             await app.state.event_listener.close()
