@@ -50,6 +50,7 @@ def environment(settings: Settings, **overrides: Any) -> dict[str, str]:
         "default_model": "test",
         "log_format": "text",
         "metrics_port": 0,
+        "encryption_keys": ",".join(key.get_secret_value() for key in settings.encryption_keys),
         "rate_limit_per_minute": 0,
         **FAST,
         **overrides,
