@@ -7,10 +7,10 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cli.demo import seed_demo
+from app.cli.dev_stack import default_model, use_encryption_key
 from app.core.config import Settings
 from app.core.encryption import new_key
-from app.demo import seed_demo
-from app.dev_stack import default_model, use_encryption_key
 
 
 async def test_demo_seed_gives_a_working_token_and_agents_and_can_run_again(

@@ -37,8 +37,8 @@ from tests.webhook_receiver import Receiver
 from tests.worker.conftest import worker, worker_ctx
 from tests.worker.harness import Script, Worker, answer
 from tests.worker.test_webhooks import deliver, start_task, subscribe
-from workers.settings import startup
-from workers.webhook_delivery import WebhookSender
+from workers.background.webhook_delivery import WebhookSender
+from workers.process.startup import startup
 
 __all__ = ["connect", "worker", "worker_ctx"]
 

@@ -25,8 +25,8 @@ from tests.factories import Factory
 from tests.webhook_receiver import Receiver, webhook_receiver
 from tests.worker.harness import Script, Worker, answer
 from tests.worker.test_webhooks import deliver, start_task, subscribe
-from workers import webhook_delivery
-from workers.webhook_delivery import WebhookSender
+from workers.background import webhook_delivery
+from workers.background.webhook_delivery import WebhookSender
 
 PUBLIC = "93.184.215.14"
 LOOPBACK = "127.0.0.1"

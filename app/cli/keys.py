@@ -6,7 +6,7 @@ import argparse
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cli_session import CommandError, run_in_session
+from app.cli.session import CommandError, run_in_session
 from app.core.config import Settings
 from app.core.encryption import SETTING, new_key
 from app.webhooks.stored_secrets import reseal_all
