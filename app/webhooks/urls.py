@@ -44,14 +44,22 @@ def check_syntax(url: str) -> tuple[str, int]:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
-async def checked_addresses(host: str, port: int, *, allow_private_networks: bool) -> list[str]:
-    """The addresses ``host`` resolves to, resolved once; RefusedUrl if it does not resolve, or
-    if any of them is not public (unless private networks are allowed)."""
+async def _resolve(host: str, port: int) -> list[str]:
     try:
         resolved = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise RefusedUrl(f"The host {host!r} does not resolve ({exc}).") from None
-    addresses = list(dict.fromkeys(str(address[0]) for *_, address in resolved))
+    return list(dict.fromkeys(str(address[0]) for *_, address in resolved))
+
+
+async def checked_addresses(host: str, port: int, *, allow_private_networks: bool) -> list[str]:
+    """The addresses ``host`` resolves to, resolved once; RefusedUrl if it does not resolve, or
+    if any of them is not public (unless private networks are allowed)."""
+    try:
+        # An address as the host: nothing to resolve (and no thread to wait for).
+        addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        addresses = await _resolve(host, port)
     for address in addresses:
         if not allow_private_networks and not _public(address):
             raise RefusedUrl(

@@ -107,10 +107,8 @@ async def claim_due(
             taken[endpoint.id] = taken.get(endpoint.id, 0) + 1
             delivery.next_attempt_at = utcnow() + LEASE
             try:
-                secrets, headers = (
-                    signing_secrets(keyring, endpoint),
-                    _extra_headers(keyring, endpoint),
-                )
+                secrets = signing_secrets(keyring, endpoint)
+                headers = _extra_headers(keyring, endpoint)
             except NoEncryptionKey as exc:
                 # Left pending: tried again once the lease is over, when the key may be back.
                 logger.error("webhook delivery %s: %s", delivery.id, exc.body["detail"])
@@ -139,7 +137,7 @@ async def _read_start(response: httpx.Response) -> str:
     return kept[:RESPONSE_BODY_BYTES].decode(errors="replace")
 
 
-async def send(client: httpx.AsyncClient, claimed: Claimed, settings: Settings) -> Answer:
+async def send(client: httpx.AsyncClient, claimed: Claimed) -> Answer:
     """One attempt: POST the signed body, within ``TIMEOUT``, following no redirect."""
     started = time.monotonic()
     body = json.dumps(claimed.payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -268,7 +266,7 @@ class WebhookSender:
 
     async def _attempt(self, claimed: Claimed) -> None:
         try:
-            answer = await send(self.client, claimed, self.settings)
+            answer = await send(self.client, claimed)
             async with self.sessionmaker() as session:
                 await record(session, claimed, answer, self.settings.webhook_retry_schedule)
         except Exception:
