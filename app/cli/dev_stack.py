@@ -31,7 +31,7 @@ from app.core.encryption import SETTING, new_key
 STATE_DIR = Path(".dev")
 KEY_FILE = STATE_DIR / "encryption-key"
 DATABASE_NAME = "agentrun"
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
 def _listening(port: int) -> bool:
