@@ -71,7 +71,9 @@ async def subscribers(
     notification config. ``execution_id`` None: an event of no execution (a batch's), which
     only endpoints of all executions receive."""
     query = (
-        select(WebhookEndpoint.id, WebhookEndpoint.a2a_push_config.is_not(None).label("a2a"))
+        select(
+            WebhookEndpoint.id, WebhookEndpoint.a2a_push_config_encrypted.is_not(None).label("a2a")
+        )
         .join(User, User.id == WebhookEndpoint.user_id)
         .where(
             WebhookEndpoint.enabled.is_(True),

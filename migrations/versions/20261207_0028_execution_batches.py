@@ -1,7 +1,7 @@
 """agentic_execution_batches: many inputs submitted as one; each item an execution with batch_id
 
 Revision ID: 0028
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-07 19:00:00.000000
 
 Expand only: a new table, two nullable columns of agentic_executions (the previous release
@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision: str = "0028"
-down_revision: str | None = "0024"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
