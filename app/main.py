@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
+from app.batches.router import router as batches_router
 from app.catalog.router import router as catalog_router
 from app.console.router import install as install_console
 from app.conversations.extraction import ExtractionLimits
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         definitions_router,
         executions_router,
+        batches_router,
         retry_router,
         events_router,
         webhooks_router,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import app
 from app.auth import service as auth
+from app.cli.batches import add_batch_commands
 from app.cli.budgets import add_budget_commands
 from app.cli.keys import add_key_commands
 from app.cli.remote import add_remote_commands, run_remote
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev_parser.set_defaults(handler=dev)
 
     add_remote_commands(commands)
+    add_batch_commands(commands)
     return parser
 
 

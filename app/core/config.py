@@ -109,6 +109,10 @@ class Settings(BaseSettings):
 
     # An execution's `input`, as compact JSON (a JSON start body may be 64 KiB more).
     max_input_bytes: int = 256 * 1024
+    # A batch (app/batches): at most this many items, in a body of at most this many bytes
+    # (JSON, or the multipart form with its JSONL file); past either, a 413 naming the limit.
+    max_batch_items: int = Field(default=10_000, ge=1)
+    max_batch_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Levels of arrays and objects in an `input` or a product's `properties`.
     max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
     # In a list page, an execution's `input` or `result` whose JSON is larger than this is

@@ -30,6 +30,8 @@ class WebhookEvent(enum.StrEnum):
     FINISHED = "execution.finished"
     FAILED = "execution.failed"
     CANCELLED = "execution.cancelled"
+    # Every item of a batch ended (app/batches): sent once, the batch as its data.
+    BATCH_FINISHED = "batch.finished"
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -76,6 +78,14 @@ class WebhookDelivery(Base):
         CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),
         # One delivery an event and endpoint: a dispatcher that runs twice adds none.
         UniqueConstraint("endpoint_id", "execution_id", "event_sequence"),
+        # One batch.finished delivery a batch and endpoint.
+        Index(
+            "ix_webhook_deliveries_endpoint_batch",
+            "endpoint_id",
+            "batch_id",
+            unique=True,
+            postgresql_where="batch_id IS NOT NULL",
+        ),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
         # The deliveries due, for the workers.
         Index(
@@ -87,9 +97,14 @@ class WebhookDelivery(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
-    execution_id: Mapped[int] = mapped_column(
+    # The execution whose status event it delivers; null for a batch's event (``batch_id``).
+    execution_id: Mapped[int | None] = mapped_column(
         ForeignKey("agentic_executions.id", ondelete="CASCADE")
     )
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agentic_execution_batches.id", ondelete="CASCADE")
+    )
+    # The event's sequence in its execution's log (1 for a batch's one event).
     event_sequence: Mapped[int]
     event: Mapped[str] = mapped_column(String(40))
     message_id: Mapped[str] = mapped_column(String(64))

@@ -50,6 +50,7 @@ def delivery_out(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> D
         event=delivery.event,
         webhook_id=delivery.message_id,
         execution_id=delivery.execution_id,
+        batch_id=delivery.batch_id,
         status=DeliveryStatus(delivery.status),
         next_attempt_at=delivery.next_attempt_at,
         created_at=delivery.created_at,

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.encryption import Keyring, NoEncryptionKey
+from app.webhooks.batch_dispatch import dispatch_batch_events
 from app.webhooks.dispatch import BATCH, dispatch_events
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.pinned_transport import PinnedTransport
@@ -243,6 +244,10 @@ class WebhookSender:
         while True:
             async with self.sessionmaker() as session:
                 if await dispatch_events(session, self.settings.root_path) < BATCH:
+                    break
+        while True:
+            async with self.sessionmaker() as session:
+                if await dispatch_batch_events(session, self.settings.root_path) < BATCH:
                     return
 
     async def send_due(self) -> int:
