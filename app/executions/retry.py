@@ -10,13 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents.models import Agent
 from app.agents.service import visible_agents
 from app.auth.models import User
-from app.budgets.limits import Limits
 from app.core.config import Settings
 from app.core.errors import Conflict
 from app.definitions.registry import find_definition
 from app.executions.models import ExecutionStatus
 from app.executions.repository import ExecutionRow
-from app.executions.service import Started, start_execution
+from app.executions.start import Origin, Started, StartExecution, start_execution
 from app.executions.start_request import Retry
 
 # Only a run that failed for a reason outside it (provider down, a crash, the time limit) may
@@ -71,16 +70,14 @@ async def retry_execution(
             f"The execution type {execution['execution_key']!r} is no longer offered by the "
             "agent: it cannot be retried."
         )
-    limits = None if execution["limits"] is None else Limits.model_validate(execution["limits"])
-    return await start_execution(
-        session,
-        queue,
-        settings,
+    command = StartExecution(
         user=user,
         agent=agent,
+        origin=Origin.RETRY,
         execution_key=execution["execution_key"],
-        validated_input=execution["input"],
+        raw_input=execution["input"],
+        limits=execution["limits"],
         idempotency_key=idempotency_key,
-        limits=limits,
         retry=Retry(execution, resume),
     )
+    return await start_execution(session, queue, settings, command)

@@ -83,6 +83,7 @@ async def retry_execution(
     ] = None,
 ) -> ExecutionOut:
     if idempotency_key is not None:
+        # Before the execution is read, as a start checks it before its body.
         start_request.check_idempotency_key(idempotency_key)
     execution = await service.get_visible_execution(session, user, execution_id)
     started = await retry.retry_execution(

@@ -1,6 +1,7 @@
 """The execution routes: start, read, list, cancel (what the OpenAPI document says of them:
 app/executions/openapi.py; the rules: app/executions/service.py)."""
 
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -8,7 +9,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
-from app.budgets.limits import Limits, parse_limits
+from app.budgets.limits import Limits
 from app.budgets.usage import ExecutionUsage
 from app.conversations.schemas import FileOut
 from app.core.body_limit import read_body
@@ -18,7 +19,7 @@ from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json, parse_json_body
 from app.core.query import EMPTY_IS_NONE, previous_page_url
-from app.executions import pages, service, start_request
+from app.executions import pages, service, start, start_request
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.models import ExecutionStatus
 from app.executions.openapi import (
@@ -35,6 +36,7 @@ from app.executions.openapi import (
 from app.executions.queue import job_id_for
 from app.executions.repository import ExecutionRow
 from app.executions.schemas import ExecutionOut, ExecutionPage
+from app.executions.start import Origin, StartExecution
 
 router = APIRouter(tags=["agentic executions"])
 
@@ -88,8 +90,9 @@ def _json_input(body: dict[str, Any], settings: Settings) -> Any:
     return start_request.parse_form_input(raw, settings) if isinstance(raw, str) else raw
 
 
-def _form_limits(raw: Any, settings: Settings) -> Limits | None:
-    """``limits`` of a multipart start: a JSON-encoded object, as ``input`` is."""
+def _form_limits(raw: Any, settings: Settings) -> Any:
+    """``limits`` of a multipart start: a JSON-encoded object, as ``input`` is (parsed here,
+    validated by app.executions.start as a JSON body's)."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if not isinstance(raw, str):
@@ -98,7 +101,7 @@ def _form_limits(raw: Any, settings: Settings) -> Limits | None:
         parsed = parse_json(raw[: settings.max_input_bytes + 1], settings.max_json_depth)
     except ValueError as exc:
         raise Invalid({"limits": {"detail": str(exc)}}) from None
-    return parse_limits(parsed)
+    return parsed
 
 
 def _form_files(form: FormData) -> list[UploadFile]:
@@ -139,10 +142,14 @@ async def start_execution(
         ),
     ] = None,
 ) -> ExecutionOut:
-    agent = caller.agent
-    if idempotency_key is not None:
-        start_request.check_idempotency_key(idempotency_key)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    command = functools.partial(
+        StartExecution,
+        user=caller.user,
+        agent=caller.agent,
+        origin=Origin.REST,
+        idempotency_key=idempotency_key,
+    )
     if content_type == "multipart/form-data":
         # Text fields past max_part_size are refused by the parser (400) before they are
         # read whole: at least Starlette's 1 MiB, more if the input limit asks for it.
@@ -150,52 +157,38 @@ async def start_execution(
         async with request.form(
             max_files=settings.max_upload_files * 2, max_part_size=max_part_size
         ) as form:
-            key = start_request.execution_key_of(agent, form.get("execution_key"))
             raw_input = form.get("input")
-            validated_input = start_request.validate_input(
-                agent,
-                key,
-                start_request.parse_form_input(
-                    raw_input if isinstance(raw_input, str) else None, settings
-                ),
+            started = await start.start_execution(
+                session,
+                queue,
                 settings,
-            )
-            limits = _form_limits(form.get("limits"), settings)
-            files = _form_files(form)
-            if files:
-                # Extracting a file's text may take seconds: no pooled connection waits for it.
-                # The request's transaction so far only read (the token's last use, marked once
-                # a minute, is given up): it ends here, and the next statement begins another,
-                # which get_session commits.
-                await session.close()
-            uploads = await start_request.read_uploads(
-                agent, files, settings, extractor, caller.user
+                command(
+                    execution_key=form.get("execution_key"),
+                    raw_input=start_request.parse_form_input(
+                        raw_input if isinstance(raw_input, str) else None, settings
+                    ),
+                    limits=_form_limits(form.get("limits"), settings),
+                    files=_form_files(form),
+                ),
+                extractor,
             )
     elif content_type == "application/json" or content_type.endswith("+json"):
         body = await _json_body(request, settings)
-        key = start_request.execution_key_of(agent, body.get("execution_key"))
-        validated_input = start_request.validate_input(
-            agent, key, _json_input(body, settings), settings
+        started = await start.start_execution(
+            session,
+            queue,
+            settings,
+            command(
+                execution_key=body.get("execution_key"),
+                raw_input=_json_input(body, settings),
+                limits=body.get("limits"),
+            ),
         )
-        limits = parse_limits(body.get("limits"))
-        uploads = []
     else:
         raise UnsupportedMediaType(
             f"Unsupported media type {content_type or '(none)'!r}: send application/json or "
             "multipart/form-data."
         )
-    started = await service.start_execution(
-        session,
-        queue,
-        settings,
-        user=caller.user,
-        agent=agent,
-        execution_key=key,
-        validated_input=validated_input,
-        uploads=uploads,
-        idempotency_key=idempotency_key,
-        limits=limits,
-    )
     if started.repeated:
         response.headers["Idempotent-Replayed"] = "true"
     return execution_out(started.execution, request.scope.get("root_path", ""))

@@ -45,6 +45,7 @@ from app.definitions.registry import definitions_for
 from app.executions import pages, repository, service
 from app.executions.models import ExecutionStatus
 from app.executions.repository import ExecutionRow
+from app.executions.start import Origin, StartExecution
 from app.protocols import executions
 from app.protocols.a2a import push
 from app.protocols.a2a.tasks import STATUSES, events_of, from_data_part, task_of
@@ -152,18 +153,18 @@ class ExecutionsRequestHandler(RequestHandler):
                 subject=f"token:{caller.authenticated.token_id}",
                 per_minute=settings.rate_limit_per_minute,
             )
-            started = await executions.start(
-                self.services,
+            command = StartExecution(
                 user=caller.authenticated.user,
                 agent=caller.agent,
+                origin=Origin.A2A,
                 execution_key=key,
                 raw_input=raw_input,
                 # A repeated message id of the same user answers the same task.
                 idempotency_key=f"a2a:{params.message.message_id}"
                 if params.message.message_id
                 else None,
-                then=set_push_config,
             )
+            started = await executions.start(self.services, command, then=set_push_config)
         except DomainError as exc:
             raise InvalidParamsError(executions.describe(exc)) from None
         return started.execution

@@ -20,6 +20,7 @@ from app.definitions.base import ExecutionDefinition
 from app.definitions.registry import definitions_for, find_definition
 from app.executions.models import ExecutionStatus
 from app.executions.repository import ExecutionRow
+from app.executions.start import Origin, StartExecution
 from app.protocols import executions
 from app.protocols.executions import Services
 
@@ -129,13 +130,14 @@ async def call_tool(
             subject=f"token:{found.token_id}",
             per_minute=services.settings.rate_limit_per_minute,
         )
-        started = await executions.start(
-            services,
+        command = StartExecution(
             user=found.user,
             agent=agent,
+            origin=Origin.MCP,
             execution_key=execution_key,
             raw_input=params.arguments or {},
         )
+        started = await executions.start(services, command)
     except DomainError as exc:
         return _text_result(executions.describe(exc), error=True)
 
