@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 
 help:
 	@echo "make install    create .venv and install the project with dev tools"
-	@echo "make lint       ruff check + ruff format --check"
+	@echo "make lint       ruff check + ruff format --check + lint-imports (the layers)"
 	@echo "make typecheck  mypy (strict, app/ and workers/)"
 	@echo "make test       install, lint, typecheck, then pytest (what CI runs)"
 	@echo "make test-fast  pytest without the slow fault tests (-m 'not faults')"
@@ -37,6 +37,7 @@ venv install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

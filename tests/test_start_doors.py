@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import Agent
 from app.core.errors import Invalid
-from app.protocols.a2a.tasks import data_part
+from app.executions.a2a_task import data_part
 from app.protocols.executions import describe
 from tests.console.test_console_pages import csrf_of, sign_in
 from tests.factories import Account, Factory

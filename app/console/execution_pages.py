@@ -26,11 +26,10 @@ from app.core.errors import Invalid, NotFound
 from app.core.ids import RowId, is_row_id
 from app.events.listener import EventListener
 from app.events.repository import last_sequence
-from app.events.router import STREAM_HEADERS, last_event_id_of
-from app.events.stream import EventStream
+from app.events.stream import STREAM_HEADERS, EventStream, last_event_id_of
 from app.executions import pages, retry, service, start_request
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
-from app.executions.router import execution_out
+from app.executions.schemas import execution_out
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 

@@ -11,7 +11,8 @@ from app.agents.models import Agent
 from app.agents.service import get_visible_agent, list_visible_agents
 from app.console.start_form import InputField, field_messages, input_fields, posted_input
 from app.console.web import ConsoleRoute, ConsoleUser, check_csrf, redirect, render
-from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
+from app.conversations.dependencies import TextExtractorDep
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, PayloadTooLarge
 from app.core.ids import RowId
 from app.definitions.base import ExecutionDefinition

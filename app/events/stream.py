@@ -16,12 +16,26 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.models import Message
 from app.conversations.schemas import MessageOut
+from app.core.errors import Invalid
 from app.events.listener import EventListener
 from app.events.models import EventType, ExecutionEvent
 from app.events.repository import events_after
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
 from app.executions.repository import ExecutionRow
-from app.executions.router import execution_out
+from app.executions.schemas import execution_out
+
+# The headers of a stream response: no cache, no proxy buffering (the API's and the console's).
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def last_event_id_of(raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return 0
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise Invalid({"Last-Event-ID": ["Expected the id of an event of this stream (1, 2, …)."]})
+    return int(raw)
+
 
 # Events read from the log at a time (a long run's trace is read in several batches).
 BATCH = 200

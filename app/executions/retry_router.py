@@ -11,8 +11,7 @@ from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.ids import RowId
 from app.executions import retry, service, start_request
 from app.executions.openapi import QUOTA_RESPONSE
-from app.executions.router import execution_out
-from app.executions.schemas import ExecutionOut
+from app.executions.schemas import ExecutionOut, execution_out
 
 router = APIRouter(tags=["agentic executions"])
 

@@ -9,12 +9,10 @@ from starlette.datastructures import FormData, UploadFile
 
 from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
-from app.budgets.limits import Limits
-from app.budgets.usage import ExecutionUsage
-from app.conversations.schemas import FileOut
+from app.conversations.dependencies import TextExtractorDep
 from app.core.body_limit import read_body
 from app.core.config import Settings
-from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json, parse_json_body
@@ -33,42 +31,11 @@ from app.executions.openapi import (
     START_OPENAPI,
     START_RESPONSES,
 )
-from app.executions.queue import job_id_for
 from app.executions.repository import ExecutionRow
-from app.executions.schemas import ExecutionOut, ExecutionPage
+from app.executions.schemas import ExecutionOut, ExecutionPage, execution_out
 from app.executions.start import Origin, StartExecution
 
 router = APIRouter(tags=["agentic executions"])
-
-
-def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
-    """One execution as the contract shows it (a row of app.executions.repository, with files)."""
-    finished_at = execution["finished_at"]
-    return ExecutionOut(
-        id=execution["id"],
-        agent=execution["agent_id"],
-        execution_key=execution["execution_key"],
-        conversation=execution["conversation_id"],
-        status=ExecutionStatus(execution["status"]),
-        input=execution["input"],
-        result=execution["result"],
-        failure_code=execution["failure_code"],
-        failure_explanation=execution["failure_explanation"],
-        # The job id is derived from the execution's id (no column holds it since 0024).
-        celery_task_id=job_id_for(execution["id"]),
-        started_at=execution["started_at"],
-        finished_at=finished_at,
-        duration_seconds=(
-            None if finished_at is None else (finished_at - execution["started_at"]).total_seconds()
-        ),
-        files=[FileOut.of(**file, root_path=root_path) for file in execution["files"]],
-        definition_version=execution["definition_version"],
-        usage=ExecutionUsage.of(execution["usage"]),
-        limits=None if execution["limits"] is None else Limits.model_validate(execution["limits"]),
-        retry_of=execution["retry_of_id"],
-        resume_from=execution["resume_from_id"],
-        retried_by=execution["retried_by"],
-    )
 
 
 # Room in a JSON start body for what is not its input (the key, the envelope, whitespace).

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
-from app.budgets.quotas import check_quotas
 from app.conversations.storage import Upload, remove_stored, write_upload
 from app.core.config import Settings
 from app.core.database_errors import is_unique_violation
@@ -24,6 +23,7 @@ from app.core.errors import Conflict, Unavailable
 from app.executions import repository
 from app.executions.models import ExecutionStatus
 from app.executions.queue import enqueue_execution, queue_reachable
+from app.executions.quotas import check_quotas
 from app.executions.repository import ExecutionRow, StoredUpload
 from app.executions.start_command import Started, ValidStart
 from app.executions.start_request import CopyFiles

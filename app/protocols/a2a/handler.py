@@ -43,12 +43,12 @@ from app.core.ids import INT32_MAX
 from app.core.rate_limit import check_rate_limit
 from app.definitions.registry import definitions_for
 from app.executions import pages, repository, service
+from app.executions.a2a_task import STATUSES, events_of, from_data_part, task_of
 from app.executions.models import ExecutionStatus
 from app.executions.repository import ExecutionRow
 from app.executions.start import Origin, StartExecution
 from app.protocols import executions
 from app.protocols.a2a import push
-from app.protocols.a2a.tasks import STATUSES, events_of, from_data_part, task_of
 from app.protocols.executions import Services
 
 # Where the endpoint (app.protocols.a2a.endpoint) leaves the caller and the agent.

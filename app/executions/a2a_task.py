@@ -1,4 +1,7 @@
-"""An execution as an A2A task: its id is the execution's, its state the execution's status."""
+"""An execution as an A2A task: its id is the execution's, its state the execution's status.
+
+Shared by the A2A adapter (app.protocols.a2a) and the webhook sender (app.webhooks.dispatch:
+a push notification config's deliveries carry the task), which do not import each other."""
 
 from typing import Any
 
@@ -7,6 +10,7 @@ from a2a.types.a2a_pb2 import (
     Message,
     Part,
     Role,
+    StreamResponse,
     Task,
     TaskArtifactUpdateEvent,
     TaskState,
@@ -121,3 +125,9 @@ def events_of(execution: ExecutionRow) -> list[TaskArtifactUpdateEvent | TaskSta
         TaskStatusUpdateEvent(task_id=task_id, context_id=context_id, status=_status(execution))
     )
     return events
+
+
+def push_notification(execution: ExecutionRow) -> dict[str, Any]:
+    """What an A2A client's push notification receiver reads: a StreamResponse, the task."""
+    body: dict[str, Any] = json_format.MessageToDict(StreamResponse(task=task_of(execution)))
+    return body
