@@ -112,7 +112,7 @@ async def execution_page(
     # page's script skips entries it already shows.
     row = await service.get_visible_execution(session, user, execution_id)
     after = await last_sequence(session, execution_id)
-    messages = await conversations.list_messages(session, row["conversation_id"])
+    messages = await conversations.list_messages(session, row.conversation_id)
     execution = execution_out(row, request.scope.get("root_path", ""))
     return render(
         request,
@@ -124,7 +124,7 @@ async def execution_page(
             "retry_key": str(uuid.uuid4()),
             "trace": [MessageOut.model_validate(m, from_attributes=True) for m in messages],
             "after": after,
-            "files": row["files"],
+            "files": row.files,
         },
     )
 
@@ -196,7 +196,7 @@ async def retry_it(
         resume=text_field(form, "resume") == "true",
         idempotency_key=key,
     )
-    return redirect(request, "console_execution", execution_id=started.execution["id"])
+    return redirect(request, "console_execution", execution_id=started.execution.id)
 
 
 @router.get("/files/{conversation_id}/{filename}", name="console_file")

@@ -126,4 +126,4 @@ async def start(
                 errors=general,
                 status_code=error.status_code,
             )
-    return redirect(request, "console_execution", execution_id=started.execution["id"])
+    return redirect(request, "console_execution", execution_id=started.execution.id)

@@ -42,7 +42,7 @@ async def stream_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     after = last_event_id_of(last_event_id)
-    if after > await last_sequence(session, caller.execution["id"]):
+    if after > await last_sequence(session, caller.execution.id):
         # Never sent: following it would wait for events that never come.
         raise Invalid({"Last-Event-ID": [f"No event {after} in this execution's stream."]})
     # The request's session ends when this function returns (SessionDep): the stream reads

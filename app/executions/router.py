@@ -1,6 +1,7 @@
 """The execution routes: start, read, list, cancel (what the OpenAPI document says of them:
 app/executions/openapi.py; the rules: app/executions/service.py)."""
 
+import dataclasses
 import functools
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ from app.executions.openapi import (
     START_OPENAPI,
     START_RESPONSES,
 )
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
 from app.executions.schemas import ExecutionOut, ExecutionPage, execution_out
 from app.executions.start import Origin, StartExecution
 
@@ -175,12 +176,17 @@ def truncated(execution: ExecutionRow, request: Request) -> ExecutionRow:
     """A list's row with each ``input`` or ``result`` the statement left out (over
     ``list_max_field_bytes``) replaced by ``{"truncated": true, "url": <the execution>}``: a
     marker no valid input has (inputs forbid unknown fields)."""
-    markers = {}
-    for field in pages.BOUNDED_FIELDS:
-        if execution[f"{field}_truncated"]:
-            url = request.url_for("read_execution", execution_id=execution["id"])
-            markers[field] = {"truncated": True, "url": str(url)}
-    return {**execution, **markers} if markers else execution
+    if not (execution.input_truncated or execution.result_truncated):
+        return execution
+    marker = {
+        "truncated": True,
+        "url": str(request.url_for("read_execution", execution_id=execution.id)),
+    }
+    return dataclasses.replace(
+        execution,
+        input=marker if execution.input_truncated else execution.input,
+        result=marker if execution.result_truncated else execution.result,
+    )
 
 
 def _page_number(raw: str | None, page_size: int) -> int:

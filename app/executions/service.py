@@ -21,7 +21,7 @@ from app.executions.models import (
 from app.executions.queue import (
     abort_execution_job,
 )
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
 
 
 async def get_visible_execution(
@@ -99,7 +99,7 @@ async def cancel_execution(
     assert execution is not None  # executions are never deleted while their agent lives
     if failed_now:
         return Cancellation(execution, done=True)
-    if execution["status"] != ExecutionStatus.IN_PROGRESS:
+    if execution.status != ExecutionStatus.IN_PROGRESS:
         raise Conflict("Execution already finished.")
     # Asked now or by an earlier request: abort again (once the request is committed, so the
     # worker finds cancel_requested_at), in case the first abort was lost.

@@ -123,7 +123,7 @@ def validate_start(command: StartExecution, settings: Settings) -> ValidStart:
     else:
         # The retried execution's input as stored: validated when that one started, and kept
         # as it is (a definition's later defaults are not added to it).
-        stored = StoredInput(command.retry.of["input"])
+        stored = StoredInput(command.retry.of.input)
     limits = parse_limits(command.limits)
     _check_file_count(command.agent, command.files, settings)
     return ValidStart(

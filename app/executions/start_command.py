@@ -12,7 +12,7 @@ from app.auth.models import User
 from app.budgets.limits import Limits
 from app.definitions.base import ExecutionDefinition
 from app.definitions.inputs import StoredInput
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
 from app.executions.start_request import Retry
 
 

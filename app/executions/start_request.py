@@ -21,7 +21,7 @@ from app.core.config import Settings
 from app.core.errors import Conflict, Invalid, PayloadTooLarge
 from app.core.json_input import parse_json
 from app.executions import repository
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 # Enthusiast's wording (agent/agentic_execution/views.py), which its clients may match.
@@ -109,7 +109,7 @@ class Retry:
 
     def copy_files(self, session: AsyncSession, settings: Settings) -> CopyFiles:
         async def copy(conversation_id: int, now: datetime, linked: list[str]) -> None:
-            files = await repository.stored_files(session, self.of["conversation_id"])
+            files = await repository.stored_files(session, self.of.conversation_id)
             copies = []
             for file in files:
                 try:
@@ -118,7 +118,7 @@ class Retry:
                     )
                 except FileNotFoundError:
                     raise Conflict(
-                        f"The file {file.filename!r} of execution {self.of['id']} is no "
+                        f"The file {file.filename!r} of execution {self.of.id} is no "
                         "longer stored: start a new execution with it instead."
                     ) from None
                 linked.append(key)

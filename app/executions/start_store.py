@@ -24,7 +24,8 @@ from app.executions import repository
 from app.executions.models import ExecutionStatus
 from app.executions.queue import enqueue_execution, queue_reachable
 from app.executions.quotas import check_quotas
-from app.executions.repository import ExecutionRow, StoredUpload
+from app.executions.repository import StoredUpload
+from app.executions.rows import ExecutionRow
 from app.executions.start_command import Started, ValidStart
 from app.executions.start_request import CopyFiles
 
@@ -64,15 +65,15 @@ async def _earlier_request(
     earlier = await repository.find_by_idempotency_key(session, user_id, idempotency_key)
     if earlier is None:
         return None
-    if earlier["started_at"] <= utcnow() - IDEMPOTENCY_WINDOW:
-        await repository.release_idempotency_key(session, earlier["id"])
+    if earlier.started_at <= utcnow() - IDEMPOTENCY_WINDOW:
+        await repository.release_idempotency_key(session, earlier.id)
         return None
-    if earlier["request_sha256"] != digest:
+    if earlier.request_sha256 != digest:
         raise Conflict(
             f"Idempotency-Key {idempotency_key!r} was used in the last 24 hours for a different "
-            f"request (execution {earlier['id']}); send a new key for a new request."
+            f"request (execution {earlier.id}); send a new key for a new request."
         )
-    return await repository.get_execution(session, earlier["id"])
+    return await repository.get_execution(session, earlier.id)
 
 
 async def _store_execution(
@@ -90,8 +91,8 @@ async def _store_execution(
     agent, user, retry = valid.agent, valid.user, valid.retry
     values = {
         "limits": None if valid.limits is None else valid.limits.stored(),
-        "retry_of_id": None if retry is None else retry.of["id"],
-        "resume_from_id": retry.of["id"] if retry is not None and retry.resume else None,
+        "retry_of_id": None if retry is None else retry.of.id,
+        "resume_from_id": retry.of.id if retry is not None and retry.resume else None,
         "definition_version": valid.definition.version,
         "agent_id": agent.id,
         "user_id": user.id,
@@ -160,27 +161,27 @@ async def _store_execution(
 def _new_execution_row(
     execution_id: int, conversation_id: int, values: dict[str, Any], now: datetime
 ) -> ExecutionRow:
-    return {
-        "id": execution_id,
-        "agent_id": values["agent_id"],
-        "user_id": values["user_id"],
-        "execution_key": values["execution_key"],
-        "definition_version": values["definition_version"],
-        "conversation_id": conversation_id,
-        "status": ExecutionStatus.PENDING,
-        "input": values["input"],
-        "result": None,
-        "failure_code": None,
-        "failure_explanation": None,
-        "started_at": now,
-        "finished_at": None,
-        "usage": None,
-        "limits": values["limits"],
-        "retry_of_id": values["retry_of_id"],
-        "resume_from_id": values["resume_from_id"],
-        "files": [],
-        "retried_by": [],
-    }
+    return ExecutionRow(
+        id=execution_id,
+        agent_id=values["agent_id"],
+        user_id=values["user_id"],
+        execution_key=values["execution_key"],
+        definition_version=values["definition_version"],
+        conversation_id=conversation_id,
+        status=ExecutionStatus.PENDING,
+        input=values["input"],
+        result=None,
+        failure_code=None,
+        failure_explanation=None,
+        started_at=now,
+        finished_at=None,
+        usage=None,
+        limits=values["limits"],
+        retry_of_id=values["retry_of_id"],
+        resume_from_id=values["resume_from_id"],
+        files=[],
+        retried_by=[],
+    )
 
 
 def _digest(valid: ValidStart, uploads: Sequence[Upload]) -> str:
@@ -188,7 +189,7 @@ def _digest(valid: ValidStart, uploads: Sequence[Upload]) -> str:
     if valid.limits is not None:
         asked["limits"] = valid.limits.stored()
     if valid.retry is not None:
-        asked["retry_of"] = valid.retry.of["id"]
+        asked["retry_of"] = valid.retry.of.id
         asked["resume"] = valid.retry.resume
     return request_sha256(valid.agent, valid.execution_key, valid.input, uploads, asked)
 
@@ -235,6 +236,6 @@ async def store_start(
             if earlier is None:
                 raise
             return Started(earlier, repeated=True)
-    execution_id = execution["id"]
+    execution_id = execution.id
     after_commit(session, lambda: enqueue_execution(queue, execution_id))
     return Started(execution)

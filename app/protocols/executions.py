@@ -19,7 +19,7 @@ from app.events.listener import EventListener
 from app.events.repository import status_events_after
 from app.events.stream import execution_in_status
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
 from app.executions.start import Started, StartExecution, store_start, validate_start
 
 # While the event listener is down (PostgreSQL connection lost), a follower reads the log on
@@ -31,7 +31,7 @@ _RANK = {ExecutionStatus.PENDING: 0, ExecutionStatus.IN_PROGRESS: 1}
 
 
 def _rank(execution: ExecutionRow) -> int:
-    return _RANK.get(ExecutionStatus(execution["status"]), 2)
+    return _RANK.get(execution.status, 2)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ async def start(
 
 
 def is_terminal(execution: ExecutionRow) -> bool:
-    return execution["status"] in TERMINAL_STATUSES
+    return execution.status in TERMINAL_STATUSES
 
 
 async def _status_events(
@@ -102,10 +102,10 @@ async def watch(
     if is_terminal(execution):
         return
     after = 0
-    with services.listener.subscribe(execution["id"]) as woken:
+    with services.listener.subscribe(execution.id) as woken:
         while True:
             woken.clear()
-            for sequence, payload in await _status_events(services, execution["id"], after):
+            for sequence, payload in await _status_events(services, execution.id, after):
                 after = sequence
                 entered = execution_in_status(execution, payload)
                 if _rank(entered) > _rank(execution):

@@ -45,7 +45,7 @@ from app.definitions.registry import definitions_for
 from app.executions import pages, repository, service
 from app.executions.a2a_task import STATUSES, events_of, from_data_part, task_of
 from app.executions.models import ExecutionStatus
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
 from app.executions.start import Origin, StartExecution
 from app.protocols import executions
 from app.protocols.a2a import push
@@ -123,7 +123,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 )
             except NotFound:
                 raise TaskNotFoundError from None
-        if execution["agent_id"] != caller.agent.id:
+        if execution.agent_id != caller.agent.id:
             raise TaskNotFoundError
         return execution
 
@@ -226,7 +226,7 @@ class ExecutionsRequestHandler(RequestHandler):
             except TaskNotFoundError:
                 pass
             else:
-                if status is None or execution["status"] == status:
+                if status is None or execution.status == status:
                     tasks.append(
                         task_of(
                             execution,
@@ -279,8 +279,8 @@ class ExecutionsRequestHandler(RequestHandler):
                 # A result over the list's size limit is left to the task's own read.
                 task_of(
                     row,
-                    with_artifacts=params.include_artifacts and not row["result_truncated"],
-                    with_history=history and not row["input_truncated"],
+                    with_artifacts=params.include_artifacts and not row.result_truncated,
+                    with_history=history and not row.input_truncated,
                 )
                 for row in page.executions
             ],
@@ -301,7 +301,7 @@ class ExecutionsRequestHandler(RequestHandler):
                     self.services.queue,
                     self.services.settings,
                     caller.authenticated.user,
-                    execution["id"],
+                    execution.id,
                 )
         except Conflict:
             raise TaskNotCancelableError from None
