@@ -2,7 +2,7 @@
 token of the request polling it), the visibility rule. SQLAlchemy Core on the caller's
 session, in its transaction (app/core/db.py); Core statements, no ORM objects
 built for rows that are only shown: an execution comes back as an ``ExecutionRow``
-(app.executions.rows). The list is read by ``app.executions.pages``.
+(app.executions.rows). The list is read by ``app.executions.listing``.
 """
 
 from collections.abc import Mapping, Sequence

@@ -45,7 +45,7 @@ class ExecutionRow:
     # Oldest first.
     retried_by: Sequence[int]
     # A list's row: True when the statement left out a field over the list's size limit
-    # (``app.executions.pages``); its value is then None.
+    # (``app.executions.listing``); its value is then None.
     input_truncated: bool = False
     result_truncated: bool = False
 

@@ -29,12 +29,12 @@ def loaded_by_importing(module: str) -> list[str]:
     return modules
 
 
-@pytest.mark.parametrize("entry_point", ["workers.arq_settings", "workers.settings"])
+@pytest.mark.parametrize("entry_point", ["workers.arq_settings", "workers.process.startup"])
 def test_the_worker_loads_no_route_console_protocol_sdk_or_jinja(entry_point: str) -> None:
     loaded = loaded_by_importing(entry_point)
 
     assert entry_point in loaded
-    assert "workers.jobs" in loaded
+    assert "workers.run.jobs" in loaded
     api_only = [
         name
         for name in loaded

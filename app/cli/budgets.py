@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth
-from app.cli_session import CommandError, run_in_session
+from app.cli.session import CommandError, run_in_session
 from app.core.config import Settings
 from app.core.errors import field_errors
 from app.executions import quotas
