@@ -19,6 +19,11 @@ every item before it stores any):
   request with the same Idempotency-Key, or checks the user's quotas and the queue, inserts
   the execution (its conversation and files) and registers its enqueue after the commit of
   the caller's transaction (``after_commit``).
+
+A door that stores many starts at once (a batch) validates each with ``validate_start`` (the
+same field errors), then builds its rows with ``start_store.execution_values`` and
+``start_store.request_digest`` and enqueues each after commit; a door that starts on a
+user's behalf later (a schedule) keeps the command's values and calls ``start_execution``.
 """
 
 from collections.abc import Sequence

@@ -76,6 +76,25 @@ async def _earlier_request(
     return await repository.get_execution(session, earlier.id)
 
 
+def execution_values(valid: ValidStart, digest: str) -> dict[str, Any]:
+    """The new execution's columns (but its conversation and time), as
+    ``repository.insert_execution`` takes them: for a door that inserts many at once."""
+    retry = valid.retry
+    return {
+        "limits": None if valid.limits is None else valid.limits.stored(),
+        "retry_of_id": None if retry is None else retry.of.id,
+        "resume_from_id": retry.of.id if retry is not None and retry.resume else None,
+        "definition_version": valid.definition.version,
+        "agent_id": valid.agent.id,
+        "user_id": valid.user.id,
+        "dataset_id": valid.agent.dataset_id,
+        "execution_key": valid.execution_key,
+        "input": valid.input,
+        "idempotency_key": valid.idempotency_key,
+        "request_sha256": digest,
+    }
+
+
 async def _store_execution(
     session: AsyncSession,
     settings: Settings,
@@ -88,20 +107,8 @@ async def _store_execution(
     again should the rows not be stored. ``copy_files``: a retry's, the earlier execution's
     files linked into the new conversation."""
     now = utcnow()
-    agent, user, retry = valid.agent, valid.user, valid.retry
-    values = {
-        "limits": None if valid.limits is None else valid.limits.stored(),
-        "retry_of_id": None if retry is None else retry.of.id,
-        "resume_from_id": retry.of.id if retry is not None and retry.resume else None,
-        "definition_version": valid.definition.version,
-        "agent_id": agent.id,
-        "user_id": user.id,
-        "dataset_id": agent.dataset_id,
-        "execution_key": valid.execution_key,
-        "input": valid.input,
-        "idempotency_key": valid.idempotency_key,
-        "request_sha256": digest,
-    }
+    agent, user = valid.agent, valid.user
+    values = execution_values(valid, digest)
     if copy_files is not None:
         conversation_id = await repository.insert_conversation(
             session, agent_id=agent.id, user_id=user.id, now=now
@@ -184,7 +191,8 @@ def _new_execution_row(
     )
 
 
-def _digest(valid: ValidStart, uploads: Sequence[Upload]) -> str:
+def request_digest(valid: ValidStart, uploads: Sequence[Upload] = ()) -> str:
+    """The digest an Idempotency-Key is stored with for this start (``request_sha256``)."""
     asked: dict[str, Any] = {}
     if valid.limits is not None:
         asked["limits"] = valid.limits.stored()
@@ -209,7 +217,7 @@ async def store_start(
     quota is refused (429), a repeat of an earlier request excepted.
     """
     user, idempotency_key = valid.user, valid.idempotency_key
-    digest = _digest(valid, uploads)
+    digest = request_digest(valid, uploads)
     if idempotency_key is not None:
         earlier = await _earlier_request(session, user.id, idempotency_key, digest)
         if earlier is not None:
