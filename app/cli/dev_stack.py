@@ -29,7 +29,7 @@ from app.core.db import commit, create_engine, create_sessionmaker
 
 STATE_DIR = Path(".dev")
 DATABASE_NAME = "agentrun"
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
 def _listening(port: int) -> bool:
