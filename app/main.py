@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
+from app.agents.definitions_router import router as definitions_router
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
 from app.batches.router import router as batches_router
@@ -16,8 +17,8 @@ from app.catalog.router import router as catalog_router
 from app.console.router import install as install_console
 from app.conversations.extraction import ExtractionLimits
 from app.conversations.extraction_process import TextExtractor
-from app.conversations.router import media_router
-from app.conversations.router import router as conversations_router
+from app.conversations_api.router import media_router
+from app.conversations_api.router import router as conversations_router
 from app.core.body_limit import RequestBodyLimitMiddleware
 from app.core.completed_requests import CompletedRequestMiddleware
 from app.core.config import Settings, get_settings
@@ -33,10 +34,11 @@ from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.openapi import document_execution_types
 from app.definitions.registry import all_definitions
-from app.definitions.router import router as definitions_router
 from app.events.listener import EventListener
 from app.events.router import router as events_router
+from app.executions.gauges import refresh_gauges
 from app.executions.queue import create_queue
+from app.executions.quota_router import router as quota_router
 from app.executions.retry_router import router as retry_router
 from app.executions.router import router as executions_router
 from app.protocols.a2a.endpoint import a2a_mount
@@ -102,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app, lambda schema: document_execution_types(schema, definitions))
     # Innermost, so that the request log and the metrics see its 413s.
     app.add_middleware(RequestBodyLimitMiddleware, max_bytes=settings.request_body_limit)
-    install_metrics(app, settings)
+    install_metrics(app, settings, refresh_gauges)
     # Inside the correlation id's middleware, so that the request's log line carries its id.
     app.add_middleware(CompletedRequestMiddleware, observers=(log_request, record_http_metrics))
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agents_router,
         catalog_router,
         auth_router,
+        quota_router,
     ):
         app.include_router(router, prefix="/api")
     app.include_router(media_router)

@@ -33,7 +33,7 @@ from app.core.ids import RowId
 from app.core.json_input import parse_json_body
 from app.core.query import page_number, previous_page_url
 from app.events.router import STREAM_HEADERS
-from app.executions import start_request
+from app.executions import start, start_request
 
 router = APIRouter(tags=["agentic execution batches"])
 
@@ -82,13 +82,17 @@ async def submit_batch(
     if content_type == "multipart/form-data":
         capped = capped_request(request, settings.max_batch_bytes)
         async with capped.form(max_files=1, max_part_size=settings.max_input_bytes + 1) as form:
-            key = start_request.execution_key_of(agent, form.get("execution_key"))
-            limits = start_request.parse_form_limits(form.get("limits"), settings)
+            definition = start.definition_of(agent, form.get("execution_key"))
+            limits = parse_limits(start_request.parse_form_limits(form.get("limits"), settings))
             file = form.get("items")
             if not isinstance(file, UploadFile):
                 raise start_request.field_error("items", "Expected a JSONL file upload.")
             items = submission.validate_items(
-                agent, key, submission.jsonl_items(file.file, settings), settings
+                caller.user,
+                agent,
+                definition,
+                submission.jsonl_items(file.file, settings),
+                settings,
             )
     elif content_type == "application/json" or content_type.endswith("+json"):
         raw = await read_body(request, settings.max_batch_bytes)
@@ -96,10 +100,10 @@ async def submit_batch(
         del raw
         if not isinstance(body, dict):
             raise Invalid("Expected a JSON object with `execution_key` and `items`.")
-        key = start_request.execution_key_of(agent, body.get("execution_key"))
+        definition = start.definition_of(agent, body.get("execution_key"))
         limits = parse_limits(body.get("limits"))
         items = submission.validate_items(
-            agent, key, submission.json_items(body.get("items")), settings
+            caller.user, agent, definition, submission.json_items(body.get("items")), settings
         )
         del body
     else:
@@ -113,7 +117,7 @@ async def submit_batch(
         settings,
         user=caller.user,
         agent=agent,
-        execution_key=key,
+        definition=definition,
         inputs=items.inputs,
         limits=limits,
         idempotency_key=idempotency_key,

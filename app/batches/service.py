@@ -17,15 +17,15 @@ from app.auth.models import User
 from app.batches import repository
 from app.batches.repository import BatchRow, NewItems
 from app.budgets.limits import Limits
-from app.budgets.quotas import check_quotas
 from app.core.config import Settings
 from app.core.database_errors import is_unique_violation
 from app.core.db import after_commit, utcnow
 from app.core.errors import Conflict, NotFound
+from app.definitions.base import ExecutionDefinition
 from app.executions import transitions
 from app.executions.queue import abort_execution_job, enqueue_executions
-from app.executions.service import IDEMPOTENCY_WINDOW, check_queue
-from app.executions.start_request import definition_of
+from app.executions.quotas import check_quotas
+from app.executions.start_store import IDEMPOTENCY_WINDOW, check_queue
 
 
 def request_sha256(
@@ -72,7 +72,7 @@ async def _store(
     *,
     user: User,
     agent: Agent,
-    execution_key: str,
+    definition: ExecutionDefinition,
     inputs: Sequence[dict[str, Any]],
     limits: dict[str, Any] | None,
     idempotency_key: str | None,
@@ -84,7 +84,7 @@ async def _store(
         {
             "agent_id": agent.id,
             "user_id": user.id,
-            "execution_key": execution_key,
+            "execution_key": definition.key,
             "total": len(inputs),
             "limits": limits,
             "created_at": now,
@@ -99,8 +99,8 @@ async def _store(
             agent_id=agent.id,
             user_id=user.id,
             dataset_id=agent.dataset_id,
-            execution_key=execution_key,
-            definition_version=definition_of(agent, execution_key).version,
+            execution_key=definition.key,
+            definition_version=definition.version,
             limits=limits,
             inputs=inputs,
         ),
@@ -117,7 +117,7 @@ async def submit_batch(
     *,
     user: User,
     agent: Agent,
-    execution_key: str,
+    definition: ExecutionDefinition,
     inputs: Sequence[dict[str, Any]],
     limits: Limits | None = None,
     idempotency_key: str | None = None,
@@ -127,7 +127,7 @@ async def submit_batch(
     or answer the batch an Idempotency-Key submitted. The user's daily quotas count every
     item: a batch that would pass one is refused whole (429)."""
     stored_limits = None if limits is None else limits.stored()
-    digest = request_sha256(agent, execution_key, inputs, stored_limits)
+    digest = request_sha256(agent, definition.key, inputs, stored_limits)
     if idempotency_key is not None:
         earlier = await _earlier_batch(session, user.id, idempotency_key, digest)
         if earlier is not None:
@@ -137,7 +137,7 @@ async def submit_batch(
     arguments: dict[str, Any] = {
         "user": user,
         "agent": agent,
-        "execution_key": execution_key,
+        "definition": definition,
         "inputs": inputs,
         "limits": stored_limits,
         "idempotency_key": idempotency_key,

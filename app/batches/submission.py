@@ -1,5 +1,6 @@
 """What a batch request sends, checked before anything is stored: every item validated
-exactly as a single start's input is (``start_request.validate_input``), all or nothing.
+exactly as a single start's input is (``app.executions.start.validate_start``), all or
+nothing.
 
 Items come as a JSON array (a JSON body) or as the lines of a JSONL file (a multipart
 upload, read a line at a time). A refused batch is a 400 naming each item in error by its
@@ -14,7 +15,10 @@ from app.agents.models import Agent
 from app.core.config import Settings
 from app.core.errors import DomainError, Invalid, PayloadTooLarge
 from app.core.json_input import parse_json
+from app.auth.models import User
+from app.definitions.base import ExecutionDefinition
 from app.executions import start_request
+from app.executions.start import Origin, StartExecution, validate_start
 
 MAX_ITEM_ERRORS = 50
 # Room in an item for what is not its input (`{"input": ...}`, whitespace).
@@ -57,11 +61,14 @@ class ValidatedItems:
 
 
 def validate_items(
-    agent: Agent, execution_key: str, raw_items: Iterable[Any], settings: Settings
+    user: User,
+    agent: Agent,
+    definition: ExecutionDefinition,
+    raw_items: Iterable[Any],
+    settings: Settings,
 ) -> ValidatedItems:
     """Every item's input validated and dumped, in order; else 400 naming the items in error
     (validation stops at the ``MAX_ITEM_ERRORS``-th), or 413 past ``max_batch_items``."""
-    start_request.definition_of(agent, execution_key)
     inputs: list[dict[str, Any]] = []
     errors: dict[str, Any] = {}
     count = 0
@@ -74,7 +81,14 @@ def validate_items(
             continue
         try:
             raw_input = _item_input(raw_item, settings)
-            inputs.append(start_request.validate_input(agent, execution_key, raw_input, settings))
+            command = StartExecution(
+                user=user,
+                agent=agent,
+                origin=Origin.BATCH,
+                execution_key=definition.key,
+                raw_input=raw_input,
+            )
+            inputs.append(validate_start(command, settings).input)
         except ItemError as exc:
             errors[str(index)] = exc.body
         except DomainError as exc:

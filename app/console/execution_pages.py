@@ -26,11 +26,10 @@ from app.core.errors import Invalid, NotFound
 from app.core.ids import RowId, is_row_id
 from app.events.listener import EventListener
 from app.events.repository import last_sequence
-from app.events.router import STREAM_HEADERS, last_event_id_of
-from app.events.stream import EventStream
+from app.events.stream import STREAM_HEADERS, EventStream, last_event_id_of
 from app.executions import listing, retry, service, start_request
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
-from app.executions.router import execution_out
+from app.executions.schemas import execution_out
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -115,7 +114,7 @@ async def execution_page(
     # page's script skips entries it already shows.
     row = await service.get_visible_execution(session, user, execution_id)
     after = await last_sequence(session, execution_id)
-    messages = await conversations.list_messages(session, row["conversation_id"])
+    messages = await conversations.list_messages(session, row.conversation_id)
     execution = execution_out(row, request.scope.get("root_path", ""))
     return render(
         request,
@@ -127,7 +126,7 @@ async def execution_page(
             "retry_key": str(uuid.uuid4()),
             "trace": [MessageOut.model_validate(m, from_attributes=True) for m in messages],
             "after": after,
-            "files": row["files"],
+            "files": row.files,
         },
     )
 
@@ -199,7 +198,7 @@ async def retry_it(
         resume=text_field(form, "resume") == "true",
         idempotency_key=key,
     )
-    return redirect(request, "console_execution", execution_id=started.execution["id"])
+    return redirect(request, "console_execution", execution_id=started.execution.id)
 
 
 @router.get("/files/{conversation_id}/{filename}", name="console_file")

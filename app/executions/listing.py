@@ -41,7 +41,8 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.auth.models import User
 from app.executions.models import AgenticExecution, ExecutionStatus
-from app.executions.repository import EXECUTION_COLUMNS, ExecutionRow
+from app.executions.repository import EXECUTION_COLUMNS
+from app.executions.rows import ExecutionRow
 
 EXACT_COUNT_LIMIT = 10_000
 
@@ -233,7 +234,8 @@ async def list_executions(
         capped = offset + len(rows)
     else:
         capped = int(rows[0]["capped_count"])
-    return Page(executions=rows[:limit], has_next=len(rows) > limit, capped_count=capped)
+    executions = [ExecutionRow.of(row) for row in rows[:limit]]
+    return Page(executions=executions, has_next=len(rows) > limit, capped_count=capped)
 
 
 class _Explain(Executable, ClauseElement):

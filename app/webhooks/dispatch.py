@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from a2a.types.a2a_pb2 import StreamResponse
-from google.protobuf import json_format  # type: ignore[import-untyped]
 from sqlalchemy import Row, any_, exists, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,8 +28,7 @@ from app.events.models import ExecutionEvent
 from app.events.stream import execution_in_status
 from app.executions import repository
 from app.executions.models import CANCELLED, AgenticExecution, ExecutionStatus
-from app.executions.router import execution_out
-from app.protocols.a2a.tasks import task_of
+from app.executions.schemas import execution_out
 from app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 BATCH = 100
@@ -154,10 +151,13 @@ async def _deliveries_of(
         "timestamp": timestamp(event.created_at),
         "data": execution_out(in_status, root_path).model_dump(mode="json"),
     }
-    # What an A2A client's push notification receiver reads: a StreamResponse, the task.
     a2a_body = None
     if any(endpoint.a2a for endpoint in endpoints):
-        a2a_body = json_format.MessageToDict(StreamResponse(task=task_of(in_status)))
+        # Imported on the first A2A push notification: a worker whose endpoints are plain
+        # webhooks never loads the A2A SDK (tests/worker/test_worker_imports.py).
+        from app.executions.a2a_task import push_notification
+
+        a2a_body = push_notification(in_status)
     await session.execute(
         insert(WebhookDelivery)
         .values(

@@ -10,13 +10,9 @@ from app.core.query import EMPTY_IS_NONE
 from app.webhooks import service
 from app.webhooks.models import (
     DeliveryStatus,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
     WebhookEvent,
 )
 from app.webhooks.schemas import (
-    AttemptOut,
     CreateEndpoint,
     DeliveryOut,
     DeliveryPage,
@@ -24,6 +20,9 @@ from app.webhooks.schemas import (
     EndpointPage,
     EndpointWithSecret,
     UpdateEndpoint,
+    delivery_out,
+    endpoint_out,
+    with_secret,
 )
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -34,29 +33,6 @@ NOT_FOUND: dict[int | str, dict[str, object]] = {
 INVALID_PAGE: dict[int | str, dict[str, object]] = {404: {"description": "Invalid page."}}
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
-
-
-def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
-    return EndpointOut.model_validate(endpoint, from_attributes=True)
-
-
-def with_secret(endpoint: WebhookEndpoint, secret: str) -> EndpointWithSecret:
-    return EndpointWithSecret(**endpoint_out(endpoint).model_dump(), secret=secret)
-
-
-def delivery_out(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryOut:
-    return DeliveryOut(
-        id=delivery.id,
-        event=delivery.event,
-        webhook_id=delivery.message_id,
-        execution_id=delivery.execution_id,
-        batch_id=delivery.batch_id,
-        status=DeliveryStatus(delivery.status),
-        next_attempt_at=delivery.next_attempt_at,
-        created_at=delivery.created_at,
-        payload=delivery.payload,
-        attempts=[AttemptOut.model_validate(a, from_attributes=True) for a in attempts],
-    )
 
 
 def _links(request: Request, page: int, total: int, size: int) -> tuple[str | None, str | None]:

@@ -21,7 +21,7 @@ from app.auth.models import User
 from app.core.config import Settings
 from app.core.encryption import Keyring
 from app.core.errors import Invalid
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
 from app.webhooks import repository
 from app.webhooks.models import WebhookEndpoint, WebhookEvent
 from app.webhooks.signing import PREFIX, new_secret
@@ -80,7 +80,7 @@ def config_of(keyring: Keyring, endpoint: WebhookEndpoint) -> TaskPushNotificati
 async def list_configs(
     session: AsyncSession, keyring: Keyring, user: User, execution: ExecutionRow
 ) -> list[TaskPushNotificationConfig]:
-    endpoints = await repository.execution_endpoints(session, execution["id"], user.id)
+    endpoints = await repository.execution_endpoints(session, execution.id, user.id)
     return [config_of(keyring, endpoint) for endpoint in endpoints]
 
 
@@ -103,8 +103,8 @@ async def set_config(
 ) -> TaskPushNotificationConfig:
     """Store a config that passed ``check`` (its ``id`` defaults to the task's), replacing the
     user's config of the same id on this task."""
-    config = normalize_push_notification_config(str(execution["id"]), config)
-    existing = await repository.execution_endpoints(session, execution["id"], user.id)
+    config = normalize_push_notification_config(str(execution.id), config)
+    existing = await repository.execution_endpoints(session, execution.id, user.id)
     others = [endpoint for endpoint in existing if config_of(keyring, endpoint).id != config.id]
     if len(others) >= MAX_CONFIGS_PER_TASK:
         raise Invalid({"id": [f"At most {MAX_CONFIGS_PER_TASK} configs a task."]})
@@ -120,8 +120,8 @@ async def set_config(
             user_id=user.id,
             url=config.url,
             events=sorted(event.value for event in WebhookEvent),
-            agent_id=execution["agent_id"],
-            execution_id=execution["id"],
+            agent_id=execution.agent_id,
+            execution_id=execution.id,
             enabled=True,
             secret_encrypted=seal_secret(keyring, secret or new_secret()),
             a2a_push_config_encrypted=seal_push_config(keyring, stored),
@@ -134,7 +134,7 @@ async def set_config(
 async def delete_config(
     session: AsyncSession, keyring: Keyring, user: User, execution: ExecutionRow, config_id: str
 ) -> None:
-    for endpoint in await repository.execution_endpoints(session, execution["id"], user.id):
+    for endpoint in await repository.execution_endpoints(session, execution.id, user.id):
         if config_of(keyring, endpoint).id == config_id:
             await session.delete(endpoint)
     await session.flush()

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import User
-from app.budgets import repository
 from app.core.db import utcnow
 from app.core.errors import DomainError
+from app.executions import quota_repository as repository
 
 EXECUTIONS_PER_DAY = "max_executions_per_day"
 TOKENS_PER_DAY = "max_tokens_per_day"
