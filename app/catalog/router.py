@@ -14,10 +14,12 @@ from app.catalog.schemas import (
     ProductOut,
     parse_products,
 )
-from app.core.dependencies import SessionDep, SettingsDep
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden, error_responses
 from app.core.ids import RowId
 from app.core.json_input import parse_json_body
+from app.core.query import CancelRunning
+from app.executions.revocation import revoke_user_work
 
 router = APIRouter(tags=["datasets"])
 
@@ -97,8 +99,11 @@ async def add_member(
     summary="Remove a member from a dataset",
     description=(
         "From the next request on, the user no longer sees the dataset, its products or its "
-        "agents (404), so he can start no execution on them; the executions he already "
-        "started stay his to read, and run to their end. Admins keep seeing every dataset."
+        "agents (404), so he can start no execution on them; his executions on the dataset "
+        "not started yet end `failed` with code `cancelled`. Those running finish, unless "
+        "`?cancel_running=true`: then each is cancelled as a single cancel does. The "
+        "executions he started stay his to read. Admins keep seeing every dataset (an "
+        "admin's executions are left alone)."
     ),
     responses={
         **ADMIN_ONLY,
@@ -113,9 +118,24 @@ async def add_member(
     },
 )
 async def remove_member(
-    dataset_id: int, user_id: int, session: SessionDep, _: AdminUser
+    dataset_id: int,
+    user_id: int,
+    session: SessionDep,
+    admin: AdminUser,
+    queue: QueueDep,
+    settings: SettingsDep,
+    cancel_running: CancelRunning = False,
 ) -> Response:
-    await service.remove_member(session, dataset_id, user_id)
+    user = await service.remove_member(session, dataset_id, user_id)
+    await revoke_user_work(
+        session,
+        user,
+        by=admin.username,
+        dataset_id=dataset_id,
+        cancel_running=cancel_running,
+        queue=queue,
+        settings=settings,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

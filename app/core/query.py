@@ -1,5 +1,8 @@
-"""Query-parameter helpers shared by the list endpoints."""
+"""Query-parameter helpers shared by several endpoints."""
 
+from typing import Annotated
+
+from fastapi import Query
 from pydantic import BeforeValidator
 from starlette.requests import Request
 
@@ -14,3 +17,15 @@ def previous_page_url(request: Request, number: int) -> str | None:
     if number == 2:
         return str(request.url.remove_query_params("page"))
     return str(request.url.include_query_params(page=number - 1))
+
+
+# The query parameter of the doors that take access away (`?cancel_running=true`).
+CancelRunning = Annotated[
+    bool,
+    Query(
+        description=(
+            "Also cancel the user's running executions (as a single cancel does); by default "
+            "they finish."
+        )
+    ),
+]

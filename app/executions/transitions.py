@@ -200,6 +200,50 @@ async def mark_failed(
     )
 
 
+async def cancel_pending(
+    session: AsyncSession, selected: ColumnElement[bool], by: str
+) -> list[int]:
+    """``pending → failed`` (``cancelled``, asked by ``by``) for the executions ``selected``
+    picks, in one UPDATE; answers the ids it moved. The one statement that cancels executions
+    not started: a user's cancel (one id) and a revocation (a user's, a dataset's) alike."""
+    now = utcnow()
+    moved = await session.scalars(
+        update(AgenticExecution)
+        .where(selected, AgenticExecution.status == ExecutionStatus.PENDING)
+        .values(
+            status=ExecutionStatus.FAILED,
+            failure_code=CANCELLED,
+            failure_explanation=cancelled_explanation(by),
+            finished_at=now,
+            cancel_requested_at=now,
+            cancel_requested_by=by,
+        )
+        .returning(AgenticExecution.id),
+        execution_options={"synchronize_session": False},
+    )
+    return list(moved)
+
+
+async def request_cancellation(
+    session: AsyncSession, selected: ColumnElement[bool], by: str
+) -> list[int]:
+    """Ask the workers running the executions ``selected`` picks to stop them
+    (``cancel_requested_at``; their worker records ``failed``/``cancelled``); answers the ids
+    asked now. One asked already keeps the time and name of the first request."""
+    asked = await session.scalars(
+        update(AgenticExecution)
+        .where(
+            selected,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
+            AgenticExecution.cancel_requested_at.is_(None),
+        )
+        .values(cancel_requested_at=utcnow(), cancel_requested_by=by)
+        .returning(AgenticExecution.id),
+        execution_options={"synchronize_session": False},
+    )
+    return list(asked)
+
+
 _STATUS = AgenticExecution.status.type
 
 
