@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # An MCP tools/call (and an A2A send without return_immediately) waits this long for the
     # execution to end, then answers its id and status for the caller to follow.
     protocol_wait_seconds: float = Field(default=60.0, ge=0)
+    # An A2A CancelTask on a running task waits this long for its worker to stop it and
+    # answers `canceled`; past it, the task as it stands (`working`), to follow by get/subscribe.
+    protocol_cancel_wait_seconds: float = Field(default=5.0, ge=0)
 
     # An execution's `input`, as compact JSON (a JSON start body may be 64 KiB more).
     max_input_bytes: int = 256 * 1024

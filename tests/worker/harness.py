@@ -1,5 +1,6 @@
 """Scripted models, a handle on the worker's job, and reading back the outcome."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -61,6 +62,21 @@ class Script:
     @property
     def model(self) -> FunctionModel:
         return FunctionModel(self)
+
+
+class GatedModel:
+    """A model that answers only once the test releases it, so a run stays in progress."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        self.called.set()
+        await self.release.wait()
+        step = answer({"greeting": "hi"})
+        assert callable(step)
+        return step(messages, info)
 
 
 @asynccontextmanager

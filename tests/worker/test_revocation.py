@@ -6,15 +6,14 @@ from collections.abc import Awaitable, Callable
 
 from arq.connections import ArqRedis
 from httpx import AsyncClient
-from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.function import FunctionModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.executions.models import AgenticExecution
 from app.executions.queue import enqueue_execution
 from tests.factories import Account, Factory
-from tests.worker.harness import answer, reload
+from tests.worker.harness import GatedModel, reload
 from tests.worker.test_worker_process import arq_worker, until_terminal
 
 Revoke = Callable[[AsyncClient, Account, Account, int, str], Awaitable[None]]
@@ -36,21 +35,6 @@ async def remove_member(
         f"/api/datasets/{dataset_id}/members/{user.user.id}/{query}", headers=admin.headers
     )
     assert response.status_code == 204, response.text
-
-
-class GatedModel:
-    """A model that answers only once the test releases it, so a run stays in progress."""
-
-    def __init__(self) -> None:
-        self.called = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        self.called.set()
-        await self.release.wait()
-        step = answer({"greeting": "hi"})
-        assert callable(step)
-        return step(messages, info)
 
 
 async def alice_with_work(
