@@ -17,7 +17,7 @@ from app.catalog.schemas import (
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden, error_responses
 from app.core.ids import RowId
-from app.core.json_input import parse_json_body
+from app.core.json_input import parse_json_body, within_depth
 from app.core.query import CancelRunning
 from app.executions.revocation import revoke_user_work
 
@@ -37,8 +37,11 @@ def dataset_out(dataset: Dataset) -> DatasetOut:
     return DatasetOut(id=dataset.id, name=dataset.name, created_at=dataset.created_at)
 
 
-def product_out(product: Product) -> ProductOut:
-    return ProductOut.model_validate(product, from_attributes=True)
+def product_out(product: Product, max_json_depth: int) -> ProductOut:
+    out = ProductOut.model_validate(product, from_attributes=True)
+    # Rows stored before the depth limit may nest deeper than any answer can.
+    out.properties = within_depth(out.properties, max_json_depth)
+    return out
 
 
 @router.post(
@@ -168,7 +171,8 @@ async def create_products(
     body = parse_json_body(await request.body(), settings.max_json_depth)
     parsed = parse_products(body, settings.max_json_depth)
     items = parsed if isinstance(parsed, list) else [parsed]
-    products = [product_out(p) for p in await service.create_products(session, dataset_id, items)]
+    created = await service.create_products(session, dataset_id, items)
+    products = [product_out(p, settings.max_json_depth) for p in created]
     return products if isinstance(parsed, list) else products[0]
 
 
@@ -179,7 +183,8 @@ async def create_products(
     responses={**DATASET_NOT_FOUND},
 )
 async def list_products(
-    dataset_id: RowId, session: SessionDep, user: CurrentUser
+    dataset_id: RowId, session: SessionDep, user: CurrentUser, settings: SettingsDep
 ) -> list[ProductOut]:
     dataset = await service.get_visible_dataset(session, user, dataset_id)
-    return [product_out(p) for p in await service.list_products(session, dataset.id)]
+    products = await service.list_products(session, dataset.id)
+    return [product_out(p, settings.max_json_depth) for p in products]
