@@ -279,7 +279,7 @@ async def test_a_product_stored_deeper_than_the_limits_is_read_by_the_tool(
     deep: Any = "leaf"
     for _ in range(300):  # past what pydantic-core serialises (255 levels)
         deep = {"a": deep}
-    dataset, execution = await enrichment(
+    _dataset, execution = await enrichment(
         factory, ["SKU-001"], **{"SKU-001": {"name": "Mug", "properties": {"nested": deep}}}
     )
     script = Script(
@@ -291,7 +291,7 @@ async def test_a_product_stored_deeper_than_the_limits_is_read_by_the_tool(
 
     done = await reload(sessionmaker, execution.id)
     assert (done.status, done.failure_code) == ("finished", None)
-    read = [m for m in await trace(sessionmaker, execution.conversation_id)][3]
+    read = list(await trace(sessionmaker, execution.conversation_id))[3]
     assert read.tool_name == "read_products"
     assert '"name": "Mug"' in read.content or '"name":"Mug"' in read.content
     assert "leaf" in read.content
