@@ -6,7 +6,9 @@ back. A request's owner is ``app.core.dependencies.get_session`` (commit when th
 returns, rollback when it raises); the command line's is ``app.cli``; the worker's are its
 own units of work. Services never commit. Work that must follow the commit, such as handing
 a new execution to the queue, is registered with ``after_commit`` and run by the owner once
-the commit succeeded (never after a rollback).
+the commit succeeded (never after a rollback); what undoes an effect outside the database
+made during the transaction (a file written) is registered with ``on_rollback`` and run when
+the transaction does not commit, the commit itself failing included.
 """
 
 import uuid
@@ -126,6 +128,7 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
 
 
 _AFTER_COMMIT = "agentrun.after_commit"
+_ON_ROLLBACK = "agentrun.on_rollback"
 
 
 def after_commit(session: AsyncSession, work: Callable[[], Awaitable[object]]) -> None:
@@ -133,18 +136,38 @@ def after_commit(session: AsyncSession, work: Callable[[], Awaitable[object]]) -
     session.info.setdefault(_AFTER_COMMIT, []).append(work)
 
 
+def on_rollback(session: AsyncSession, undo: Callable[[], object]) -> None:
+    """Run ``undo`` if the session's transaction does not commit: its owner rolls it back, or
+    the commit fails (dropped once the commit succeeded). For effects outside the database
+    that only the transaction's rows account for, such as uploaded files."""
+    session.info.setdefault(_ON_ROLLBACK, []).append(undo)
+
+
+def _undo(session: AsyncSession) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+    for undo in reversed(session.info.pop(_ON_ROLLBACK, [])):
+        undo()
+
+
 async def commit(session: AsyncSession) -> None:
     """Commit the session's transaction, then run the work registered with ``after_commit``,
-    in order: what a session's owner calls, never a service."""
-    await session.commit()
+    in order: what a session's owner calls, never a service. Should the commit fail, what was
+    registered with ``on_rollback`` runs."""
+    try:
+        await session.commit()
+    except BaseException:
+        _undo(session)
+        raise
+    session.info.pop(_ON_ROLLBACK, None)
     pending: list[Callable[[], Awaitable[object]]] = session.info.pop(_AFTER_COMMIT, [])
     for work in pending:
         await work()
 
 
 async def rollback(session: AsyncSession) -> None:
-    """Roll the transaction back and forget the work that was to follow its commit."""
-    session.info.pop(_AFTER_COMMIT, None)
+    """Roll the transaction back, forget the work that was to follow its commit, and undo
+    what was registered with ``on_rollback``."""
+    _undo(session)
     await session.rollback()
 
 
