@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # PostgreSQL cancels any statement running longer (statement_timeout on every connection the
     # API and workers open), so that a hung one cannot hold its connection; 0 disables.
     database_statement_timeout_seconds: float = Field(default=30.0, ge=0)
+    # A migration waiting this long for a lock (a long transaction holds the table) fails
+    # instead of queueing every query behind its own request; the deploy's Job runs it again.
+    migration_lock_timeout_seconds: float = Field(default=5.0, gt=0)
     # False behind a pooler that hands each transaction to any server connection (PgBouncer in
     # transaction mode): no statement is cached on a connection, and each prepared statement
     # gets a name of its own, so that two clients never meet the other's on a server
