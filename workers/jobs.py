@@ -290,6 +290,7 @@ async def _execute(
         media_root=settings.media_root,
         files=claim.files,
         text_extractor=state.extractor,
+        attempt=claim.attempt,
     )
     return await run_definition(
         definition,

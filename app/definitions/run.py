@@ -1,8 +1,15 @@
 """What a definition's prompt, tools and validators see of the execution they serve.
 
 One ``ExecutionRun`` per run, handed to pydantic-ai as the run's ``deps``. Tools reach the
-database through ``sessionmaker`` with a short session of their own per call, never one held
-across a model call.
+database through ``session()``, a short session of their own per call, never one held across
+a model call.
+
+Effects are fenced by the attempt: a worker paused long enough (GC, a VM migration, a
+partition that heals) for another to take its execution over must not apply a tool's effect
+when it wakes. ``session()`` therefore commits only while this run's attempt holds the
+execution, checked in the same transaction as the tool's writes; a tool that calls a service
+outside passes ``idempotency_key(tool_call_id)`` on, so that the service can tell a call an
+earlier attempt made from a new one.
 """
 
 from collections.abc import AsyncIterator
@@ -12,14 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.extraction_process import TextExtractor
+from app.executions.models import AgenticExecution, ExecutionStatus
 
 # The validation context the worker reads a stored input with. An Input validator whose check
 # the definition makes again when it prepares the run skips it then, so that a row stored
 # before the check existed ends with the definition's own failure code, not a parse error.
 STORED_INPUT: dict[str, Any] = {"stored_input": True}
+
+
+class AttemptLost(Exception):
+    """This run's attempt no longer holds its execution (another worker took it over, or it
+    ended): the tool's effect was not applied. Raised out of the tool, it ends the attempt;
+    the execution's outcome is its successor's."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +62,42 @@ class ExecutionRun:
     text_extractor: TextExtractor | None = field(default=None, repr=False, compare=False)
     # What the definition's ``prepare`` returned: per-run state its tools and validators share.
     state: Any = None
+    # The attempt this run is (1, 2, ... as the execution counts them): its sessions commit
+    # only while it holds the execution. None outside a worker's run: no fence.
+    attempt: int | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A short session for one unit of work, committed when the block ends without error."""
+        """A short session for one unit of work, committed when the block ends without error,
+        and only while this run's attempt holds the execution.
+
+        Its transaction first takes a share lock on the execution's row where it is in
+        progress under this attempt: a takeover (which counts one more attempt) waits for
+        this commit, and one committed before makes this raise ``AttemptLost`` before any
+        write, so nothing of a lost attempt lands."""
         async with self.sessionmaker() as session, session.begin():
+            if self.attempt is not None:
+                held = await session.scalar(
+                    select(AgenticExecution.id)
+                    .where(
+                        AgenticExecution.id == self.execution_id,
+                        AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
+                        AgenticExecution.attempts == self.attempt,
+                    )
+                    .with_for_update(read=True)
+                )
+                if held is None:
+                    raise AttemptLost(
+                        f"attempt {self.attempt} no longer holds execution {self.execution_id}"
+                    )
             yield session
+
+    def idempotency_key(self, tool_call_id: str) -> str:
+        """The key a tool passes on to a service it calls outside (an ``Idempotency-Key``
+        header, say) for the call ``tool_call_id`` (``RunContext.tool_call_id``): the same in
+        every attempt that makes this call (a replayed model response keeps its tool call
+        ids), different for any other call."""
+        return f"agentrun-{self.execution_id}-{tool_call_id}"
 
     def file_named(self, filename: str) -> AttachedFile | None:
         return next((f for f in self.files if f.filename == filename), None)
