@@ -307,12 +307,12 @@ async def cancel_execution(
     overwritten.
 
     Where the rest of a cancellation happens: the abort is ``queue.abort_execution_job``; arq
-    cancels the run's task (``allow_abort_jobs`` in workers/settings.py) and workers/jobs.py
-    records it through workers/outcome.py (``record_cancellation``). Should the abort be lost,
-    the heartbeat (``transitions.beat`` returns the flag, workers/heartbeat.py cancels the
-    task), the conclusion (``transitions``: a requested cancellation wins over the outcome)
-    and a restarted attempt (workers/claim.py) each find ``cancel_requested_at``. The
-    explanation is ``models.cancelled_explanation``.
+    cancels the run's task (``allow_abort_jobs`` in workers/process/startup.py) and
+    workers/run/jobs.py records it through workers/run/outcome.py (``record_cancellation``).
+    Should the abort be lost, the heartbeat (``transitions.beat`` returns the flag,
+    workers/run/heartbeat.py cancels the task), the conclusion (``transitions``: a requested
+    cancellation wins over the outcome) and a restarted attempt (workers/run/claim.py) each find
+    ``cancel_requested_at``. The explanation is ``models.cancelled_explanation``.
     """
     await get_visible_execution(session, user, execution_id)
     selected = AgenticExecution.id == execution_id

@@ -6,6 +6,10 @@ another one already ended. ``finished_at`` is set exactly when a terminal state 
 The caller owns the transaction (``async with session.begin(): ...``). ``start_pending`` and
 ``conclude_statement`` answer the statement instead of running it, built once with bound
 parameters, for the worker's hot path, which sends each as one statement of its own.
+A cancellation (a user's, or a revocation's: app/executions/revocation.py) fails pending
+executions at once (``cancel_pending``) and marks running ones for their worker
+(``request_cancellation``), which reads the mark (``requested_cancellation``) and ends it
+(``mark_failed``) or lets it win at the conclusion.
 
 A running execution's ``heartbeat_at`` is bumped by its worker (``beat``); one whose heartbeat
 is older than ``stale_after`` seconds, or NULL (its worker handed it back), is *orphaned*: only
@@ -30,6 +34,7 @@ from sqlalchemy import (
     func,
     literal,
     or_,
+    select,
     tuple_,
     update,
 )
@@ -242,6 +247,24 @@ async def request_cancellation(
         execution_options={"synchronize_session": False},
     )
     return list(asked)
+
+
+async def requested_cancellation(session: AsyncSession, execution_id: int) -> str | None:
+    """The explanation to record if a user asked to cancel the execution, else None.
+
+    Locks the row until the caller's transaction ends, so that a cancel request arriving
+    meanwhile waits and then finds the execution ended.
+    """
+    row = (
+        await session.execute(
+            select(AgenticExecution.cancel_requested_at, AgenticExecution.cancel_requested_by)
+            .where(AgenticExecution.id == execution_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None or row.cancel_requested_at is None:
+        return None
+    return cancelled_explanation(row.cancel_requested_by or "a user")
 
 
 _STATUS = AgenticExecution.status.type
