@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from app.core.config import Settings
+from app.core.database_errors import is_broken_connection
 
 # Stable constraint names, so that autogenerate never sees drift in names it made up itself.
 NAMING_CONVENTION = {
@@ -85,7 +87,7 @@ def create_engine(
     # SQLAlchemy prepares a statement, then runs it: in two exchanges, which a pooler in
     # transaction mode may send to two server connections unless a transaction holds one.
     options = {NEEDS_TRANSACTIONS: not settings.database_prepared_statements}
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         # A fixed set of connections, kept open: overflow connections are opened and closed
         # around single requests under load (a TLS handshake attempt and a server fork each),
@@ -100,6 +102,19 @@ def create_engine(
         connect_args=connect_args,
         execution_options=options,
     )
+    event.listen(engine.sync_engine, "handle_error", _invalidate_broken_connection)
+    return engine
+
+
+def _invalidate_broken_connection(context: ExceptionContext) -> None:
+    # SQLAlchemy invalidates a connection whose error its dialect calls a disconnect; asyncpg's
+    # InternalClientError (the protocol state broke) is not one of those, so without this the
+    # connection went back to the pool and failed every statement of the next users
+    # ("cannot switch to state 12; another operation (2) is in progress"). Only it: the rest
+    # of the pool is sound.
+    if is_broken_connection(context.original_exception):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
 
 
 def _unique_statement_name() -> str:
