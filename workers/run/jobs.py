@@ -42,7 +42,7 @@ from app.executions.models import ExecutionStatus
 from app.executions.transitions import release
 from app.journal.repository import JournaledStep, load_steps
 from workers.run.claim import Claim, Refusal, claim_execution, claim_pending
-from workers.run.database import in_one_statement, in_transaction
+from workers.run.database import DatabaseLost, in_one_statement, in_transaction
 from workers.run.durability import RunJournal
 from workers.run.failures import public_explanation
 from workers.run.heartbeat import HeldRun, StopReason
@@ -53,6 +53,12 @@ from workers.run.state import WorkerState, state_of
 from workers.run.transcript import Transcript
 
 logger = logging.getLogger(__name__)
+
+# What an attempt handed back says in the trace, by why it stopped.
+WORKER_STOPPING_NOTE = "its worker stopped before it finished."
+DATABASE_LOST_NOTE = "PostgreSQL failed under a step that cannot simply be run again."
+# What run_execution answers for an attempt it handed back (arq's job result).
+HANDED_BACK = "handed back"
 
 
 async def run_execution(ctx: dict[str, Any], execution_id: int) -> str:
@@ -129,6 +135,14 @@ async def _attempt(state: WorkerState, claim: Claim, run: HeldRun) -> str:
         if handled is None:
             raise
         return handled
+    except DatabaseLost as lost:
+        # Not the execution's fault: PostgreSQL failed where the step cannot simply be run
+        # again. Handed back, the execution is resumed from its journal once PostgreSQL is
+        # back (by any worker; the reconciler enqueues it).
+        logger.warning("execution %s: %s", execution_id, lost)
+        run.ending = True
+        await _hand_back(sessionmaker, claim, transcript, DATABASE_LOST_NOTE)
+        return HANDED_BACK
     except Exception as exc:
         logger.exception("execution %s could not be run", execution_id)
         outcome = Outcome(
@@ -191,7 +205,10 @@ def _uncancel() -> None:
 
 
 async def _hand_back(
-    sessionmaker: async_sessionmaker[AsyncSession], claim: Claim, transcript: Transcript
+    sessionmaker: async_sessionmaker[AsyncSession],
+    claim: Claim,
+    transcript: Transcript,
+    why: str = WORKER_STOPPING_NOTE,
 ) -> None:
     execution_id = claim.execution_id
     try:
@@ -199,14 +216,14 @@ async def _hand_back(
             released = await release(session, execution_id, claim.attempt)
         if released:
             logger.warning(
-                "execution %s: attempt %s interrupted (the worker is stopping); handed back",
+                "execution %s: attempt %s interrupted (%s); handed back",
                 execution_id,
                 claim.attempt,
+                why,
             )
             await transcript.note(
                 "attempt",
-                f"Attempt {claim.attempt} was interrupted: its worker stopped before it "
-                "finished. Another worker takes it over.",
+                f"Attempt {claim.attempt} was interrupted: {why} Another worker takes it over.",
                 attempt=claim.attempt,
             )
     except Exception:
