@@ -95,8 +95,12 @@ def _deliberate_failure(exc: Exception) -> ExecutionFailed | None:
 def _database_lost(exc: BaseException) -> bool:
     # A tool that could not be run again, or a read of the definition (prepare, a validator)
     # that failed with PostgreSQL; tools called in parallel report it inside a group.
-    if isinstance(exc, DatabaseLost) or is_database_outage(exc):
+    if isinstance(exc, DatabaseLost):
         return True
+    if is_database_outage(exc):
+        # A bare TimeoutError is the run's own time limit, or a tool's, more often than a
+        # connection to PostgreSQL timing out: not taken for one.
+        return type(exc) is not TimeoutError
     if isinstance(exc, BaseExceptionGroup):
         return any(_database_lost(inner) for inner in exc.exceptions)
     return False
