@@ -92,11 +92,13 @@ class ExecutionRun:
                     )
             yield session
 
-    def idempotency_key(self, tool_call_id: str) -> str:
+    def idempotency_key(self, tool_call_id: str | None) -> str:
         """The key a tool passes on to a service it calls outside (an ``Idempotency-Key``
         header, say) for the call ``tool_call_id`` (``RunContext.tool_call_id``): the same in
         every attempt that makes this call (a replayed model response keeps its tool call
         ids), different for any other call."""
+        if not tool_call_id:
+            raise ValueError("an idempotency key is for a tool call: give its tool_call_id")
         return f"agentrun-{self.execution_id}-{tool_call_id}"
 
     def file_named(self, filename: str) -> AttachedFile | None:

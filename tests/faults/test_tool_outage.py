@@ -7,18 +7,15 @@ connections and refuses new ones, as a restarting server does.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.definitions.run import ExecutionRun
 from tests.factories import Factory
 from tests.faults.test_database_outage import Gate, gate, gated_worker
-from tests.worker.harness import Script, answer, call, reload
+from tests.worker.harness import Script, answer, before_the_first_tool_session, call, reload
 from tests.worker.test_catalog_enrichment import enrichment
 from tests.worker.test_durable_runs import product
 from tests.worker.test_invoice_scanning import UPDATED as STOCK_UPDATED
@@ -32,20 +29,12 @@ RESTART_SECONDS = 1.5
 def restart_under_the_first_tool(monkeypatch: pytest.MonkeyPatch, gate: Gate) -> None:
     """PostgreSQL restarts as the first tool opens its session: its connection is cut, and
     the server refuses connections for RESTART_SECONDS."""
-    original = ExecutionRun.session
-    first = True
 
-    @asynccontextmanager
-    async def restarting(run: ExecutionRun) -> AsyncIterator[AsyncSession]:
-        nonlocal first
-        if first:
-            first = False
-            gate.shut()
-            asyncio.get_running_loop().call_later(RESTART_SECONDS, setattr, gate, "open", True)
-        async with original(run) as session:
-            yield session
+    async def restart() -> None:
+        gate.shut()
+        asyncio.get_running_loop().call_later(RESTART_SECONDS, setattr, gate, "open", True)
 
-    monkeypatch.setattr(ExecutionRun, "session", restarting)
+    before_the_first_tool_session(monkeypatch, restart)
 
 
 async def test_a_catalog_read_during_a_restart_waits_for_postgresql(

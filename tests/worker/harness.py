@@ -1,10 +1,11 @@
 """Scripted models, a handle on the worker's job, and reading back the outcome."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from arq.connections import ArqRedis
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.models import Message
 from app.core.config import Settings
+from app.definitions.run import ExecutionRun
 from app.executions.models import AgenticExecution
 from workers.background.reconciler import reconcile_executions
 from workers.process.startup import job_timeout_seconds, shutdown, startup
@@ -77,6 +79,26 @@ class GatedModel:
         step = answer({"greeting": "hi"})
         assert callable(step)
         return step(messages, info)
+
+
+def before_the_first_tool_session(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``before`` when the first tool of any run opens its session (``ExecutionRun.session``):
+    after the model response asking for the tool was journaled, before the tool's effect."""
+    original = ExecutionRun.session
+    first = True
+
+    @asynccontextmanager
+    async def hooked(run: ExecutionRun) -> AsyncIterator[AsyncSession]:
+        nonlocal first
+        if first:
+            first = False
+            await before()
+        async with original(run) as session:
+            yield session
+
+    monkeypatch.setattr(ExecutionRun, "session", hooked)
 
 
 @asynccontextmanager

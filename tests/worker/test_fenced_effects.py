@@ -3,8 +3,6 @@ VM migration, a partition that heals) wakes after another worker took the execut
 finished it: the paused attempt's effect must not land over its successor's."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 from pydantic import BaseModel
@@ -16,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.definitions.run import ExecutionRun
 from tests.factories import Factory
-from tests.worker.harness import Script, Worker, answer, call, worker_context
+from tests.worker.harness import (
+    Script,
+    Worker,
+    answer,
+    before_the_first_tool_session,
+    call,
+    worker_context,
+)
 from tests.worker.test_attempt_fencing import stale_heartbeat
 from tests.worker.test_catalog_enrichment import enrichment
 from tests.worker.test_durable_runs import product
@@ -35,19 +40,11 @@ class PauseFirstEffect:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.paused = asyncio.Event()
         self.wake = asyncio.Event()
-        self.first = True
-        original = ExecutionRun.session
+        before_the_first_tool_session(monkeypatch, self._pause)
 
-        @asynccontextmanager
-        async def pausing(run: ExecutionRun) -> AsyncIterator[AsyncSession]:
-            if self.first:
-                self.first = False
-                self.paused.set()
-                await self.wake.wait()
-            async with original(run) as session:
-                yield session
-
-        monkeypatch.setattr(ExecutionRun, "session", pausing)
+    async def _pause(self) -> None:
+        self.paused.set()
+        await self.wake.wait()
 
 
 async def taken_over_while_paused(
