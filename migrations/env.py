@@ -1,12 +1,17 @@
 """Alembic's environment. Rule for every migration: the previous release must keep working
 against it during a rolling deploy (expand/contract: add nullable or filled columns now,
-NOT NULL and drops only in a later release; deploy/README.md)."""
+NOT NULL and drops only in a later release; deploy/README.md).
+
+Migrations run under a ``lock_timeout``: a DDL statement waiting for a table lock behind a long
+transaction would make every query on that table queue behind it (PostgreSQL grants locks in
+order), so it gives up after ``AGENTRUN_MIGRATION_LOCK_TIMEOUT_SECONDS`` and the run fails,
+changing nothing (one transaction); run it again later."""
 
 import asyncio
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -31,9 +36,15 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def lock_timeout_ms() -> int:
+    return max(1, round(get_settings().migration_lock_timeout_seconds * 1000))
+
+
 def do_run_migrations(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
+        # For this transaction only (a connection handed in by a caller keeps its settings).
+        connection.execute(text(f"SET LOCAL lock_timeout = {lock_timeout_ms()}"))
         context.run_migrations()
 
 

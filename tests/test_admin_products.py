@@ -1,14 +1,19 @@
 """Products: one object or a batch in, the same shape out, skus unique per dataset."""
 
+import json
 import re
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
 
+from app.core.json_input import DEFAULT_MAX_JSON_DEPTH
 from tests.factories import Factory
 
 TIMESTAMP_PATTERN = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+# Deeper than pydantic-core serializes (its recursion limit is 255 levels) and than
+# the input limit (AGENTRUN_MAX_JSON_DEPTH) lets in.
+DEEPER_THAN_SERIALIZERS_GO = 300
 
 
 async def test_posting_one_product_answers_one_product(
@@ -169,3 +174,32 @@ async def test_products_of_another_users_dataset_read_as_404(
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Dataset not found."}
+
+
+async def test_a_product_stored_deeper_than_the_limits_does_not_break_the_list(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """Rows written before the depth limit existed (or by hand) still list."""
+    admin = await factory.account(admin=True)
+    dataset = await factory.dataset()
+    deep: Any = "leaf"
+    for _ in range(DEEPER_THAN_SERIALIZERS_GO):
+        deep = {"a": deep}
+    await factory.product(dataset, "SKU-DEEP", properties={"nested": deep})
+    await factory.product(dataset, "SKU-FLAT", properties={"color": "red"})
+
+    response = await client.get(f"/api/datasets/{dataset.id}/products/", headers=admin.headers)
+
+    assert response.status_code == 200, response.text
+    listed = {p["sku"]: p for p in response.json()}
+    assert listed["SKU-FLAT"]["properties"] == {"color": "red"}
+    assert set(listed) == {"SKU-DEEP", "SKU-FLAT"}
+    # Past the limit, the rest of the value is shown as its JSON text: nothing is lost.
+    shown, levels = listed["SKU-DEEP"]["properties"]["nested"], 1
+    while isinstance(shown, dict):
+        shown, levels = shown["a"], levels + 1
+    assert levels == DEFAULT_MAX_JSON_DEPTH
+    rest = json.loads(shown)
+    for _ in range(DEEPER_THAN_SERIALIZERS_GO - levels + 1):
+        rest = rest["a"]
+    assert rest == "leaf"

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import asyncpg
 from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from tests.conftest import SERVER_URL
+from tests.factories import Factory
+from tests.worker.harness import reload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,3 +163,28 @@ async def test_users_disable_refuses_the_users_tokens_and_enable_restores_them(
     assert accepted.json()["is_active"] is True
     assert unknown.code == 1
     assert "No user named 'nobody'" in unknown.stderr
+
+
+async def test_users_disable_cancels_his_queued_executions_and_with_a_flag_his_running_ones(
+    settings: Settings, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    hana = await factory.account(username="hana")
+    agent = await factory.agent(await factory.dataset(hana))
+    queued = await factory.execution(agent, hana)
+    running = await factory.execution(agent, hana, status="in_progress")
+
+    first = await agentrun(settings.database_url, "users", "disable", "hana")
+    after_first = await reload(sessionmaker, running.id)
+    second = await agentrun(settings.database_url, "users", "disable", "hana", "--cancel-running")
+
+    assert first.code == 0, first.stderr
+    assert "1 executions not started cancelled" in first.stdout
+    cancelled = await reload(sessionmaker, queued.id)
+    assert (cancelled.status, cancelled.failure_explanation) == (
+        "failed",
+        "Cancelled by an operator.",
+    )
+    assert after_first.cancel_requested_at is None
+    assert second.code == 0, second.stderr
+    asked = await reload(sessionmaker, running.id)
+    assert asked.cancel_requested_by == "an operator"

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.conversations.models import Conversation
+from app.conversations.models import Conversation, ConversationFile
 from app.core.config import Settings
 from app.executions.models import AgenticExecution
 from tests.factories import Account, Factory
@@ -262,3 +262,48 @@ async def test_media_is_served_to_its_owner_only(client: AsyncClient, factory: F
     assert own.headers["x-content-type-options"] == "nosniff"
     assert foreign.status_code == missing.status_code == 404
     assert anonymous.status_code == 401
+
+
+async def test_files_of_a_start_whose_commit_fails_are_removed(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    alice, agent_id = await upload_agent(factory)
+    # PostgreSQL refuses the transaction at COMMIT, after every statement of the start ran
+    # (as when the server shuts down at that moment): a deferred check that always fails.
+    async with engine.begin() as connection:
+        await connection.execute(text(REFUSE_AT_COMMIT))
+        await connection.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON conversation_files "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()"
+            )
+        )
+    try:
+        response = await client.post(
+            f"/api/agents/{agent_id}/agentic-executions/",
+            data=form({}),
+            files=[("files[]", ("product_data.pdf", PDF, "application/pdf"))],
+            headers=alice.headers,
+        )
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TRIGGER refuse_at_commit ON conversation_files"))
+            await connection.execute(text("DROP FUNCTION refuse_at_commit()"))
+
+    assert response.status_code == 503, response.text
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(ConversationFile)) == 0
+    left = [path for path in Path(settings.media_root).rglob("*") if path.is_file()]
+    assert left == []
+
+
+REFUSE_AT_COMMIT = """
+CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'admin_shutdown';
+END $$
+"""

@@ -32,7 +32,7 @@ from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import RowId
 from app.core.json_input import parse_json_body
 from app.core.query import page_number, previous_page_url
-from app.events.router import STREAM_HEADERS
+from app.events.stream import STREAM_HEADERS
 from app.executions import start, start_request
 
 router = APIRouter(tags=["agentic execution batches"])

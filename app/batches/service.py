@@ -23,6 +23,7 @@ from app.core.db import after_commit, utcnow
 from app.core.errors import Conflict, NotFound
 from app.definitions.base import ExecutionDefinition
 from app.executions import transitions
+from app.executions.models import AgenticExecution
 from app.executions.queue import abort_execution_job, enqueue_executions
 from app.executions.quotas import check_quotas
 from app.executions.start_store import IDEMPOTENCY_WINDOW, check_queue
@@ -201,10 +202,9 @@ async def cancel_batch(
         raise Conflict("Batch already finished.")
     now = utcnow()
     # Items first, the batch row last: the order a worker ending an item locks them in.
-    running = await transitions.request_cancel_of_running_items(
-        session, batch_id, user.username, now
-    )
-    await transitions.cancel_pending_items(session, batch_id, user.username, now)
+    items = AgenticExecution.batch_id == batch_id
+    running = await transitions.request_cancellation(session, items, user.username)
+    await transitions.cancel_pending(session, items, user.username)
     await repository.request_cancel(session, batch_id, user.username, now)
 
     async def abort_running() -> None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from app.agents.models import Agent
+from app.auth.models import User
 from app.core.config import Settings
 from app.core.errors import DomainError, Invalid, PayloadTooLarge
 from app.core.json_input import parse_json
-from app.auth.models import User
 from app.definitions.base import ExecutionDefinition
 from app.executions import start_request
 from app.executions.start import Origin, StartExecution, validate_start

@@ -15,10 +15,12 @@ from app.catalog.schemas import (
     parse_products,
     product_out,
 )
-from app.core.dependencies import SessionDep, SettingsDep
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Forbidden, error_responses
 from app.core.ids import RowId
 from app.core.json_input import parse_json_body
+from app.core.query import CancelRunning
+from app.executions.revocation import revoke_user_work
 
 router = APIRouter(tags=["datasets"])
 
@@ -90,8 +92,11 @@ async def add_member(
     summary="Remove a member from a dataset",
     description=(
         "From the next request on, the user no longer sees the dataset, its products or its "
-        "agents (404), so he can start no execution on them; the executions he already "
-        "started stay his to read, and run to their end. Admins keep seeing every dataset."
+        "agents (404), so he can start no execution on them; his executions on the dataset "
+        "not started yet end `failed` with code `cancelled`. Those running finish, unless "
+        "`?cancel_running=true`: then each is cancelled as a single cancel does. The "
+        "executions he started stay his to read. Admins keep seeing every dataset (an "
+        "admin's executions are left alone)."
     ),
     responses={
         **ADMIN_ONLY,
@@ -106,9 +111,24 @@ async def add_member(
     },
 )
 async def remove_member(
-    dataset_id: int, user_id: int, session: SessionDep, _: AdminUser
+    dataset_id: int,
+    user_id: int,
+    session: SessionDep,
+    admin: AdminUser,
+    queue: QueueDep,
+    settings: SettingsDep,
+    cancel_running: CancelRunning = False,
 ) -> Response:
-    await service.remove_member(session, dataset_id, user_id)
+    user = await service.remove_member(session, dataset_id, user_id)
+    await revoke_user_work(
+        session,
+        user,
+        by=admin.username,
+        dataset_id=dataset_id,
+        cancel_running=cancel_running,
+        queue=queue,
+        settings=settings,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -141,7 +161,8 @@ async def create_products(
     body = parse_json_body(await request.body(), settings.max_json_depth)
     parsed = parse_products(body, settings.max_json_depth)
     items = parsed if isinstance(parsed, list) else [parsed]
-    products = [product_out(p) for p in await service.create_products(session, dataset_id, items)]
+    created = await service.create_products(session, dataset_id, items)
+    products = [product_out(p, settings.max_json_depth) for p in created]
     return products if isinstance(parsed, list) else products[0]
 
 
@@ -152,7 +173,8 @@ async def create_products(
     responses={**DATASET_NOT_FOUND},
 )
 async def list_products(
-    dataset_id: RowId, session: SessionDep, user: CurrentUser
+    dataset_id: RowId, session: SessionDep, user: CurrentUser, settings: SettingsDep
 ) -> list[ProductOut]:
     dataset = await service.get_visible_dataset(session, user, dataset_id)
-    return [product_out(p) for p in await service.list_products(session, dataset.id)]
+    products = await service.list_products(session, dataset.id)
+    return [product_out(p, settings.max_json_depth) for p in products]

@@ -4,7 +4,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from app.catalog.models import Dataset, Product
 from app.core.errors import Invalid, field_errors
-from app.core.json_input import NOT_FINITE, json_problem
+from app.core.json_input import NOT_FINITE, json_problem, within_depth
 from app.core.schemas import Timestamp
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -120,5 +120,8 @@ def dataset_out(dataset: Dataset) -> DatasetOut:
     return DatasetOut(id=dataset.id, name=dataset.name, created_at=dataset.created_at)
 
 
-def product_out(product: Product) -> ProductOut:
-    return ProductOut.model_validate(product, from_attributes=True)
+def product_out(product: Product, max_json_depth: int) -> ProductOut:
+    out = ProductOut.model_validate(product, from_attributes=True)
+    # Rows stored before the depth limit may nest deeper than any answer can.
+    out.properties = within_depth(out.properties, max_json_depth)
+    return out

@@ -52,7 +52,8 @@ async def get_visible_dataset(session: AsyncSession, user: User, dataset_id: int
 async def add_member(session: AsyncSession, dataset_id: int, user_id: int) -> bool:
     """Make the user a member of the dataset; False if he already was (nothing changes)."""
     await get_dataset(session, dataset_id)
-    if await session.get(User, user_id) is None:
+    user = await session.get(User, user_id)
+    if user is None:
         raise NotFound("User not found.")
     added = await session.scalar(
         insert(DatasetMember)
@@ -77,12 +78,14 @@ async def members_of(session: AsyncSession, dataset_ids: Sequence[int]) -> dict[
     return members
 
 
-async def remove_member(session: AsyncSession, dataset_id: int, user_id: int) -> None:
+async def remove_member(session: AsyncSession, dataset_id: int, user_id: int) -> User:
     """Take the user out of the dataset: from the next request on, its agents answer him 404
-    (he can no longer start executions on them); the executions he started stay his to read.
+    (he can no longer start executions on them); the executions he started stay his to read
+    (what becomes of those not ended: app/executions/revocation.py). Answers the user.
     404 if the dataset or user does not exist, or he is not a member."""
     await get_dataset(session, dataset_id)
-    if await session.get(User, user_id) is None:
+    user = await session.get(User, user_id)
+    if user is None:
         raise NotFound("User not found.")
     removed = await session.scalar(
         delete(DatasetMember)
@@ -91,6 +94,7 @@ async def remove_member(session: AsyncSession, dataset_id: int, user_id: int) ->
     )
     if removed is None:
         raise NotFound("The user is not a member of this dataset.")
+    return user
 
 
 def _quoted(skus: Sequence[str]) -> str:

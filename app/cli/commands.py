@@ -18,7 +18,10 @@ from app.cli.keys import add_key_commands
 from app.cli.remote import add_remote_commands, run_remote
 from app.cli.session import CommandError, run_in_session
 from app.core.config import Settings, get_settings
+from app.executions.revocation import revoke_user_work
 
+# Who the cancellations of a revocation at the command line name ("Cancelled by an operator.").
+OPERATOR = "an operator"
 ALEMBIC_INI = Path(app.__file__).resolve().parent.parent / "alembic.ini"
 
 
@@ -53,7 +56,15 @@ def set_user_active(args: argparse.Namespace, settings: Settings) -> None:
         await auth.set_user_active(session, user, is_active=is_active)
         if is_active:
             return f"User {user.username!r} enabled: his tokens not revoked work again."
-        return f"User {user.username!r} disabled: requests with his tokens get 401 at once."
+        # No queue here: a running execution's worker finds the request on its next heartbeat.
+        revoked = await revoke_user_work(
+            session, user, by=OPERATOR, cancel_running=args.cancel_running
+        )
+        stopping = f", {len(revoked.stopping)} running asked to stop" if args.cancel_running else ""
+        return (
+            f"User {user.username!r} disabled: requests with his tokens get 401 at once; "
+            f"{len(revoked.cancelled)} executions not started cancelled{stopping}."
+        )
 
     print(run_in_session(settings, work))
 
@@ -165,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         "disable", help="disable a user: requests with any of his tokens get 401 at once"
     )
     disable.add_argument("username")
+    disable.add_argument(
+        "--cancel-running",
+        action="store_true",
+        help="also cancel his running executions (by default they finish; those not started "
+        "are cancelled)",
+    )
     disable.set_defaults(handler=set_user_active)
     enable = users.add_parser("enable", help="enable a disabled user again")
     enable.add_argument("username")

@@ -15,6 +15,7 @@ from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import DomainError, Invalid
 from app.core.ids import RowId, is_row_id
 from app.definitions.registry import agent_types
+from app.executions.revocation import revoke_user_work
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -76,7 +77,11 @@ async def set_active(
 ) -> Response:
     form = await checked_form(request)
     user = await auth.get_user(session, user_id)
-    await auth.set_user_active(session, user, is_active=form.get("active") == "true", by=admin)
+    is_active = form.get("active") == "true"
+    await auth.set_user_active(session, user, is_active=is_active, by=admin)
+    if not is_active:
+        # His executions not started are cancelled; running ones finish (the API's default).
+        await revoke_user_work(session, user, by=admin.username)
     return redirect(request, "console_users")
 
 
@@ -183,10 +188,11 @@ async def add_member(
 
 @router.post("/datasets/{dataset_id}/members/{user_id}/remove", name="console_member_remove")
 async def remove_member(
-    dataset_id: RowId, user_id: RowId, request: Request, session: SessionDep, _: ConsoleAdmin
+    dataset_id: RowId, user_id: RowId, request: Request, session: SessionDep, admin: ConsoleAdmin
 ) -> Response:
     await checked_form(request)
-    await catalog.remove_member(session, dataset_id, user_id)
+    user = await catalog.remove_member(session, dataset_id, user_id)
+    await revoke_user_work(session, user, by=admin.username, dataset_id=dataset_id)
     return redirect(request, "console_datasets")
 
 

@@ -63,9 +63,14 @@ def write_upload(media_root: Path, conversation_id: int, upload: Upload) -> str:
 
 
 def remove_stored(media_root: Path, storage_keys: list[str]) -> None:
+    """Remove files whose rows were not stored, and their conversation's folder once empty
+    (its id was the failed transaction's: nothing else writes there)."""
     for key in storage_keys:
+        path = media_root / key
         with contextlib.suppress(FileNotFoundError):
-            os.remove(media_root / key)
+            os.remove(path)
+        with contextlib.suppress(OSError):  # not empty, or gone already
+            os.rmdir(path.parent)
 
 
 def media_path(media_root: Path, storage_key: str) -> Path:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # PostgreSQL cancels any statement running longer (statement_timeout on every connection the
     # API and workers open), so that a hung one cannot hold its connection; 0 disables.
     database_statement_timeout_seconds: float = Field(default=30.0, ge=0)
+    # A migration waiting this long for a lock (a long transaction holds the table) fails
+    # instead of queueing every query behind its own request; the deploy's Job runs it again.
+    migration_lock_timeout_seconds: float = Field(default=5.0, gt=0)
     # False behind a pooler that hands each transaction to any server connection (PgBouncer in
     # transaction mode): no statement is cached on a connection, and each prepared statement
     # gets a name of its own, so that two clients never meet the other's on a server
@@ -106,6 +109,9 @@ class Settings(BaseSettings):
     # An MCP tools/call (and an A2A send without return_immediately) waits this long for the
     # execution to end, then answers its id and status for the caller to follow.
     protocol_wait_seconds: float = Field(default=60.0, ge=0)
+    # An A2A CancelTask on a running task waits this long for its worker to stop it and
+    # answers `canceled`; past it, the task as it stands (`working`), to follow by get/subscribe.
+    protocol_cancel_wait_seconds: float = Field(default=5.0, ge=0)
 
     # An execution's `input`, as compact JSON (a JSON start body may be 64 KiB more).
     max_input_bytes: int = 256 * 1024

@@ -66,6 +66,13 @@ def is_database_outage(exc: BaseException) -> bool:
     )
 
 
+def is_broken_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection's protocol state broke (asyncpg's "cannot switch to
+    state …; another operation is in progress", as when an operation on it was cancelled or
+    cut mid-way): the connection must not be used again."""
+    return isinstance(exc, asyncpg.InternalClientError)
+
+
 def is_bad_data(exc: BaseException) -> bool:
     """Whether PostgreSQL refused a value for what it holds (SQLSTATE class 22)."""
     return sqlstate(exc)[:2] == DATA_EXCEPTION_CLASS

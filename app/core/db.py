@@ -6,7 +6,9 @@ back. A request's owner is ``app.core.dependencies.get_session`` (commit when th
 returns, rollback when it raises); the command line's is ``app.cli``; the worker's are its
 own units of work. Services never commit. Work that must follow the commit, such as handing
 a new execution to the queue, is registered with ``after_commit`` and run by the owner once
-the commit succeeded (never after a rollback).
+the commit succeeded (never after a rollback); what undoes an effect outside the database
+made during the transaction (a file written) is registered with ``on_rollback`` and run when
+the transaction does not commit, the commit itself failing included.
 """
 
 import uuid
@@ -15,7 +17,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from app.core.config import Settings
+from app.core.database_errors import is_broken_connection
 
 # Stable constraint names, so that autogenerate never sees drift in names it made up itself.
 NAMING_CONVENTION = {
@@ -83,7 +87,7 @@ def create_engine(
     # SQLAlchemy prepares a statement, then runs it: in two exchanges, which a pooler in
     # transaction mode may send to two server connections unless a transaction holds one.
     options = {NEEDS_TRANSACTIONS: not settings.database_prepared_statements}
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         # A fixed set of connections, kept open: overflow connections are opened and closed
         # around single requests under load (a TLS handshake attempt and a server fork each),
@@ -98,6 +102,19 @@ def create_engine(
         connect_args=connect_args,
         execution_options=options,
     )
+    event.listen(engine.sync_engine, "handle_error", _invalidate_broken_connection)
+    return engine
+
+
+def _invalidate_broken_connection(context: ExceptionContext) -> None:
+    # SQLAlchemy invalidates a connection whose error its dialect calls a disconnect; asyncpg's
+    # InternalClientError (the protocol state broke) is not one of those, so without this the
+    # connection went back to the pool and failed every statement of the next users
+    # ("cannot switch to state 12; another operation (2) is in progress"). Only it: the rest
+    # of the pool is sound.
+    if is_broken_connection(context.original_exception):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
 
 
 def _unique_statement_name() -> str:
@@ -126,6 +143,7 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
 
 
 _AFTER_COMMIT = "agentrun.after_commit"
+_ON_ROLLBACK = "agentrun.on_rollback"
 
 
 def after_commit(session: AsyncSession, work: Callable[[], Awaitable[object]]) -> None:
@@ -133,18 +151,38 @@ def after_commit(session: AsyncSession, work: Callable[[], Awaitable[object]]) -
     session.info.setdefault(_AFTER_COMMIT, []).append(work)
 
 
+def on_rollback(session: AsyncSession, undo: Callable[[], object]) -> None:
+    """Run ``undo`` if the session's transaction does not commit: its owner rolls it back, or
+    the commit fails (dropped once the commit succeeded). For effects outside the database
+    that only the transaction's rows account for, such as uploaded files."""
+    session.info.setdefault(_ON_ROLLBACK, []).append(undo)
+
+
+def _undo(session: AsyncSession) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+    for undo in reversed(session.info.pop(_ON_ROLLBACK, [])):
+        undo()
+
+
 async def commit(session: AsyncSession) -> None:
     """Commit the session's transaction, then run the work registered with ``after_commit``,
-    in order: what a session's owner calls, never a service."""
-    await session.commit()
+    in order: what a session's owner calls, never a service. Should the commit fail, what was
+    registered with ``on_rollback`` runs."""
+    try:
+        await session.commit()
+    except BaseException:
+        _undo(session)
+        raise
+    session.info.pop(_ON_ROLLBACK, None)
     pending: list[Callable[[], Awaitable[object]]] = session.info.pop(_AFTER_COMMIT, [])
     for work in pending:
         await work()
 
 
 async def rollback(session: AsyncSession) -> None:
-    """Roll the transaction back and forget the work that was to follow its commit."""
-    session.info.pop(_AFTER_COMMIT, None)
+    """Roll the transaction back, forget the work that was to follow its commit, and undo
+    what was registered with ``on_rollback``."""
+    _undo(session)
     await session.rollback()
 
 

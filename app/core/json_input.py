@@ -13,6 +13,7 @@ Three limits of the layers below are met here first, with a 400 that says what i
   parse error).
 """
 
+import json
 import math
 from typing import Any
 
@@ -84,3 +85,35 @@ def check_json(value: Any, max_depth: int, field: str) -> None:
         # The whole value is refused, wherever its deepest branch is.
         raise Invalid({field: [message]})
     raise Invalid({field: {path: message} if path else [message]})
+
+
+# What stands for a stored value too deep even to write as JSON text (past Python's recursion
+# limit): PostgreSQL stores deeper documents than Python can encode.
+TOO_DEEP_TO_SHOW = "(nested too deep to show)"
+
+
+def within_depth(value: Any, max_depth: int) -> Any:
+    """``value`` as it may be answered: unchanged when it nests at most ``max_depth`` levels,
+    else each array or object past that depth replaced by its JSON text.
+
+    For documents stored before the limits existed (or written past them by hand): a list of
+    them must still answer (pydantic-core refuses to serialise past ~255 levels), and nothing
+    of them is lost to the reader.
+    """
+    if json_problem(value, max_depth) is None:
+        return value
+    return _clipped(value, max_depth)
+
+
+def _clipped(value: Any, levels_left: int) -> Any:
+    # Recursion bounded by max_depth: the levels below are encoded, not walked.
+    if not isinstance(value, dict | list):
+        return value
+    if levels_left == 0:
+        try:
+            return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except (RecursionError, ValueError):
+            return TOO_DEEP_TO_SHOW
+    if isinstance(value, dict):
+        return {key: _clipped(child, levels_left - 1) for key, child in value.items()}
+    return [_clipped(child, levels_left - 1) for child in value]

@@ -1,5 +1,8 @@
-"""Query-parameter helpers shared by the list endpoints."""
+"""Query-parameter helpers shared by several endpoints."""
 
+from typing import Annotated
+
+from fastapi import Query
 from pydantic import BeforeValidator
 from starlette.requests import Request
 
@@ -32,3 +35,15 @@ def page_number(raw: str | None, page_size: int) -> int:
     if number < 1 or number * page_size >= INT32_MAX:
         raise NotFound("Invalid page.")
     return number
+
+
+# The query parameter of the doors that take access away (`?cancel_running=true`).
+CancelRunning = Annotated[
+    bool,
+    Query(
+        description=(
+            "Also cancel the user's running executions (as a single cancel does); by default "
+            "they finish."
+        )
+    ),
+]

@@ -10,9 +10,7 @@ from app.core.config import Settings
 from app.core.db import after_commit
 from app.core.errors import Conflict, NotFound
 from app.executions import repository, transitions
-from app.executions.models import (
-    ExecutionStatus,
-)
+from app.executions.models import AgenticExecution, ExecutionStatus
 from app.executions.queue import (
     abort_execution_job,
 )
@@ -56,9 +54,10 @@ async def cancel_execution(
     ``cancel_requested_at``. The explanation is ``models.cancelled_explanation``.
     """
     await get_visible_execution(session, user, execution_id)
-    failed_now = await transitions.cancel_pending(session, execution_id, user.username)
+    selected = AgenticExecution.id == execution_id
+    failed_now = bool(await transitions.cancel_pending(session, selected, user.username))
     if not failed_now:
-        await transitions.request_cancellation(session, execution_id, user.username)
+        await transitions.request_cancellation(session, selected, user.username)
     execution = await repository.get_execution(session, execution_id)
     assert execution is not None  # executions are never deleted while their agent lives
     if failed_now:

@@ -18,7 +18,7 @@ from app.agents.models import Agent
 from app.conversations.storage import Upload, remove_stored, write_upload
 from app.core.config import Settings
 from app.core.database_errors import is_unique_violation
-from app.core.db import after_commit, utcnow
+from app.core.db import after_commit, on_rollback, utcnow
 from app.core.errors import Conflict, Unavailable
 from app.executions import repository
 from app.executions.models import ExecutionStatus
@@ -122,6 +122,7 @@ async def _store_execution(
         except BaseException:
             remove_stored(settings.media_root, linked)
             raise
+        on_rollback(session, lambda: remove_stored(settings.media_root, linked))
         found = await repository.get_execution(session, execution_id)
         assert found is not None
         return found
@@ -159,6 +160,9 @@ async def _store_execution(
     except BaseException:
         remove_stored(settings.media_root, [file.storage_key for file in stored])
         raise
+    # The rows may still not be stored: the commit can fail after this returns.
+    keys = [file.storage_key for file in stored]
+    on_rollback(session, lambda: remove_stored(settings.media_root, keys))
     # The files' ids are the database's: read them back (rare, and costly anyway).
     found = await repository.get_execution(session, execution_id)
     assert found is not None

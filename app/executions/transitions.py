@@ -6,9 +6,10 @@ another one already ended. ``finished_at`` is set exactly when a terminal state 
 The caller owns the transaction (``async with session.begin(): ...``). ``start_pending`` and
 ``conclude_statement`` answer the statement instead of running it, built once with bound
 parameters, for the worker's hot path, which sends each as one statement of its own.
-A user's cancellation fails a pending execution at once (``cancel_pending``) and marks a
-running one for its worker (``request_cancellation``), which reads the mark
-(``requested_cancellation``) and ends it (``mark_failed``) or lets it win at the conclusion.
+A cancellation (a user's, or a revocation's: app/executions/revocation.py) fails pending
+executions at once (``cancel_pending``) and marks running ones for their worker
+(``request_cancellation``), which reads the mark (``requested_cancellation``) and ends it
+(``mark_failed``) or lets it win at the conclusion.
 
 A running execution's ``heartbeat_at`` is bumped by its worker (``beat``); one whose heartbeat
 is older than ``stale_after`` seconds, or NULL (its worker handed it back), is *orphaned*: only
@@ -18,7 +19,7 @@ so workers' clocks need not agree.
 
 import functools
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -40,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
+from app.definitions.run import AttemptLost
 from app.executions.models import (
     CANCELLED,
     OPEN_STATUSES,
@@ -204,46 +206,65 @@ async def mark_failed(
     )
 
 
-async def cancel_pending(session: AsyncSession, execution_id: int, username: str) -> bool:
-    """``pending → failed`` with code ``cancelled``, at ``username``'s request (who asked and
-    when are kept as ``cancel_requested_by``/``cancel_requested_at``)."""
-    return await _moved(
-        session,
+async def cancel_pending(
+    session: AsyncSession, selected: ColumnElement[bool], by: str
+) -> list[int]:
+    """``pending → failed`` (``cancelled``, asked by ``by``) for the executions ``selected``
+    picks, in one UPDATE; answers the ids it moved. The one statement that cancels executions
+    not started: a user's cancel (one id) and a revocation (a user's, a dataset's) alike."""
+    now = utcnow()
+    moved = await session.scalars(
         update(AgenticExecution)
-        .where(
-            AgenticExecution.id == execution_id,
-            AgenticExecution.status == ExecutionStatus.PENDING,
+        .where(selected, AgenticExecution.status == ExecutionStatus.PENDING)
+        .values(
+            status=ExecutionStatus.FAILED,
+            failure_code=CANCELLED,
+            failure_explanation=cancelled_explanation(by),
+            finished_at=now,
+            cancel_requested_at=now,
+            cancel_requested_by=by,
         )
-        .values(_cancelled_now(username, utcnow())),
+        .returning(AgenticExecution.id),
+        execution_options={"synchronize_session": False},
     )
+    return list(moved)
 
 
-def _cancelled_now(username: str, now: datetime) -> dict[str, Any]:
-    """The values of a pending execution cancelled at ``username``'s request."""
-    return {
-        "status": ExecutionStatus.FAILED,
-        "failure_code": CANCELLED,
-        "failure_explanation": cancelled_explanation(username),
-        "finished_at": now,
-        "cancel_requested_at": now,
-        "cancel_requested_by": username,
-    }
-
-
-async def request_cancellation(session: AsyncSession, execution_id: int, username: str) -> None:
-    """Ask the worker running an ``in_progress`` execution to stop: ``cancel_requested_at``,
-    which its worker reads (``requested_cancellation``) to record the failure. A second request
-    keeps the time and name of the first."""
-    await session.execute(
+async def request_cancellation(
+    session: AsyncSession, selected: ColumnElement[bool], by: str
+) -> list[int]:
+    """Ask the workers running the executions ``selected`` picks to stop them
+    (``cancel_requested_at``; their worker records ``failed``/``cancelled``); answers the ids
+    asked now. One asked already keeps the time and name of the first request."""
+    asked = await session.scalars(
         update(AgenticExecution)
         .where(
-            AgenticExecution.id == execution_id,
+            selected,
             AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
             AgenticExecution.cancel_requested_at.is_(None),
         )
-        .values(cancel_requested_at=utcnow(), cancel_requested_by=username),
+        .values(cancel_requested_at=utcnow(), cancel_requested_by=by)
+        .returning(AgenticExecution.id),
         execution_options={"synchronize_session": False},
     )
+    return list(asked)
+
+
+async def hold_attempt(session: AsyncSession, execution_id: int, attempt: int) -> None:
+    """A tool session's fence (``ExecutionRun.fence``): a share lock on the execution's row
+    while it is in progress under ``attempt``, so that a takeover (one more attempt) waits for
+    the tool's commit; else ``AttemptLost``, before any write of the lost attempt."""
+    held = await session.scalar(
+        select(AgenticExecution.id)
+        .where(
+            AgenticExecution.id == execution_id,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
+            AgenticExecution.attempts == attempt,
+        )
+        .with_for_update(read=True)
+    )
+    if held is None:
+        raise AttemptLost(f"attempt {attempt} no longer holds execution {execution_id}")
 
 
 async def requested_cancellation(session: AsyncSession, execution_id: int) -> str | None:
@@ -357,47 +378,3 @@ def conclusion_values(
         values["outcome_code"] = failure_code or "unknown"
         values["outcome_explanation"] = failure_explanation
     return values
-
-
-# A batch's items (app/batches): cancelled in two statements, whatever their number.
-
-
-async def cancel_pending_items(
-    session: AsyncSession, batch_id: int, username: str, now: datetime
-) -> int:
-    """``pending → failed`` (``cancelled``) for every pending item of the batch, in one
-    UPDATE (the batch's status index finds them); how many."""
-    result = await session.execute(
-        update(AgenticExecution)
-        .where(
-            AgenticExecution.batch_id == batch_id,
-            AgenticExecution.status == ExecutionStatus.PENDING,
-        )
-        .values(_cancelled_now(username, now)),
-        execution_options={"synchronize_session": False},
-    )
-    return cast(CursorResult[Any], result).rowcount
-
-
-async def request_cancel_of_running_items(
-    session: AsyncSession, batch_id: int, username: str, now: datetime
-) -> list[int]:
-    """Mark every running item of the batch ``cancel_requested_at`` (an item asked already
-    keeps its first request), as ``cancel_execution`` does one; their ids, for their jobs to
-    be aborted once the request is committed. Run before ``cancel_pending_items``: the rows
-    are locked in the order the workers lock them (an item, then its batch), never the
-    batch first."""
-    result = await session.execute(
-        update(AgenticExecution)
-        .where(
-            AgenticExecution.batch_id == batch_id,
-            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
-        )
-        .values(
-            cancel_requested_at=func.coalesce(AgenticExecution.cancel_requested_at, now),
-            cancel_requested_by=func.coalesce(AgenticExecution.cancel_requested_by, username),
-        )
-        .returning(AgenticExecution.id),
-        execution_options={"synchronize_session": False},
-    )
-    return list(result.scalars().all())

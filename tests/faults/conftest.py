@@ -126,7 +126,11 @@ class Stack:
         return service
 
     async def api(self, **overrides: Any) -> str:
-        """The API (uvicorn) on a free loopback port, once it answers."""
+        """The API (uvicorn) on a free loopback port, once it is ready: /readyz, as the
+        deployment's readiness probe asks before it sends traffic (deploy/api.yaml). /healthz
+        says only that the process answers: a first request sent then opened the pool's first
+        connection itself, and on a loaded machine that connection (its dialect set-up with
+        it) could outlast the connect timeout, a 503 the test took for a fault."""
         port = free_port()
         service = await self.start(
             "api", "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
@@ -137,7 +141,7 @@ class Stack:
             deadline = time.monotonic() + 30
             while True:
                 with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"{self.api_url}/healthz")).status_code == 200:
+                    if (await client.get(f"{self.api_url}/readyz")).status_code == 200:
                         return self.api_url
                 if service.process.returncode is not None or time.monotonic() > deadline:
                     raise AssertionError(f"the API did not start:\n{service.output()[-3000:]}")

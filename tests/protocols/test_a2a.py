@@ -2,6 +2,7 @@
 HTTP, a worker running the jobs."""
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -25,14 +26,19 @@ from a2a.types.a2a_pb2 import (
     TaskState,
 )
 from a2a.utils.errors import InvalidParamsError, TaskNotFoundError
+from fastapi import FastAPI
+from pydantic_ai.models.function import FunctionModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import Agent
 from app.catalog.models import DatasetMember
+from app.core.config import Settings
+from app.core.db import utcnow
 from app.executions.a2a_task import data_part, from_data_part
 from tests.factories import Account, Factory
 from tests.protocols.helpers import TASK_INPUT, execution_count, next_execution
-from tests.worker.harness import Script, Worker, answer, call
+from tests.worker.harness import GatedModel, Script, Worker, answer, call, reload
+from tests.worker.test_worker_process import arq_worker
 
 Connect = Callable[..., AbstractAsyncContextManager[Client]]
 ADA = {"name": "Ada", "age": 36}
@@ -190,6 +196,50 @@ async def test_list_and_cancel_map_onto_the_executions(
     assert [t.id for t in listed.tasks] == [second.id, first.id]
     assert listed.total_size == 2
     assert [t.id for t in working.tasks] == [second.id]
+
+
+async def test_cancelling_a_working_task_answers_it_canceled_once_its_worker_stopped(
+    factory: Factory,
+    connect: Connect,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    owner, agent = await structured_task_agent(factory)
+    model = GatedModel()  # never answers: only the cancellation ends the run
+
+    async with arq_worker(settings, FunctionModel(model)), connect(owner, agent) as client:
+        task = await sent(client, start_message(return_immediately=True))
+        await asyncio.wait_for(model.called.wait(), 5)
+        cancelled = await client.cancel_task(CancelTaskRequest(id=task.id))
+
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+    assert cancelled.status.message.parts[0].text.startswith("cancelled: Cancelled by ")
+    stored = await reload(sessionmaker, int(task.id))
+    assert (stored.status, stored.failure_code) == ("failed", "cancelled")
+
+
+async def test_a_cancel_its_worker_does_not_answer_in_time_answers_the_task_as_it_stands(
+    app: FastAPI, factory: Factory, connect: Connect, settings: Settings
+) -> None:
+    owner, agent = await structured_task_agent(factory)
+    # Its worker is gone (nobody runs it): the cancel request waits for it in vain.
+    running = await factory.execution(
+        agent, owner, input=TASK_INPUT, status="in_progress", heartbeat_at=utcnow()
+    )
+    app.state.settings = settings.model_copy(update={"protocol_cancel_wait_seconds": 0.5})
+    try:
+        async with connect(owner, agent) as client:
+            started = time.perf_counter()
+            answered = await client.cancel_task(CancelTaskRequest(id=str(running.id)))
+            waited = time.perf_counter() - started
+            # The way to follow it: get (or subscribe) answers it still working.
+            got = await client.get_task(GetTaskRequest(id=str(running.id)))
+    finally:
+        app.state.settings = settings
+
+    assert answered.status.state == TaskState.TASK_STATE_WORKING
+    assert got.status.state == TaskState.TASK_STATE_WORKING
+    assert 0.5 <= waited < 5
 
 
 async def test_stream_follows_the_execution_to_its_result(

@@ -1,9 +1,11 @@
 """Scripted models, a handle on the worker's job, and reading back the outcome."""
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from arq.connections import ArqRedis
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.models import Message
 from app.core.config import Settings
+from app.definitions.run import ExecutionRun
 from app.executions.models import AgenticExecution
 from workers.background.reconciler import reconcile_executions
 from workers.process.startup import job_timeout_seconds, shutdown, startup
@@ -61,6 +64,41 @@ class Script:
     @property
     def model(self) -> FunctionModel:
         return FunctionModel(self)
+
+
+class GatedModel:
+    """A model that answers only once the test releases it, so a run stays in progress."""
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        self.called.set()
+        await self.release.wait()
+        step = answer({"greeting": "hi"})
+        assert callable(step)
+        return step(messages, info)
+
+
+def before_the_first_tool_session(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``before`` when the first tool of any run opens its session (``ExecutionRun.session``):
+    after the model response asking for the tool was journaled, before the tool's effect."""
+    original = ExecutionRun.session
+    first = True
+
+    @asynccontextmanager
+    async def hooked(run: ExecutionRun) -> AsyncIterator[AsyncSession]:
+        nonlocal first
+        if first:
+            first = False
+            await before()
+        async with original(run) as session:
+            yield session
+
+    monkeypatch.setattr(ExecutionRun, "session", hooked)
 
 
 @asynccontextmanager

@@ -271,3 +271,27 @@ async def test_properties_too_deep_to_list_are_refused_to_the_model(
         "properties: Nested too deep: the limit is 64 levels of arrays and objects. "
         "Product SKU-001 was not changed."
     )
+
+
+async def test_a_product_stored_deeper_than_the_limits_is_read_by_the_tool(
+    worker: Worker, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    deep: Any = "leaf"
+    for _ in range(300):  # past what pydantic-core serialises (255 levels)
+        deep = {"a": deep}
+    _dataset, execution = await enrichment(
+        factory, ["SKU-001"], **{"SKU-001": {"name": "Mug", "properties": {"nested": deep}}}
+    )
+    script = Script(
+        call("read_products", skus=["SKU-001"]),
+        answer({"SKU-001": "Read."}),
+    )
+
+    await worker.run(execution.id, script)
+
+    done = await reload(sessionmaker, execution.id)
+    assert (done.status, done.failure_code) == ("finished", None)
+    read = list(await trace(sessionmaker, execution.conversation_id))[3]
+    assert read.tool_name == "read_products"
+    assert '"name": "Mug"' in read.content or '"name":"Mug"' in read.content
+    assert "leaf" in read.content

@@ -62,7 +62,7 @@ async def in_transaction(
         async with sessionmaker() as session, session.begin():
             return await work(session)
 
-    return await _retrying(attempt, retry_for=retry_for, what=what)
+    return await retrying(attempt, retry_for=retry_for, what=what)
 
 
 async def in_one_statement(
@@ -87,10 +87,19 @@ async def in_one_statement(
         async with autocommit.connect() as connection:
             return await work(connection)
 
-    return await _retrying(attempt, retry_for=retry_for, what=what)
+    return await retrying(attempt, retry_for=retry_for, what=what)
 
 
-async def _retrying(attempt: Callable[[], Awaitable[T]], *, retry_for: float, what: str) -> T:
+class DatabaseLost(Exception):
+    """PostgreSQL failed under a step that cannot simply be run again (a tool declared at most
+    once, whose write may or may not have committed): the attempt stops and hands its
+    execution back, to be resumed from the journal once PostgreSQL is back."""
+
+
+async def retrying(attempt: Callable[[], Awaitable[T]], *, retry_for: float, what: str) -> T:
+    """Run ``attempt`` again, with backoff for up to ``retry_for`` seconds, while it fails
+    because PostgreSQL is unreachable (the worker's own writes, a tool's reads and writes),
+    then raise the last error. Any other error is raised at once."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + retry_for
     delay = FIRST_DELAY_SECONDS

@@ -64,12 +64,13 @@ from pydantic_ai.messages import (
 from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.database_errors import is_database_outage
 from app.definitions.effects import UNDECLARED, Effect, ToolEffect
 from app.definitions.run import ExecutionRun
 from app.executions.transitions import attempt_values
 from app.journal.models import StepKind
 from app.journal.repository import JournaledStep, forget_steps_from, write_step
-from workers.run.database import in_one_statement
+from workers.run.database import DatabaseLost, in_one_statement, retrying
 
 logger = logging.getLogger(__name__)
 
@@ -240,10 +241,31 @@ class RunJournal:
             return told
         if effect.journaled_before:
             await self._write(**key, args_hash=digest, finished=False)
-        result = await body()
+        result = await self._run_tool(name, effect, body)
         payload = JSON_CODEC.dump(CallToolResult, result)
         await self._write(**key, args_hash=digest, result=payload, finished=True)
         return result
+
+    async def _run_tool(
+        self, name: str, effect: ToolEffect, body: Callable[[], Awaitable[object]]
+    ) -> object:
+        """The tool's result. Its reads and writes ride out a PostgreSQL outage as the worker's
+        own statements do: a tool that may run again (read-only, idempotent) is run again once
+        PostgreSQL is back; one declared at most once may have committed before the failure,
+        so the attempt hands the execution back instead (``DatabaseLost``), and the next one
+        tells the model to check, as after a worker lost mid-call."""
+        if effect.effect != Effect.AT_MOST_ONCE:
+            return await retrying(
+                body,
+                retry_for=self.retry_for,
+                what=f"execution {self.execution_id}: tool {name}",
+            )
+        try:
+            return await body()
+        except Exception as exc:
+            if is_database_outage(exc):
+                raise DatabaseLost(f"PostgreSQL failed under tool {name}: {exc}") from exc
+            raise
 
 
 async def _value(value: Any) -> Any:

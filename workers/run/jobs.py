@@ -18,6 +18,7 @@ has it run again.
 """
 
 import asyncio
+import functools
 import logging
 from functools import partial
 from typing import Any
@@ -39,11 +40,12 @@ from app.core.metrics import (
 from app.definitions.inputs import read_stored_input
 from app.definitions.registry import find_definition
 from app.definitions.run import ExecutionRun
+from app.executions import transitions
 from app.executions.models import ExecutionStatus
 from app.executions.transitions import release
 from app.journal.repository import JournaledStep, load_steps
 from workers.run.claim import Claim, Refusal, claim_execution, claim_pending
-from workers.run.database import in_one_statement, in_transaction
+from workers.run.database import DatabaseLost, in_one_statement, in_transaction
 from workers.run.durability import RunJournal
 from workers.run.failures import public_explanation
 from workers.run.heartbeat import HeldRun, StopReason
@@ -54,6 +56,12 @@ from workers.run.state import WorkerState, state_of
 from workers.run.transcript import Transcript
 
 logger = logging.getLogger(__name__)
+
+# What an attempt handed back says in the trace, by why it stopped.
+WORKER_STOPPING_NOTE = "its worker stopped before it finished."
+DATABASE_LOST_NOTE = "PostgreSQL failed under a step that cannot simply be run again."
+# What run_execution answers for an attempt it handed back (arq's job result).
+HANDED_BACK = "handed back"
 
 
 async def run_execution(ctx: dict[str, Any], execution_id: int) -> str:
@@ -130,6 +138,14 @@ async def _attempt(state: WorkerState, claim: Claim, run: HeldRun) -> str:
         if handled is None:
             raise
         return handled
+    except DatabaseLost as lost:
+        # Not the execution's fault: PostgreSQL failed where the step cannot simply be run
+        # again. Handed back, the execution is resumed from its journal once PostgreSQL is
+        # back (by any worker; the reconciler enqueues it).
+        logger.warning("execution %s: %s", execution_id, lost)
+        run.ending = True
+        await _hand_back(sessionmaker, claim, transcript, DATABASE_LOST_NOTE)
+        return HANDED_BACK
     except Exception as exc:
         logger.exception("execution %s could not be run", execution_id)
         outcome = Outcome(
@@ -192,7 +208,10 @@ def _uncancel() -> None:
 
 
 async def _hand_back(
-    sessionmaker: async_sessionmaker[AsyncSession], claim: Claim, transcript: Transcript
+    sessionmaker: async_sessionmaker[AsyncSession],
+    claim: Claim,
+    transcript: Transcript,
+    why: str = WORKER_STOPPING_NOTE,
 ) -> None:
     execution_id = claim.execution_id
     try:
@@ -200,14 +219,14 @@ async def _hand_back(
             released = await release(session, execution_id, claim.attempt)
         if released:
             logger.warning(
-                "execution %s: attempt %s interrupted (the worker is stopping); handed back",
+                "execution %s: attempt %s interrupted (%s); handed back",
                 execution_id,
                 claim.attempt,
+                why,
             )
             await transcript.note(
                 "attempt",
-                f"Attempt {claim.attempt} was interrupted: its worker stopped before it "
-                "finished. Another worker takes it over.",
+                f"Attempt {claim.attempt} was interrupted: {why} Another worker takes it over.",
                 attempt=claim.attempt,
             )
     except Exception:
@@ -291,6 +310,10 @@ async def _execute(
         media_root=settings.media_root,
         files=claim.files,
         text_extractor=state.extractor,
+        attempt=claim.attempt,
+        fence=functools.partial(
+            transitions.hold_attempt, execution_id=claim.execution_id, attempt=claim.attempt
+        ),
     )
     return await run_definition(
         definition,

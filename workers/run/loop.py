@@ -12,7 +12,9 @@ Outcomes:
 - retries exhausted → ``max_retries_exceeded`` with a short summary the model is asked for;
 - anything unexpected (provider down, a bug, the time limit) → ``runtime_error`` with
   ``ExceptionType: message``; a provider's error says its HTTP status and a short reason, never
-  its body (``workers.run.failures``).
+  its body (``workers.run.failures``);
+- PostgreSQL failing under a tool that cannot run again, or under the definition's own reads →
+  no outcome: ``DatabaseLost`` is raised, and the execution is handed back to be resumed.
 
 Nothing here holds a database session across a model call: the transcript and the tools use a
 short session each time.
@@ -39,10 +41,12 @@ from pydantic_graph import End
 from app.budgets.limits import BUDGET_EXCEEDED, Budget
 from app.budgets.usage import usage_dict
 from app.conversations.trace import TraceEntry
+from app.core.database_errors import is_database_outage
 from app.definitions.base import ExecutionDefinition
 from app.definitions.run import ExecutionRun
 from app.definitions.validators import ExecutionFailed
 from workers.run.agent_builder import AgentCache, Progress, RunHooks, build_agent, running_with
+from workers.run.database import DatabaseLost
 from workers.run.durability import RunJournal, journaling
 from workers.run.failures import error_text, log_provider_error, public_explanation
 from workers.run.outcome import Outcome
@@ -86,6 +90,20 @@ def _deliberate_failure(exc: Exception) -> ExecutionFailed | None:
                 first = first.exceptions[0]
             return first if isinstance(first, ExecutionFailed) else None
     return None
+
+
+def _database_lost(exc: BaseException) -> bool:
+    # A tool that could not be run again, or a read of the definition (prepare, a validator)
+    # that failed with PostgreSQL; tools called in parallel report it inside a group.
+    if isinstance(exc, DatabaseLost):
+        return True
+    if is_database_outage(exc):
+        # A bare TimeoutError is the run's own time limit, or a tool's, more often than a
+        # connection to PostgreSQL timing out: not taken for one.
+        return type(exc) is not TimeoutError
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_database_lost(inner) for inner in exc.exceptions)
+    return False
 
 
 async def _drive(
@@ -148,8 +166,9 @@ async def run_definition(
     journal: RunJournal | None = None,
 ) -> Outcome:
     """Run the execution to its outcome, whose ``closing`` entries are left for the caller to
-    write with it. Never raises, except on cancellation (``usage``, if given, then tells what
-    the run used so far, counting from what it held: earlier attempts'). ``agents``: where to
+    write with it. Never raises, except on cancellation and ``DatabaseLost`` (``usage``, if
+    given, then tells what the run used so far, counting from what it held: earlier
+    attempts'). ``agents``: where to
     find an Agent built for an earlier run. ``budget``: the usage limits the run is held to.
     ``journal``: its model responses and tool results are journaled there, and those earlier
     attempts journaled are replayed (``workers.run.durability``)."""
@@ -205,6 +224,9 @@ async def run_definition(
             else public_explanation(exc)
         )
     except Exception as exc:
+        if _database_lost(exc):
+            # An infrastructure fault, not the execution's: it is handed back and resumed.
+            raise DatabaseLost(f"{type(exc).__name__}: {exc}") from exc
         failure = _deliberate_failure(exc)
         if failure is not None:
             code, explanation = failure.code or "unknown", failure.explanation

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.catalog.models import Product
-from app.core.json_input import DEFAULT_MAX_JSON_DEPTH, NOT_FINITE, json_problem
+from app.core.json_input import DEFAULT_MAX_JSON_DEPTH, NOT_FINITE, json_problem, within_depth
 from app.definitions.effects import effectful, read_only
 from app.definitions.run import ExecutionRun
 
@@ -41,7 +41,8 @@ def product_data(product: Product) -> dict[str, Any]:
         "sku": product.sku,
         "name": product.name,
         "description": product.description,
-        "properties": product.properties,
+        # A row stored before the depth limit may nest deeper than a tool result can.
+        "properties": within_depth(product.properties, DEFAULT_MAX_JSON_DEPTH),
     }
 
 

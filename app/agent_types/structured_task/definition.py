@@ -24,7 +24,6 @@ from app.agent_types.structured_task.output_schema import (
     check_depth,
     compile_schema,
     errors_of,
-    schema_problem,
 )
 from app.definitions.base import FREE_OBJECT, ExecutionDefinition, files_paragraph
 from app.definitions.inputs import InputRefused

@@ -305,7 +305,17 @@ class ExecutionsRequestHandler(RequestHandler):
                 )
         except Conflict:
             raise TaskNotCancelableError from None
-        return task_of(cancellation.execution)
+        if cancellation.done:
+            return task_of(cancellation.execution)
+        # Its worker was asked to stop it (after the commit above): answer the end it records,
+        # within a bound; past it, the task as it stands, for the caller to follow by GetTask
+        # or SubscribeToTask as the spec has it (it ends `canceled` within seconds).
+        ended = await executions.follow(
+            self.services,
+            cancellation.execution,
+            wait_seconds=self.services.settings.protocol_cancel_wait_seconds,
+        )
+        return task_of(ended)
 
     # Push notification configs: webhook endpoints of the task's execution (push.py).
     async def on_create_task_push_notification_config(
