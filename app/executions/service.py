@@ -26,17 +26,15 @@ from app.core.db import after_commit, utcnow
 from app.core.errors import Conflict, NotFound, Unavailable
 from app.definitions.registry import find_definition
 from app.executions import repository
+from app.executions.dispatch import hand_to_workers, wake_workers_safely
 from app.executions.models import (
     CANCELLED,
     AgenticExecution,
+    ExecutionPriority,
     ExecutionStatus,
     cancelled_explanation,
 )
-from app.executions.queue import (
-    abort_execution_job,
-    enqueue_execution,
-    queue_reachable,
-)
+from app.executions.queue import abort_execution_job, queue_reachable
 from app.executions.repository import ExecutionRow, StoredUpload
 from app.executions.start_request import CopyFiles, Retry
 
@@ -107,10 +105,11 @@ async def _store_execution(
     digest: str,
     extra_values: dict[str, Any],
     copy_files: CopyFiles | None,
-) -> ExecutionRow:
+) -> tuple[ExecutionRow, bool]:
     """Store the execution, its locked conversation and files; written files are removed
     again should the rows not be stored. ``copy_files``: a retry's, the earlier execution's
-    files linked into the new conversation."""
+    files linked into the new conversation. Also answers whether it was released to the
+    workers at once (else it waits for the dispatcher: app/executions/dispatch.py)."""
     now = utcnow()
     definition = find_definition(agent.agent_type, execution_key)
     values = {
@@ -124,6 +123,9 @@ async def _store_execution(
         "idempotency_key": idempotency_key,
         "request_sha256": digest,
     }
+    insert = functools.partial(
+        repository.insert_execution, session, values=values, now=now, fair_share=settings.fair_share
+    )
     if copy_files is not None:
         conversation_id = await repository.insert_conversation(
             session, agent_id=agent.id, user_id=user.id, now=now
@@ -131,21 +133,18 @@ async def _store_execution(
         linked: list[str] = []
         try:
             await copy_files(conversation_id, now, linked)
-            execution_id, _ = await repository.insert_execution(
-                session, conversation_id=conversation_id, values=values, now=now
-            )
+            inserted = await insert(conversation_id=conversation_id)
         except BaseException:
             remove_stored(settings.media_root, linked)
             raise
-        found = await repository.get_execution(session, execution_id)
+        found = await repository.get_execution(session, inserted.id)
         assert found is not None
-        return found
+        return found, inserted.released
     if not uploads:
-        execution_id, conversation_id = await repository.insert_execution(
-            session, conversation_id=None, values=values, now=now
-        )
+        inserted = await insert(conversation_id=None)
         # Everything else is known: spare the read on the hot path.
-        return _new_execution_row(execution_id, conversation_id, values, now)
+        row = _new_execution_row(inserted.id, inserted.conversation_id, values, now)
+        return row, inserted.released
     # Files are stored under their conversation's id: its row first.
     conversation_id = await repository.insert_conversation(
         session, agent_id=agent.id, user_id=user.id, now=now
@@ -168,16 +167,14 @@ async def _store_execution(
                 )
             )
         await repository.insert_files(session, conversation_id, stored, now)
-        execution_id, _ = await repository.insert_execution(
-            session, conversation_id=conversation_id, values=values, now=now
-        )
+        inserted = await insert(conversation_id=conversation_id)
     except BaseException:
         remove_stored(settings.media_root, [file.storage_key for file in stored])
         raise
     # The files' ids are the database's: read them back (rare, and costly anyway).
-    found = await repository.get_execution(session, execution_id)
+    found = await repository.get_execution(session, inserted.id)
     assert found is not None
-    return found
+    return found, inserted.released
 
 
 def _new_execution_row(
@@ -219,6 +216,7 @@ async def start_execution(
     idempotency_key: str | None = None,
     limits: Limits | None = None,
     retry: Retry | None = None,
+    priority: ExecutionPriority = ExecutionPriority.INTERACTIVE,
 ) -> Started:
     """Store the execution, then enqueue it; or answer the one an Idempotency-Key started.
 
@@ -257,17 +255,18 @@ async def start_execution(
             "limits": stored_limits,
             "retry_of_id": None if retry is None else retry.of["id"],
             "resume_from_id": retry.of["id"] if retry is not None and retry.resume else None,
+            "priority": priority,
         },
         copy_files=None if retry is None else retry.copy_files(session, settings),
     )
     if idempotency_key is None:
-        execution = await store()
+        execution, released = await store()
     else:
         try:
             # A savepoint: should a concurrent request with the same key store first, the
             # request's transaction goes on to read what it stored.
             async with session.begin_nested():
-                execution = await store()
+                execution, released = await store()
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise
@@ -276,7 +275,13 @@ async def start_execution(
                 raise
             return Started(earlier, repeated=True)
     execution_id = execution["id"]
-    after_commit(session, lambda: enqueue_execution(queue, execution_id))
+    if released:
+        after_commit(
+            session, lambda: hand_to_workers(session, queue, execution_id, settings.fair_share)
+        )
+    else:
+        # Executions wait for a slot: the dispatcher of a worker whose slot frees up decides.
+        after_commit(session, lambda: wake_workers_safely(queue))
     return Started(execution)
 
 
