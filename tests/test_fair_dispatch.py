@@ -241,3 +241,53 @@ async def test_with_fair_share_off_the_api_always_enqueues(
     execution_id = response.json()["id"]
     assert await queue.zscore(settings.queue_name, job_id_for(execution_id)) is not None
     assert await dispatched(session, execution_id)
+
+
+async def test_an_admin_sets_a_users_weight_which_the_dispatcher_uses(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    admin = await factory.account(admin=True)
+    agent, (alice, bob) = await shop(factory, "alice", "bob")
+    weight_url = f"/api/users/{alice.user.id}/fair-share/"
+
+    assert (await client.get(weight_url, headers=admin.headers)).json() == {"weight": 1.0}
+    set_to_3 = await client.put(weight_url, json={"weight": 3}, headers=admin.headers)
+    by_alice = await client.put(weight_url, json={"weight": 100}, headers=alice.headers)
+    zero = await client.put(weight_url, json={"weight": 0}, headers=admin.headers)
+    huge = await client.put(weight_url, json={"weight": 1e9}, headers=admin.headers)
+    not_a_number = await client.put(weight_url, json={"weight": "lots"}, headers=admin.headers)
+    nobody = await client.put(
+        "/api/users/999999/fair-share/", json={"weight": 2}, headers=admin.headers
+    )
+
+    assert (set_to_3.status_code, set_to_3.json()) == (200, {"weight": 3.0})
+    assert by_alice.status_code == 403
+    assert [zero.status_code, huge.status_code, not_a_number.status_code] == [400, 400, 400]
+    assert "weight" in zero.json()
+    assert nobody.status_code == 404
+    alices = await backlog(factory, agent, alice, 10)
+    await backlog(factory, agent, bob, 10)
+    released = await release(sessionmaker, settings, 4)
+    assert len(set(released) & set(alices)) == 3
+
+
+async def test_the_cli_sets_a_users_weight(
+    client: AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    from tests.test_cli import agentrun
+
+    admin = await factory.account(admin=True)
+    alice = await factory.account(username="alice")
+
+    done = await agentrun(settings.database_url, "users", "weight", "alice", "2.5")
+    refused = await agentrun(settings.database_url, "users", "weight", "alice", "-1")
+    shown = await client.get(f"/api/users/{alice.user.id}/fair-share/", headers=admin.headers)
+
+    assert done.code == 0, done.stderr
+    assert "weight 2.5" in done.stdout
+    assert refused.code == 2
+    assert "above 0" in refused.stderr
+    assert shown.json() == {"weight": 2.5}
