@@ -291,3 +291,18 @@ async def test_the_cli_sets_a_users_weight(
     assert refused.code == 2
     assert "above 0" in refused.stderr
     assert shown.json() == {"weight": 2.5}
+
+
+async def test_metrics_give_the_pending_executions_by_priority(
+    client: AsyncClient, factory: Factory
+) -> None:
+    agent, (alice, bob) = await shop(factory, "alice", "bob")
+    await backlog(factory, agent, alice, 3, priority=ExecutionPriority.BATCH)
+    await backlog(factory, agent, bob, 2)
+
+    text = (await client.get("/metrics")).text
+
+    assert 'agentrun_executions_pending{priority="batch"} 3.0' in text
+    assert 'agentrun_executions_pending{priority="interactive"} 2.0' in text
+    # Bounded labels: nothing per user.
+    assert "alice" not in text

@@ -22,7 +22,7 @@ from starlette.types import Scope
 from app.core.completed_requests import CompletedRequest
 from app.core.config import Settings
 from app.core.errors import Unauthenticated
-from app.executions.models import AgenticExecution, ExecutionStatus
+from app.executions.models import AgenticExecution, ExecutionPriority, ExecutionStatus
 from app.executions.queue import QUEUE_ERRORS
 
 # Written by the workers as executions end and models answer.
@@ -37,6 +37,13 @@ EXECUTION_DURATION = Histogram(
     ["execution_key", "status"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
+# Per priority, never per user or key: the label set stays bounded.
+EXECUTION_WAIT = Histogram(
+    "agentrun_execution_wait_seconds",
+    "From creation to a worker's first claim (waiting for a slot), by priority.",
+    ["priority"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600),
+)
 MODEL_REQUESTS = Counter(
     "agentrun_model_requests_total", "Requests sent to model providers.", ["model"]
 )
@@ -49,6 +56,11 @@ MODEL_TOKENS = Counter(
 QUEUE_DEPTH = Gauge("agentrun_queue_depth", "Jobs waiting in the queue.")
 EXECUTIONS_OPEN = Gauge(
     "agentrun_executions_open", "Executions not yet terminal, by status.", ["status"]
+)
+EXECUTIONS_PENDING = Gauge(
+    "agentrun_executions_pending",
+    "Executions waiting for a slot (pending: held by the dispatcher or queued), by priority.",
+    ["priority"],
 )
 
 router = APIRouter(include_in_schema=False)
@@ -83,6 +95,16 @@ async def _refresh_open_executions(session: AsyncSession) -> None:
         counts[status] = count
     for name, count in counts.items():
         EXECUTIONS_OPEN.labels(status=name).set(count)
+    pending = dict.fromkeys([priority.value for priority in ExecutionPriority], 0)
+    by_priority = (
+        select(AgenticExecution.priority, func.count())
+        .where(AgenticExecution.status == ExecutionStatus.PENDING)
+        .group_by(AgenticExecution.priority)
+    )
+    for priority, count in await session.execute(by_priority):
+        pending[priority] = count
+    for name, count in pending.items():
+        EXECUTIONS_PENDING.labels(priority=name).set(count)
 
 
 async def _refresh_gauges(request: Request, settings: Settings) -> None:

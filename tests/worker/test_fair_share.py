@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import func, select
@@ -60,6 +61,13 @@ async def until_all_finished(
             await asyncio.sleep(0.1)
 
 
+def waits_observed() -> float:
+    sample = REGISTRY.get_sample_value(
+        "agentrun_execution_wait_seconds_count", {"priority": "interactive"}
+    )
+    return sample or 0.0
+
+
 @contextlib.asynccontextmanager
 async def fleet(settings: Settings, model: SlowModel, workers: int) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
@@ -80,6 +88,7 @@ async def a_backlog_and_a_few(
     alice, bob = await factory.account(username="alice"), await factory.account(username="bob")
     agent = await factory.agent(await factory.dataset(alice, bob), agent_type="structured-task")
     model = SlowModel()
+    waits_before = waits_observed()
     backlog = 50 * slots
     few = 3
     saturated = settings.model_copy(update={"worker_concurrency": slots_each})
@@ -105,6 +114,8 @@ async def a_backlog_and_a_few(
     assert overtaking <= slots, (overtaking, len(model.order) - started_before_bob)
     assert after_bob.count("bob") == few
     assert model.order.count("alice") == backlog
+    # Each run's wait for a slot went to the metrics, under its priority.
+    assert waits_observed() - waits_before == backlog + few
 
 
 async def test_a_backlog_does_not_hold_back_another_users_few_on_one_worker(
