@@ -30,6 +30,7 @@ from bench.profiling import Profiler
 from bench.scenarios import (
     Result,
     concurrency,
+    fairness,
     fleet,
     journal,
     latency,
@@ -57,6 +58,7 @@ SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "submit": submit.run,
     "protocols": protocols.run,
     "journal": journal.run,
+    "fairness": fairness.run,
     "list": listing.run,
 }
 
