@@ -46,7 +46,7 @@ from bench.stack import REDIS_URL, ROOT, Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# In this order: the list scenario's million rows come last, so they slow nothing else.
+# In this order: the list scenario's million rows come late, so they slow nothing else.
 SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "latency": latency.run,
     "pydantic_ai": pydantic_ai.run,
@@ -58,8 +58,8 @@ SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "submit": submit.run,
     "protocols": protocols.run,
     "journal": journal.run,
-    "fairness": fairness.run,
     "list": listing.run,
+    "fairness": fairness.run,
 }
 
 

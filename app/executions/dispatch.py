@@ -194,12 +194,17 @@ async def _release(
         .where(waiting(), _executions.c.priority == level.value, column == key)
         .order_by(_executions.c.started_at, _executions.c.id)
         .limit(count)
-        # A cancellation of one of them at this moment: skipped, not waited for.
-        .with_for_update(skip_locked=True)
     )
+    return await _mark_released(session, oldest, now)
+
+
+async def _mark_released(session: AsyncSession, chosen: Any, now: datetime) -> list[int]:
+    """Mark the executions ``chosen`` selects (ids) released; their ids."""
+    # A cancellation of one of them at this moment: skipped, not waited for.
+    locked = chosen.with_for_update(skip_locked=True).scalar_subquery()
     rows = await session.execute(
         update(_executions)
-        .where(_executions.c.id.in_(oldest.scalar_subquery()))
+        .where(_executions.c.id.in_(locked))
         .values(dispatched_at=now)
         .returning(_executions.c.id)
     )
@@ -217,15 +222,8 @@ async def _release_fifo(session: AsyncSession, slots: int, now: datetime) -> lis
             .where(waiting(), _executions.c.priority == level.value)
             .order_by(_executions.c.started_at, _executions.c.id)
             .limit(slots - len(ids))
-            .with_for_update(skip_locked=True)
         )
-        rows = await session.execute(
-            update(_executions)
-            .where(_executions.c.id.in_(oldest.scalar_subquery()))
-            .values(dispatched_at=now)
-            .returning(_executions.c.id)
-        )
-        ids.extend(row.id for row in rows)
+        ids.extend(await _mark_released(session, oldest, now))
     return ids
 
 
