@@ -61,7 +61,7 @@ worker: $(STAMP)
 	$(BIN)/agentrun worker
 
 # One command for a newcomer: PostgreSQL and Redis (local ones, or embedded ones from the
-# dev extra's wheels), migrations, demo data, then the API and a worker (app/dev_stack.py).
+# dev extra's wheels), migrations, demo data, then the API and a worker (app/cli/dev_stack.py).
 dev: $(STAMP)
 	$(BIN)/agentrun dev
 

@@ -26,7 +26,7 @@ from app.main import create_app
 from app.models import Base
 from tests.factories import Factory
 from tests.webhook_receiver import Receiver, webhook_receiver
-from workers.webhook_delivery import WebhookSender
+from workers.background.webhook_delivery import WebhookSender
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -14,8 +14,8 @@ from starlette.types import Receive, Scope, Send
 from app.core.config import Settings
 from app.main import create_app
 from tests.factories import Account, Factory
-from workers.execution_worker import ExecutionWorker
-from workers.settings import worker_settings
+from workers.process.execution_worker import ExecutionWorker
+from workers.process.startup import worker_settings
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.demo import seed_demo
-from app.dev_stack import default_model
+from app.cli.demo import seed_demo
+from app.cli.dev_stack import default_model
 
 
 async def test_demo_seed_gives_a_working_token_and_agents_and_can_run_again(

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.executions.models import AgenticExecution
 from tests.factories import Factory, client_with_settings
-from workers.reconciler import reconcile_executions
+from workers.background.reconciler import reconcile_executions
 
 # Nothing listens on port 1: connections are refused at once.
 DEAD_REDIS = "redis://127.0.0.1:1/0"

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from httpx import AsyncClient
 
-from app.executions import pages
+from app.executions import listing
 from app.executions.models import AgenticExecution
 from tests.factories import Account, Factory
 
@@ -220,7 +220,7 @@ async def test_count_past_the_exact_limit_is_an_estimate_never_below_it(
 ) -> None:
     alice = await factory.account()
     await make_history(factory, alice, 8)
-    monkeypatch.setattr(pages, "EXACT_COUNT_LIMIT", 5)
+    monkeypatch.setattr(listing, "EXACT_COUNT_LIMIT", 5)
 
     body = (await client.get("/api/agentic-executions/", headers=alice.headers)).json()
 
@@ -233,7 +233,7 @@ async def test_pages_follow_the_rows_not_an_estimated_count(
 ) -> None:
     alice = await factory.account()
     await make_history(factory, alice, 30)
-    monkeypatch.setattr(pages, "EXACT_COUNT_LIMIT", 5)
+    monkeypatch.setattr(listing, "EXACT_COUNT_LIMIT", 5)
 
     first = (await client.get("/api/agentic-executions/", headers=alice.headers)).json()
     last = await client.get(first["next"], headers=alice.headers)
@@ -254,7 +254,7 @@ async def test_count_is_exact_on_every_page_up_to_the_limit(
     # Page 2 reaches past the limit (25 + 26 rows > 40): it counts from its own rows.
     alice = await factory.account()
     await make_history(factory, alice, 35)
-    monkeypatch.setattr(pages, "EXACT_COUNT_LIMIT", 40)
+    monkeypatch.setattr(listing, "EXACT_COUNT_LIMIT", 40)
 
     first = (await client.get("/api/agentic-executions/", headers=alice.headers)).json()
     second = (await client.get(first["next"], headers=alice.headers)).json()
@@ -268,16 +268,16 @@ async def test_a_deep_page_past_the_limit_skips_the_capped_count(
 ) -> None:
     alice = await factory.account()
     await make_history(factory, alice, 60)
-    monkeypatch.setattr(pages, "EXACT_COUNT_LIMIT", 30)
+    monkeypatch.setattr(listing, "EXACT_COUNT_LIMIT", 30)
     count_limits: list[int] = []
-    capped_count_limit = pages.capped_count_limit
+    capped_count_limit = listing.capped_count_limit
 
     def spy(offset: int, limit: int) -> int:
         # The count_limit each page's statement runs with.
         count_limits.append(capped_count_limit(offset, limit))
         return count_limits[-1]
 
-    monkeypatch.setattr(pages, "capped_count_limit", spy)
+    monkeypatch.setattr(listing, "capped_count_limit", spy)
 
     first = (await client.get("/api/agentic-executions/", headers=alice.headers)).json()
     second = (await client.get(first["next"], headers=alice.headers)).json()

@@ -29,7 +29,7 @@ PREVIOUS_RELEASE_START_EXECUTION = (
     "$13::INTEGER, $7::TIMESTAMP WITH TIME ZONE, $14::VARCHAR, $15::VARCHAR) RETURNING "
     "agentic_executions.id, agentic_executions.conversation_id"
 )
-# Its worker's claim of an execution that is not simply pending (workers/claim.py
+# Its worker's claim of an execution that is not simply pending (workers/run/claim.py
 # claim_execution): the execution and its agent as ORM entities, every column mapped then.
 PREVIOUS_RELEASE_CLAIM_SELECT = (
     "SELECT agentic_executions.id, agentic_executions.agent_id, agentic_executions.user_id, "
@@ -49,7 +49,7 @@ PREVIOUS_RELEASE_CLAIM_SELECT = (
     "$1::INTERVAL AS anon_1 \nFROM agentic_executions JOIN agents ON agents.id = "
     "agentic_executions.agent_id \nWHERE agentic_executions.id = $2::INTEGER"
 )
-# Its worker's claim of a pending execution (workers/claim.py claim_pending), one statement.
+# Its worker's claim of a pending execution (workers/run/claim.py claim_pending), one statement.
 PREVIOUS_RELEASE_CLAIM_PENDING = (
     "UPDATE agentic_executions SET status=$1::VARCHAR, attempts=(agentic_executions.attempts + "
     "$2::INTEGER), heartbeat_at=now() FROM agents WHERE agentic_executions.id = $3::INTEGER AND "

@@ -1,6 +1,6 @@
 """Usage limits of an execution: the agent's (set by an admin) and the start request's own
 (``limits`` in the body), the stricter of each applying. A run past one ends ``failed`` with
-``budget_exceeded`` (workers/loop.py), explained by ``exceeded``."""
+``budget_exceeded`` (workers/run/loop.py), explained by ``exceeded``."""
 
 import math
 from dataclasses import dataclass

@@ -28,7 +28,7 @@ from app.events.listener import EventListener
 from app.events.repository import last_sequence
 from app.events.router import STREAM_HEADERS, last_event_id_of
 from app.events.stream import EventStream
-from app.executions import pages, retry, service, start_request
+from app.executions import listing, retry, service, start_request
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
 from app.executions.router import execution_out
 
@@ -43,12 +43,12 @@ def _number(raw: str, field: str) -> int | None:
     return int(raw)
 
 
-def _filters(agent: str, status: str, dataset: str) -> pages.ExecutionFilters:
+def _filters(agent: str, status: str, dataset: str) -> listing.ExecutionFilters:
     try:
         status_value = ExecutionStatus(status) if status else None
     except ValueError:
         raise Invalid({"status": f"No status {status!r}."}) from None
-    return pages.ExecutionFilters(
+    return listing.ExecutionFilters(
         agent_id=_number(agent, "agent"),
         status=status_value,
         dataset_id=_number(dataset, "dataset"),
@@ -70,7 +70,7 @@ async def list_page(
     filters = _filters(agent, status, dataset)
     number = _number(page, "page") or 1
     size = settings.page_size
-    found = await pages.list_executions(
+    found = await listing.list_executions(
         session,
         user,
         filters,
@@ -89,7 +89,7 @@ async def list_page(
     if rows_only:
         # What the list's script swaps in every few seconds while the page is open.
         return render(request, "execution_rows.html", context)
-    count = await pages.count_executions(session, user, filters, found)
+    count = await listing.count_executions(session, user, filters, found)
     return render(
         request,
         "executions.html",

@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     model_key_env_prefix: str = Field(default="AGENTRUN_AGENT_KEY_", min_length=1)
 
     worker_concurrency: int = 500
-    # A worker is woken when a job is enqueued (workers/execution_worker.py) and polls this
-    # often besides: the fallback for a wake-up lost, and how soon an abort is seen at worst.
+    # A worker is woken when a job is enqueued (workers/process/execution_worker.py) and polls
+    # this often besides: the fallback for a wake-up lost, and how soon an abort is seen at worst.
     # Each poll is a few Redis round trips (every 50 ms cost an idle worker ~3% of a core).
     worker_poll_delay_seconds: float = Field(default=0.5, gt=0)
     execution_timeout_seconds: float = 600.0
@@ -76,9 +76,10 @@ class Settings(BaseSettings):
     fair_share_half_life_seconds: float = Field(default=60.0, gt=0)
     # The share of releases kept for batch executions while interactive ones wait too.
     fair_share_batch_share: float = Field(default=0.1, gt=0, lt=1)
-    # Worker resilience (workers/heartbeat.py, workers/reconciler.py): a running execution's
-    # heartbeat is bumped every heartbeat_seconds; one older than stale_after_seconds (its
-    # worker died) is run again by the reconciler, which runs every reconcile_seconds.
+    # Worker resilience (workers/run/heartbeat.py, workers/background/reconciler.py): a running
+    # execution's heartbeat is bumped every heartbeat_seconds; one older than
+    # stale_after_seconds (its worker died) is run again by the reconciler, which runs every
+    # reconcile_seconds.
     heartbeat_seconds: float = 10.0
     reconcile_seconds: float = 15.0
     stale_after_seconds: float = 30.0
@@ -127,8 +128,8 @@ class Settings(BaseSettings):
     # gateways and clients keep the connection open.
     event_stream_keep_alive_seconds: float = Field(default=15.0, gt=0)
 
-    # Webhooks (app/webhooks, workers/webhook_delivery.py): seconds between a failed attempt
-    # and the next, one entry per retry ("5,300,1800"); after the last, the delivery fails.
+    # Webhooks (app/webhooks, workers/background/webhook_delivery.py): seconds between a failed
+    # attempt and the next, one entry per retry ("5,300,1800"); after the last, the delivery fails.
     webhook_retry_schedule: Annotated[list[float], NoDecode] = [5, 300, 1800, 7200, 18000, 36000]
     # Send to URLs resolving to loopback, private or link-local addresses (tests, closed
     # networks); off, they are refused.

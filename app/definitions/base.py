@@ -2,7 +2,7 @@
 
 A definition is registered under the entry-point group ``agentrun.execution_definitions``
 (see ``app.definitions.registry``); the API serves its ``Input`` schema and validates request
-bodies with it, the worker runs its agent loop (``workers.loop``) with the prompt, tools,
+bodies with it, the worker runs its agent loop (``workers.run.loop``) with the prompt, tools,
 output type and validators declared here.
 """
 

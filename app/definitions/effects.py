@@ -1,6 +1,6 @@
 """What a tool does to the world, declared by its author, so that a resumed run treats it right.
 
-Every tool call of a run is journaled with its result (``workers/journal.py``): when a worker
+Every tool call of a run is journaled with its result (``workers/run/durability.py``): when a worker
 dies and the next attempt replays the run, a call whose result is journaled is not run again,
 whatever the tool; the journaled result is returned. What a declaration decides is the case in
 between: a call that started and never reported a result (its worker died during it).

@@ -5,7 +5,7 @@ pending with no ``dispatched_at`` (models.WAITING), *released* once it has one. 
 with a free slot nothing waits: the API inserts an execution released and enqueues it at once
 (``service.start_execution``, ``queue.enqueue_execution``: refused when jobs already wait in
 arq's queue, i.e. every slot is taken, and then left waiting). A worker with free slots and
-nothing in arq's queue calls ``release_waiting`` for them (workers/dispatcher.py), then
+nothing in arq's queue calls ``release_waiting`` for them (workers/process/dispatcher.py), then
 enqueues what it released.
 
 ``release_waiting`` runs under one transaction-level advisory lock, so every worker of the

@@ -195,7 +195,8 @@ class AgenticExecution(Base):
     cancel_requested_by: Mapped[str | None] = mapped_column(String(150))
     # Bumped every few seconds (database clock) by the worker running the execution; an
     # in_progress execution whose heartbeat is stale or NULL (handed back) has no live worker,
-    # and the reconciler makes its job runnable again (workers/heartbeat.py, reconciler.py).
+    # and the reconciler makes its job runnable again (workers/run/heartbeat.py,
+    # workers/background/reconciler.py).
     heartbeat_at: Mapped[datetime | None]
 
     @property

@@ -30,7 +30,7 @@ def job_id_for(execution_id: int) -> str:
 
 
 def wake_key(queue_name: str) -> str:
-    """The list a worker waits on between polls (workers.execution_worker): one token pushed
+    """The list a worker waits on between polls (workers.process.execution_worker): one token pushed
     per enqueued job wakes one waiting worker."""
     return f"{queue_name}:wake"
 

@@ -1,7 +1,7 @@
 """The statements on one execution: the insert of a new one, its reads (by id, and with the
 token of the request polling it), the visibility rule. SQLAlchemy Core on the caller's
 session, in its transaction (app/core/db.py); rows come back as mappings, no ORM objects
-built for rows that are only shown. The list is read by ``app.executions.pages``.
+built for rows that are only shown. The list is read by ``app.executions.listing``.
 """
 
 from collections.abc import Mapping, Sequence

@@ -1,7 +1,7 @@
 """Retrying an execution: a new one with the same agent, execution key, input, files and
 limits, started as a start request is (idempotency key, quotas, enqueue after commit). With
 ``resume`` (only after a ``runtime_error``), the new execution records the one it continues
-from (``resume_from_id``); the worker replays that execution's journal (``workers.journal``).
+from (``resume_from_id``); the worker replays that execution's journal (``workers.run.durability``).
 """
 
 from arq.connections import ArqRedis

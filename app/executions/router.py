@@ -18,7 +18,7 @@ from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json, parse_json_body
 from app.core.query import EMPTY_IS_NONE, previous_page_url
-from app.executions import pages, service, start_request
+from app.executions import listing, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.models import ExecutionStatus
 from app.executions.openapi import (
@@ -216,7 +216,7 @@ def truncated(execution: ExecutionRow, request: Request) -> ExecutionRow:
     ``list_max_field_bytes``) replaced by ``{"truncated": true, "url": <the execution>}``: a
     marker no valid input has (inputs forbid unknown fields)."""
     markers = {}
-    for field in pages.BOUNDED_FIELDS:
+    for field in listing.BOUNDED_FIELDS:
         if execution[f"{field}_truncated"]:
             url = request.url_for("read_execution", execution_id=execution["id"])
             markers[field] = {"truncated": True, "url": str(url)}
@@ -265,15 +265,15 @@ async def list_executions(
         str | None, Query(description="Page number, from 1, or `last`.", examples=["1"])
     ] = None,
 ) -> ExecutionPage:
-    filters = pages.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
+    filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
     size = settings.page_size
     if page == "last":
         # As DRF's paginator: the last page (page 1 when there is nothing).
-        total = await pages.count_executions_exactly(session, user, filters)
+        total = await listing.count_executions_exactly(session, user, filters)
         number = max(1, -(-total // size))
     else:
         number = _page_number(page, size)
-    found = await pages.list_executions(
+    found = await listing.list_executions(
         session,
         user,
         filters,
@@ -283,7 +283,7 @@ async def list_executions(
     )
     if number > 1 and not found.executions:
         raise NotFound("Invalid page.")
-    count = await pages.count_executions(session, user, filters, found)
+    count = await listing.count_executions(session, user, filters, found)
     executions = found.executions
     root_path = request.scope.get("root_path", "")
     previous = previous_page_url(request, number)

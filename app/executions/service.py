@@ -8,10 +8,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from arq.connections import ArqRedis
-from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,14 +24,11 @@ from app.core.database_errors import is_unique_violation
 from app.core.db import after_commit, utcnow
 from app.core.errors import Conflict, NotFound, Unavailable
 from app.definitions.registry import find_definition
-from app.executions import repository
+from app.executions import repository, transitions
 from app.executions.dispatch import hand_to_workers, wake_workers_safely
 from app.executions.models import (
-    CANCELLED,
-    AgenticExecution,
     ExecutionPriority,
     ExecutionStatus,
-    cancelled_explanation,
 )
 from app.executions.queue import abort_execution_job, queue_reachable
 from app.executions.repository import ExecutionRow, StoredUpload
@@ -303,11 +299,6 @@ class Cancellation:
     done: bool
 
 
-async def _updated(session: AsyncSession, statement: Any) -> bool:
-    result = await session.execute(statement, execution_options={"synchronize_session": False})
-    return cast(CursorResult[Any], result).rowcount == 1
-
-
 async def cancel_execution(
     session: AsyncSession, queue: ArqRedis, settings: Settings, user: User, execution_id: int
 ) -> Cancellation:
@@ -319,43 +310,17 @@ async def cancel_execution(
     overwritten.
 
     Where the rest of a cancellation happens: the abort is ``queue.abort_execution_job``; arq
-    cancels the run's task (``allow_abort_jobs`` in workers/settings.py) and workers/jobs.py
-    records it through workers/outcome.py (``record_cancellation``). Should the abort be lost,
-    the heartbeat (``transitions.beat`` returns the flag, workers/heartbeat.py cancels the
-    task), the conclusion (``transitions``: a requested cancellation wins over the outcome)
-    and a restarted attempt (workers/claim.py) each find ``cancel_requested_at``. The
-    explanation is ``models.cancelled_explanation``.
+    cancels the run's task (``allow_abort_jobs`` in workers/process/startup.py) and
+    workers/run/jobs.py records it through workers/run/outcome.py (``record_cancellation``).
+    Should the abort be lost, the heartbeat (``transitions.beat`` returns the flag,
+    workers/run/heartbeat.py cancels the task), the conclusion (``transitions``: a requested
+    cancellation wins over the outcome) and a restarted attempt (workers/run/claim.py) each find
+    ``cancel_requested_at``. The explanation is ``models.cancelled_explanation``.
     """
     await get_visible_execution(session, user, execution_id)
-    now = utcnow()
-    requested = {"cancel_requested_at": now, "cancel_requested_by": user.username}
-    failed_now = await _updated(
-        session,
-        update(AgenticExecution)
-        .where(
-            AgenticExecution.id == execution_id,
-            AgenticExecution.status == ExecutionStatus.PENDING,
-        )
-        .values(
-            status=ExecutionStatus.FAILED,
-            failure_code=CANCELLED,
-            failure_explanation=cancelled_explanation(user.username),
-            finished_at=now,
-            **requested,
-        ),
-    )
+    failed_now = await transitions.cancel_pending(session, execution_id, user.username)
     if not failed_now:
-        # A second request keeps the time and name of the first.
-        await session.execute(
-            update(AgenticExecution)
-            .where(
-                AgenticExecution.id == execution_id,
-                AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
-                AgenticExecution.cancel_requested_at.is_(None),
-            )
-            .values(**requested),
-            execution_options={"synchronize_session": False},
-        )
+        await transitions.request_cancellation(session, execution_id, user.username)
     execution = await repository.get_execution(session, execution_id)
     assert execution is not None  # executions are never deleted while their agent lives
     if failed_now:

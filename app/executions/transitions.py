@@ -6,6 +6,9 @@ another one already ended. ``finished_at`` is set exactly when a terminal state 
 The caller owns the transaction (``async with session.begin(): ...``). ``start_pending`` and
 ``conclude_statement`` answer the statement instead of running it, built once with bound
 parameters, for the worker's hot path, which sends each as one statement of its own.
+A user's cancellation fails a pending execution at once (``cancel_pending``) and marks a
+running one for its worker (``request_cancellation``), which reads the mark
+(``requested_cancellation``) and ends it (``mark_failed``) or lets it win at the conclusion.
 
 A running execution's ``heartbeat_at`` is bumped by its worker (``beat``); one whose heartbeat
 is older than ``stale_after`` seconds, or NULL (its worker handed it back), is *orphaned*: only
@@ -30,6 +33,7 @@ from sqlalchemy import (
     func,
     literal,
     or_,
+    select,
     tuple_,
     update,
 )
@@ -198,6 +202,62 @@ async def mark_failed(
         session,
         update(AgenticExecution).where(AgenticExecution.id == execution_id, fence).values(**values),
     )
+
+
+async def cancel_pending(session: AsyncSession, execution_id: int, username: str) -> bool:
+    """``pending → failed`` with code ``cancelled``, at ``username``'s request (who asked and
+    when are kept as ``cancel_requested_by``/``cancel_requested_at``)."""
+    now = utcnow()
+    return await _moved(
+        session,
+        update(AgenticExecution)
+        .where(
+            AgenticExecution.id == execution_id,
+            AgenticExecution.status == ExecutionStatus.PENDING,
+        )
+        .values(
+            status=ExecutionStatus.FAILED,
+            failure_code=CANCELLED,
+            failure_explanation=cancelled_explanation(username),
+            finished_at=now,
+            cancel_requested_at=now,
+            cancel_requested_by=username,
+        ),
+    )
+
+
+async def request_cancellation(session: AsyncSession, execution_id: int, username: str) -> None:
+    """Ask the worker running an ``in_progress`` execution to stop: ``cancel_requested_at``,
+    which its worker reads (``requested_cancellation``) to record the failure. A second request
+    keeps the time and name of the first."""
+    await session.execute(
+        update(AgenticExecution)
+        .where(
+            AgenticExecution.id == execution_id,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
+            AgenticExecution.cancel_requested_at.is_(None),
+        )
+        .values(cancel_requested_at=utcnow(), cancel_requested_by=username),
+        execution_options={"synchronize_session": False},
+    )
+
+
+async def requested_cancellation(session: AsyncSession, execution_id: int) -> str | None:
+    """The explanation to record if a user asked to cancel the execution, else None.
+
+    Locks the row until the caller's transaction ends, so that a cancel request arriving
+    meanwhile waits and then finds the execution ended.
+    """
+    row = (
+        await session.execute(
+            select(AgenticExecution.cancel_requested_at, AgenticExecution.cancel_requested_by)
+            .where(AgenticExecution.id == execution_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None or row.cancel_requested_at is None:
+        return None
+    return cancelled_explanation(row.cancel_requested_by or "a user")
 
 
 _STATUS = AgenticExecution.status.type

@@ -1,7 +1,7 @@
 """The journal of an execution's durable steps: each model response and tool result, as the
 run produced it, so that the next attempt replays them instead of doing them again.
 
-A row is one unit of the pydantic-ai run (``workers/journal.py``): a model response (``kind``
+A row is one unit of the pydantic-ai run (``workers/run/durability.py``): a model response (``kind``
 ``model``, ``call_id`` empty) or a tool call (``kind`` ``tool``, the model's tool call id), both
 under the run step (``ctx.run_step``) of the model response they belong to. ``result`` is the
 unit's payload as pydantic-ai's durable JSON codec dumps it (a ``ModelResponse`` round-trips

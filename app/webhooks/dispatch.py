@@ -1,11 +1,11 @@
 """Turning the status events of the log (the outbox) into deliveries, one per matching endpoint.
 
-Run by the workers (``workers.webhook_delivery``). Each batch is one transaction: the events
-are locked (``SKIP LOCKED``: workers share the work), their deliveries inserted (at most one an
-event and endpoint) and the events marked dispatched; a worker killed in between leaves them
-undispatched for the next pass. Endpoints receive the events of executions their owner can see
-(an admin: all), of their agent only when they name one, of their execution only when they
-are an A2A task's push notification config (whose deliveries carry the A2A task instead).
+Run by the workers (``workers.background.webhook_delivery``). Each batch is one transaction: the
+events are locked (``SKIP LOCKED``: workers share the work), their deliveries inserted (at most one
+an event and endpoint) and the events marked dispatched; a worker killed in between leaves them
+undispatched for the next pass. Endpoints receive the events of executions their owner can see (an
+admin: all), of their agent only when they name one, of their execution only when they are an A2A
+task's push notification config (whose deliveries carry the A2A task instead).
 
 Only status events written while an endpoint that could receive them was enabled wait here
 (one of all executions, or of theirs): else PostgreSQL writes them dispatched (migration 0023),

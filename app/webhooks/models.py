@@ -1,8 +1,8 @@
 """Webhook endpoints of users, the deliveries of execution events to them, and every attempt.
 
-A delivery is made by the dispatcher (``workers.webhook_delivery``) from a status event of the
-execution's log (``app.events.models``), which is the outbox: written in the transaction of the
-status change. ``message_id`` (``webhook-id``) stays the same across the attempts of a delivery
+A delivery is made by the dispatcher (``workers.background.webhook_delivery``) from a status event
+of the execution's log (``app.events.models``), which is the outbox: written in the transaction of
+the status change. ``message_id`` (``webhook-id``) stays the same across the attempts of a delivery
 and its redeliveries, so that a receiver can drop duplicates.
 """
 

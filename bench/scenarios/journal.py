@@ -1,6 +1,6 @@
 """journal: what durable runs cost, per tool call, and what a resume costs.
 
-The worker's own loop (``workers.loop.run_definition``) in the harness process, on the scratch
+The worker's own loop (``workers.run.loop.run_definition``) in the harness process, on the scratch
 database, with a scripted model (pydantic-ai ``FunctionModel``, no HTTP: only the journal's and
 the trace's statements are measured) that makes ``STEPS`` tool calls, one per model response,
 then answers. Each run is one claimed execution (claimed as the worker claims it). Interleaved,
@@ -71,12 +71,12 @@ async def run(bench: BenchRun) -> Result:
     from app.definitions.run import ExecutionRun
     from app.executions.models import AgenticExecution
     from app.journal.repository import load_steps
-    from workers.agent_builder import AgentCache
-    from workers.claim import Claim, claim_pending
-    from workers.database import in_one_statement
-    from workers.journal import RunJournal
-    from workers.loop import run_definition
-    from workers.transcript import Transcript
+    from workers.run.agent_builder import AgentCache
+    from workers.run.claim import Claim, claim_pending
+    from workers.run.database import in_one_statement
+    from workers.run.durability import RunJournal
+    from workers.run.loop import run_definition
+    from workers.run.transcript import Transcript
 
     class NoInput(BaseModel):
         model_config = ConfigDict(extra="forbid")

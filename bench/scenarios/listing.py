@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from app.executions.pages import EXACT_COUNT_LIMIT
+from app.executions.listing import EXACT_COUNT_LIMIT
 from bench.context import BenchRun
 from bench.driver import latency_ms, timed_request
 from bench.scenarios import Result, bulk

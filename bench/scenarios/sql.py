@@ -1,6 +1,6 @@
 """The SQL the list endpoint runs, compiled from the service's own statement builder.
 
-``pages.page_query`` builds the one statement a list page runs: the page, its capped count
+``listing.page_query`` builds the one statement a list page runs: the page, its capped count
 and each execution's files. (Past ``EXACT_COUNT_LIMIT`` the endpoint also asks the planner for
 an estimate with a plain EXPLAIN, which plans and runs nothing.) It is compiled here for
 PostgreSQL with its parameters inlined, ready for EXPLAIN ANALYZE. The API process runs the same
@@ -27,7 +27,7 @@ def list_queries(
     limit: int,
 ) -> dict[str, str]:
     """``{"page": sql}`` as the list endpoint would run it."""
-    from app.executions import pages
+    from app.executions import listing
 
     shape = {
         "admin": is_admin,
@@ -38,11 +38,11 @@ def list_queries(
     values: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
     if not is_admin:
         values["user_id"] = user_id
-    page = pages.page_query(**shape).params(
+    page = listing.page_query(**shape).params(
         **values,
         offset=offset,
         limit=limit + 1,
-        count_limit=pages.capped_count_limit(offset, limit),
+        count_limit=listing.capped_count_limit(offset, limit),
         max_field_bytes=64 * 1024,
     )
     return {"page": compiled(page)}

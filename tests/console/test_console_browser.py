@@ -13,7 +13,7 @@ from tests.console.browser import Page
 from tests.factories import Account, Factory
 from tests.webhook_receiver import Receiver
 from tests.worker.harness import Script, Worker, answer, call
-from workers.webhook_delivery import WebhookSender
+from workers.background.webhook_delivery import WebhookSender
 
 # As the docs check (tests/test_docs_page.py): CI installs Chromium.
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")

@@ -5,9 +5,9 @@ import re
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 
+from app.cli.demo import DemoSetup
+from app.cli.dev_stack import _welcome
 from app.core.config import Settings
-from app.demo import DemoSetup
-from app.dev_stack import _welcome
 from tests.factories import Account, Factory
 
 

@@ -27,7 +27,7 @@ from app.executions.models import TERMINAL_STATUSES, AgenticExecution
 from tests.factories import Account, Factory
 from tests.mock_openai import MockOpenAI
 from tests.worker.harness import Worker, worker_context
-from workers.state import WorkerState
+from workers.run.state import WorkerState
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,8 +21,8 @@ from app.core.database_errors import is_database_outage
 from tests.factories import Factory
 from tests.faults.conftest import mock_agent
 from tests.worker.harness import Worker, answer, reload, roles, trace
-from workers.settings import shutdown, startup
-from workers.state import state_of
+from workers.process.startup import shutdown, startup
+from workers.run.state import state_of
 
 
 class Gate:

@@ -25,7 +25,7 @@ from tests.protocols.test_a2a import ADA, Connect, connect, sent, start_message
 from tests.protocols.test_a2a import structured_task_agent as agent_of
 from tests.webhook_receiver import Receiver
 from tests.worker.harness import Script, Worker, answer
-from workers.webhook_delivery import WebhookSender
+from workers.background.webhook_delivery import WebhookSender
 
 __all__ = ["connect"]
 

@@ -7,7 +7,7 @@ import pytest
 from app.core.config import Settings
 from tests.mock_openai import MockOpenAI
 from tests.worker.harness import Worker, worker_context
-from workers.state import WorkerState
+from workers.run.state import WorkerState
 
 
 @pytest.fixture

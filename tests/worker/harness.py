@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.conversations.models import Message
 from app.core.config import Settings
 from app.executions.models import AgenticExecution
-from workers.jobs import run_execution
-from workers.reconciler import reconcile_executions
-from workers.settings import job_timeout_seconds, shutdown, startup
-from workers.state import STATE_KEY, WorkerState, state_of
+from workers.background.reconciler import reconcile_executions
+from workers.process.startup import job_timeout_seconds, shutdown, startup
+from workers.run.jobs import run_execution
+from workers.run.state import STATE_KEY, WorkerState, state_of
 
 Step = ModelResponse | Callable[[list[ModelMessage], AgentInfo], ModelResponse]
 

@@ -21,7 +21,7 @@ from app.core.db import utcnow
 from app.executions.models import AgenticExecution
 from tests.factories import Factory
 from tests.worker.harness import Worker, answer, reload, trace, worker_context
-from workers.outcome import Attempt, Outcome, persist
+from workers.run.outcome import Attempt, Outcome, persist
 
 
 async def stale_heartbeat(

@@ -275,7 +275,7 @@ async def test_a_next_attempt_counts_on_from_the_usage_of_the_earlier_one(
     _, execution_id = await priced_execution(
         factory, mock_openai.url, limits={"max_model_requests": 1}
     )
-    # Attempt 1 got one answer into the trace (as workers/transcript.py writes a response's
+    # Attempt 1 got one answer into the trace (as workers/run/transcript.py writes a response's
     # first entry), then its worker died: in_progress, attempt 1, no heartbeat.
     async with sessionmaker() as session:
         execution = await session.get(AgenticExecution, execution_id)

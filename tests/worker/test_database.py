@@ -11,8 +11,8 @@ from app.core.config import Settings
 from app.executions.models import AgenticExecution
 from tests.factories import Factory
 from tests.worker.harness import Script, Worker, answer, reload, roles, trace, worker_context
-from workers.claim import claim_pending
-from workers.database import in_one_statement
+from workers.run.claim import claim_pending
+from workers.run.database import in_one_statement
 
 
 async def structured_task(factory: Factory) -> AgenticExecution:

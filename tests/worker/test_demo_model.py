@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.models import Product
-from app.demo import DemoSetup, seed_demo
+from app.cli.demo import DemoSetup, seed_demo
 from tests.worker.harness import Worker, reload
 from workers.demo_model import NOTE, demo_model
 from workers.demo_model.invoices import line_items

@@ -23,11 +23,11 @@ from tests.worker.harness import Script, Step, Worker, answer, call, reload, tra
 from tests.worker.test_catalog_enrichment import enrichment
 from tests.worker.test_invoice_scanning import UPDATED as STOCK_UPDATED
 from tests.worker.test_invoice_scanning import invoice_run
-from workers.claim import claim_pending
-from workers.database import in_one_statement
-from workers.journal import RunJournal
-from workers.loop import run_definition
-from workers.transcript import Transcript
+from workers.run.claim import claim_pending
+from workers.run.database import in_one_statement
+from workers.run.durability import RunJournal
+from workers.run.loop import run_definition
+from workers.run.transcript import Transcript
 
 UPDATED = "Product updated successfully"
 

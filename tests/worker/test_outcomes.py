@@ -13,8 +13,8 @@ from app.definitions.run import ExecutionRun
 from app.definitions.validators import Fail, Verdict
 from tests.factories import Factory
 from tests.worker.harness import Script, Worker, answer, reload, roles, trace
-from workers.loop import run_definition
-from workers.transcript import Transcript
+from workers.run.loop import run_definition
+from workers.run.transcript import Transcript
 
 PERSON = {
     "type": "object",

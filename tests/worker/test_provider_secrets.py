@@ -19,7 +19,7 @@ from app.executions.models import AgenticExecution
 from tests.factories import Factory
 from tests.mock_openai import ErrorReply, MockOpenAI
 from tests.worker.harness import Worker, reload, trace
-from workers.model_clients import ModelFactory
+from workers.run.model_clients import ModelFactory
 
 SERVICE_KEY = "sk-service-wide-secret"
 AGENT_KEY = "sk-acme-own-key"
@@ -151,7 +151,7 @@ async def test_an_upstream_error_body_stays_in_the_worker_log(
     leak = "INTERNAL-ONLY: db password=hunter2"
     mock_openai.responder = lambda request: ErrorReply(500, leak)
     execution = await task(factory, name="openai:gpt-4o-mini", base_url=mock_openai.url)
-    caplog.set_level(logging.DEBUG, logger="workers.failures")
+    caplog.set_level(logging.DEBUG, logger="workers.run.failures")
 
     assert await worker.run(execution.id) == "failed"
 

@@ -1,5 +1,5 @@
-"""How workers find jobs (workers/execution_worker.py): woken by the enqueue, running jobs out
-of the queue, so that a fleet runs every execution it has slots for."""
+"""How workers find jobs (workers/process/execution_worker.py): woken by the enqueue, running jobs
+out of the queue, so that a fleet runs every execution it has slots for."""
 
 import asyncio
 import contextlib
@@ -20,8 +20,8 @@ from tests.mock_openai import MockOpenAI
 from tests.worker.harness import reload
 from tests.worker.test_cancellation import request_cancel
 from tests.worker.test_worker_process import arq_worker, task, until_terminal
-from workers.execution_worker import ExecutionWorker
-from workers.jobs import run_execution
+from workers.process.execution_worker import ExecutionWorker
+from workers.run.jobs import run_execution
 
 # Longer than any test: a job these workers run was not found by their poll.
 NEVER = 3600.0

@@ -19,7 +19,7 @@ from app.webhooks.models import WebhookEndpoint
 from tests.factories import Account, Factory
 from tests.webhook_receiver import Receiver, webhook_receiver
 from tests.worker.harness import Script, Worker, answer
-from workers.webhook_delivery import WebhookSender
+from workers.background.webhook_delivery import WebhookSender
 
 ALL_EVENTS = ["execution.started", "execution.finished", "execution.failed", "execution.cancelled"]
 

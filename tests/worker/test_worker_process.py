@@ -19,8 +19,8 @@ from app.executions.queue import enqueue_execution, job_id_for
 from tests.factories import Factory
 from tests.mock_openai import ErrorReply, MockOpenAI, Reply, call, default_responder, tool_names
 from tests.worker.harness import Worker, reload, roles, trace
-from workers.execution_worker import ExecutionWorker
-from workers.settings import worker_settings
+from workers.process.execution_worker import ExecutionWorker
+from workers.process.startup import worker_settings
 
 UPDATED = "Product updated successfully"
 

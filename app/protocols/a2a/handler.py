@@ -42,7 +42,7 @@ from app.core.errors import Conflict, DomainError, NotFound
 from app.core.ids import INT32_MAX
 from app.core.rate_limit import check_rate_limit
 from app.definitions.registry import definitions_for
-from app.executions import pages, repository, service
+from app.executions import listing, repository, service
 from app.executions.models import ExecutionStatus
 from app.executions.repository import ExecutionRow
 from app.protocols import executions
@@ -259,12 +259,12 @@ class ExecutionsRequestHandler(RequestHandler):
                 )
         if params.context_id:
             return await self._task_of_context(caller, params, status)
-        filters = pages.ExecutionFilters(agent_id=caller.agent.id, status=status)
+        filters = listing.ExecutionFilters(agent_id=caller.agent.id, status=status)
         user = caller.authenticated.user
         # An input over the list's size limit is left to the task's own read too.
         history = _history_asked(params, default=False)
         async with self.services.transaction() as session:
-            page = await pages.list_executions(
+            page = await listing.list_executions(
                 session,
                 user,
                 filters,
@@ -272,7 +272,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 limit=size,
                 max_field_bytes=self.services.settings.list_max_field_bytes,
             )
-            total = await pages.count_executions(session, user, filters, page)
+            total = await listing.count_executions(session, user, filters, page)
         return ListTasksResponse(
             tasks=[
                 # A result over the list's size limit is left to the task's own read.

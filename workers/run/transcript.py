@@ -4,11 +4,11 @@
 parts it has not written yet, each batch in one INSERT committed on its own (no connection is
 held across a model call), built once per number of rows. Requests are written before they are
 sent, responses as soon as they arrive, tool results as soon as the tools return. The last
-entries of a run are written with its outcome, in the same statement (``workers.outcome``).
+entries of a run are written with its outcome, in the same statement (``workers.run.outcome``).
 
 Each entry's payload says which ``attempt`` wrote it. An attempt that resumes an execution
-(``workers.journal``) replays the model responses of the earlier attempts: the parts up to the
-last response it replays are in the trace already and are not written again; a tool result
+(``workers.run.durability``) replays the model responses of the earlier attempts: the parts up to
+the last response it replays are in the trace already and are not written again; a tool result
 taken from the journal is marked ``replayed``.
 
 Each INSERT is fenced by the attempt (``app.executions.transitions.attempt_holds``): once
@@ -59,8 +59,8 @@ from app.conversations.trace import ROWS_PER_STATEMENT, TRACE_COLUMNS, TraceEntr
 from app.core.database_errors import is_database_outage
 from app.executions.transitions import attempt_holds, attempt_values
 from app.journal.repository import fenced_step_write, step_values, write_step
-from workers.database import in_one_statement
-from workers.journal import RunJournal
+from workers.run.database import in_one_statement
+from workers.run.durability import RunJournal
 
 logger = logging.getLogger(__name__)
 
@@ -357,7 +357,7 @@ class Transcript:
     async def journal_response(
         self, fence: dict[str, int], row: dict[str, Any], response: ModelResponse
     ) -> bool:
-        """Write the journal row of a live model response (``workers.journal``) and the
+        """Write the journal row of a live model response (``workers.run.durability``) and the
         response's trace entries in one statement, both fenced by the attempt (both written
         or neither); the next ``sync`` finds the response written. False when the attempt no
         longer holds the execution."""

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth
 from app.budgets import quotas
-from app.cli_session import CommandError, run_in_session
+from app.cli.session import CommandError, run_in_session
 from app.core.config import Settings
 from app.core.errors import field_errors
 

@@ -1,5 +1,5 @@
-"""How a command of ``agentrun`` (app/cli.py) runs: one session it owns, and its failures
-reported in one line."""
+"""How a command of ``agentrun`` (app/cli/commands.py) runs: one session it owns, and its
+failures reported in one line."""
 
 import asyncio
 from collections.abc import Awaitable, Callable

@@ -1,6 +1,6 @@
 """The arq job ``run_execution(ctx, execution_id)``: load, claim, run the loop, persist.
 
-``ctx`` is arq's context; the worker's state in it (``workers.state.WorkerState``, built at
+``ctx`` is arq's context; the worker's state in it (``workers.run.state.WorkerState``, built at
 startup) holds the settings, the sessionmaker, the model clients, the Agents built for earlier
 runs and the executions this worker runs, whose heartbeat it keeps.
 
@@ -12,7 +12,7 @@ this worker found taken over elsewhere ends without a write; otherwise the worke
 (SIGTERM after the shutdown grace, or arq's job timeout), and the execution is handed back
 (heartbeat cleared) for another worker to run as the next attempt.
 
-Writes are retried while PostgreSQL is unreachable (``workers.database``). Should the final one
+Writes are retried while PostgreSQL is unreachable (``workers.run.database``). Should the final one
 still fail, the execution stays ``in_progress``, its heartbeat goes stale, and the reconciler
 has it run again.
 """
@@ -42,16 +42,16 @@ from app.definitions.run import STORED_INPUT, ExecutionRun
 from app.executions.models import ExecutionStatus
 from app.executions.transitions import release
 from app.journal.repository import JournaledStep, load_steps
-from workers.claim import Claim, Refusal, claim_execution, claim_pending
-from workers.database import in_one_statement, in_transaction
-from workers.failures import public_explanation
-from workers.heartbeat import HeldRun, StopReason
-from workers.journal import RunJournal
-from workers.loop import run_definition
-from workers.model_clients import request_settings
-from workers.outcome import Attempt, Outcome, persist, record_cancellation
-from workers.state import WorkerState, state_of
-from workers.transcript import Transcript
+from workers.run.claim import Claim, Refusal, claim_execution, claim_pending
+from workers.run.database import in_one_statement, in_transaction
+from workers.run.durability import RunJournal
+from workers.run.failures import public_explanation
+from workers.run.heartbeat import HeldRun, StopReason
+from workers.run.loop import run_definition
+from workers.run.model_clients import request_settings
+from workers.run.outcome import Attempt, Outcome, persist, record_cancellation
+from workers.run.state import WorkerState, state_of
+from workers.run.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 

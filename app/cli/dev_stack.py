@@ -23,13 +23,13 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 
+from app.cli.demo import DemoSetup, seed_demo
 from app.core.config import Settings
 from app.core.db import commit, create_engine, create_sessionmaker
-from app.demo import DemoSetup, seed_demo
 
 STATE_DIR = Path(".dev")
 DATABASE_NAME = "agentrun"
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
 
 def _listening(port: int) -> bool:
@@ -159,8 +159,8 @@ def _welcome(settings: Settings, demo: DemoSetup, base: str, notes: list[str]) -
 
 async def run_dev_stack(host: str, port: int) -> None:
     from app.main import create_app
-    from workers.execution_worker import ExecutionWorker
-    from workers.settings import worker_settings
+    from workers.process.execution_worker import ExecutionWorker
+    from workers.process.startup import worker_settings
 
     services = LocalServices()
     database_url = await services.database_url()

@@ -69,7 +69,7 @@ from app.definitions.run import ExecutionRun
 from app.executions.transitions import attempt_values
 from app.journal.models import StepKind
 from app.journal.repository import JournaledStep, forget_steps_from, write_step
-from workers.database import in_one_statement
+from workers.run.database import in_one_statement
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class RunJournal:
         # or never did).
         self.live_from: int | None = None
         # Writes a live model response's row together with the response's trace entries, in
-        # one statement (``workers.transcript.Transcript.journal_response``); None: the row
+        # one statement (``workers.run.transcript.Transcript.journal_response``); None: the row
         # alone.
         self.with_response: ResponseWriter | None = None
 

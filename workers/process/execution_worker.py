@@ -23,7 +23,7 @@ Two changes to how arq finds work, each through a method arq's ``Worker`` calls:
 
 - **Fair dispatch when the fleet is full.** A poll that leaves slots free (arq's queue had no
   job for them) releases waiting executions from PostgreSQL for them
-  (``workers.dispatcher``); at most once per ``poll_delay`` while jobs do come through the
+  (``workers.process.dispatcher``); at most once per ``poll_delay`` while jobs do come through the
   queue. Their enqueue wakes a worker at once.
 
 arq 0.28 is pinned; tests/worker/test_arq_seams.py pins what this module relies on.
@@ -41,8 +41,8 @@ from arq.worker import Worker
 
 from app.core.redis_scripts import LuaScript
 from app.executions.queue import wake_key, wake_workers
-from workers.dispatcher import dispatch
-from workers.state import STATE_KEY, WorkerState
+from workers.process.dispatcher import dispatch
+from workers.run.state import STATE_KEY, WorkerState
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The ``agentrun`` command: migrate the database, manage users and tokens (their quotas and
-agents' limits: app/cli_budgets.py), run the services."""
+agents' limits: app/cli/budgets.py), run the services."""
 
 import argparse
 import asyncio
@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import app
 from app.auth import service as auth
-from app.cli_budgets import add_budget_commands
-from app.cli_remote import add_remote_commands, run_remote
-from app.cli_session import CommandError, run_in_session
+from app.cli.budgets import add_budget_commands
+from app.cli.remote import add_remote_commands, run_remote
+from app.cli.session import CommandError, run_in_session
 from app.core.config import Settings, get_settings
 
 ALEMBIC_INI = Path(app.__file__).resolve().parent.parent / "alembic.ini"
@@ -136,7 +136,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def dev(args: argparse.Namespace, settings: Settings) -> None:
-    from app.dev_stack import run_dev_stack
+    from app.cli.dev_stack import run_dev_stack
 
     try:
         asyncio.run(run_dev_stack(args.host, args.port))
@@ -148,7 +148,7 @@ def dev(args: argparse.Namespace, settings: Settings) -> None:
 
 def worker(args: argparse.Namespace, settings: Settings) -> None:
     # Imported here so that the other commands do not load the agent machinery.
-    from workers.settings import run_worker
+    from workers.process.startup import run_worker
 
     run_worker(settings)
 
@@ -243,7 +243,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CommandError as exc:
         print(f"agentrun: error: {exc}", file=sys.stderr)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

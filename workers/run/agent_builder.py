@@ -26,8 +26,8 @@ from app.definitions.base import ExecutionDefinition
 from app.definitions.effects import effect_of
 from app.definitions.run import ExecutionRun
 from app.definitions.validators import STOP_EXECUTION_TOOL, ExecutionFailed, Fail, Retry
-from workers.journal import JournalDurability
-from workers.transcript import Transcript
+from workers.run.durability import JournalDurability
+from workers.run.transcript import Transcript
 
 # Agents kept per worker; a definition whose tools or output type differ per run builds one
 # per run and only cycles through the cache.
@@ -109,7 +109,7 @@ def build_agent(
 ) -> Agent[ExecutionRun, Any]:
     every_tool = [*tools, STOP_EXECUTION_TOOL]
     # Model requests and tool calls are journaled units while the run has a journal
-    # (workers/journal.py); each tool as its function declares (app/definitions/effects.py).
+    # (workers/run/durability.py); each tool as its function declares (app/definitions/effects.py).
     durability = JournalDurability(effects={tool.name: effect_of(tool) for tool in every_tool})
     agent: Agent[ExecutionRun, Any] = Agent(
         model,

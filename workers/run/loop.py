@@ -1,7 +1,7 @@
 """The pydantic-ai run of one execution: prompt, tools, validators, retries and the outcome.
 
 The run's ``Agent`` is built from the definition, or reused from an earlier run that built the
-same one (``workers.agent_builder``). Its validators become one pydantic-ai output validator:
+same one (``workers.run.agent_builder``). Its validators become one pydantic-ai output validator:
 *retry* raises ``ModelRetry`` with the feedback, *fail* raises ``ExecutionFailed``, which ends
 the run.
 Outcomes:
@@ -12,7 +12,7 @@ Outcomes:
 - retries exhausted → ``max_retries_exceeded`` with a short summary the model is asked for;
 - anything unexpected (provider down, a bug, the time limit) → ``runtime_error`` with
   ``ExceptionType: message``; a provider's error says its HTTP status and a short reason, never
-  its body (``workers.failures``).
+  its body (``workers.run.failures``).
 
 Nothing here holds a database session across a model call: the transcript and the tools use a
 short session each time.
@@ -42,11 +42,11 @@ from app.conversations.trace import TraceEntry
 from app.definitions.base import ExecutionDefinition
 from app.definitions.run import ExecutionRun
 from app.definitions.validators import ExecutionFailed
-from workers.agent_builder import AgentCache, Progress, RunHooks, build_agent, running_with
-from workers.failures import error_text, log_provider_error, public_explanation
-from workers.journal import RunJournal, journaling
-from workers.outcome import Outcome
-from workers.transcript import Transcript
+from workers.run.agent_builder import AgentCache, Progress, RunHooks, build_agent, running_with
+from workers.run.durability import RunJournal, journaling
+from workers.run.failures import error_text, log_provider_error, public_explanation
+from workers.run.outcome import Outcome
+from workers.run.transcript import Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ async def run_definition(
     the run used so far, counting from what it held: earlier attempts'). ``agents``: where to
     find an Agent built for an earlier run. ``budget``: the usage limits the run is held to.
     ``journal``: its model responses and tool results are journaled there, and those earlier
-    attempts journaled are replayed (``workers.journal``)."""
+    attempts journaled are replayed (``workers.run.durability``)."""
     progress = Progress(usage=usage if usage is not None else RunUsage())
     hooks = RunHooks(transcript, progress)
     deadline = asyncio.timeout(timeout_seconds)

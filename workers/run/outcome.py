@@ -8,7 +8,7 @@ it for what it holds (a result it cannot store, say), the trace's end and the ou
 written apart, so that neither keeps the other out, and a result that cannot be stored still
 leaves the execution terminal (``runtime_error``).
 
-Writes are retried while PostgreSQL is unreachable (``workers.database``).
+Writes are retried while PostgreSQL is unreachable (``workers.run.database``).
 """
 
 import functools
@@ -25,9 +25,7 @@ from app.conversations.trace import TraceEntry, trace_values
 from app.core.database_errors import is_database_outage
 from app.executions.models import (
     CANCELLED,
-    AgenticExecution,
     ExecutionStatus,
-    cancelled_explanation,
 )
 from app.executions.transitions import (
     attempt_holds,
@@ -35,17 +33,18 @@ from app.executions.transitions import (
     conclude_statement,
     conclusion_values,
     mark_failed,
+    requested_cancellation,
 )
-from workers.database import in_one_statement
-from workers.failures import error_text
-from workers.transcript import append_entries, fenced_trace_insert
+from workers.run.database import in_one_statement
+from workers.run.failures import error_text
+from workers.run.transcript import append_entries, fenced_trace_insert
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a run came to (``workers.loop``), before it is stored (``persist``)."""
+    """What a run came to (``workers.run.loop``), before it is stored (``persist``)."""
 
     usage: dict[str, Any]
     result: Any = None
@@ -193,24 +192,6 @@ async def _conclude(
     )
 
 
-async def _cancellation(session: AsyncSession, execution_id: int) -> str | None:
-    """The explanation to record if a user asked to cancel the execution, else None.
-
-    Locks the row until the caller's transaction ends, so that a cancel request arriving
-    meanwhile waits and then finds the execution ended.
-    """
-    row = (
-        await session.execute(
-            select(AgenticExecution.cancel_requested_at, AgenticExecution.cancel_requested_by)
-            .where(AgenticExecution.id == execution_id)
-            .with_for_update()
-        )
-    ).first()
-    if row is None or row.cancel_requested_at is None:
-        return None
-    return cancelled_explanation(row.cancel_requested_by or "a user")
-
-
 async def record_cancellation(
     sessionmaker: async_sessionmaker[AsyncSession], attempt: Attempt, usage: dict[str, Any]
 ) -> str | None:
@@ -218,7 +199,7 @@ async def record_cancellation(
     explanation, or None."""
     execution_id = attempt.execution_id
     async with sessionmaker() as session, session.begin():
-        explanation = await _cancellation(session, execution_id)
+        explanation = await requested_cancellation(session, execution_id)
         if explanation is None:
             return None
         # The trace's last entry, in the same transaction: written only if the attempt still

@@ -164,7 +164,7 @@ def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
 
 
 # What the trace says earlier attempts used: each model response's first entry carries its
-# usage (workers/transcript.py).
+# usage (workers/run/transcript.py).
 _RESPONSE_USAGE = Message.payload["usage"]
 
 

@@ -3,10 +3,10 @@
 
 One worker process runs many executions at once (they wait on model providers, not on the
 CPU): ``max_jobs`` is AGENTRUN_WORKER_CONCURRENCY. A worker is woken when a job is enqueued
-(``workers.execution_worker``) and polls every AGENTRUN_WORKER_POLL_DELAY_SECONDS besides.
+(``workers.process.execution_worker``) and polls every AGENTRUN_WORKER_POLL_DELAY_SECONDS besides.
 
 Beside the jobs, two tasks live from startup to shutdown: the heartbeat of the executions this
-worker runs (``workers.heartbeat``) and the reconciler (``workers.reconciler``).
+worker runs (``workers.run.heartbeat``) and the reconciler (``workers.background.reconciler``).
 
 Faults:
 - Redis unreachable: every Redis call waits for it to come back (retried with backoff, without
@@ -14,7 +14,7 @@ Faults:
   PostgreSQL and the provider, not Redis), and the reconciler re-enqueues what Redis lost.
 - SIGTERM: arq stops taking jobs and lets running ones finish for up to the shutdown grace
   (``job_completion_wait``); those still running then are cancelled and handed back
-  (``workers.jobs``): another worker runs them as their next attempt.
+  (``workers.run.jobs``): another worker runs them as their next attempt.
 - SIGKILL: the heartbeat stops; the reconciler has the executions run again.
 """
 
@@ -43,15 +43,15 @@ from app.core.logging import configure_logging
 from app.core.memory import keep_large_buffers_returnable
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
-from workers.agent_builder import AgentCache
-from workers.execution_worker import ExecutionWorker
-from workers.heartbeat import Runs, keep_beating
-from workers.jobs import run_execution
-from workers.loop import SUMMARY_TIMEOUT_SECONDS
-from workers.model_clients import ModelFactory
-from workers.reconciler import keep_reconciling
-from workers.state import STATE_KEY, WorkerState, state_of
-from workers.webhook_delivery import keep_delivering_webhooks
+from workers.background.reconciler import keep_reconciling
+from workers.background.webhook_delivery import keep_delivering_webhooks
+from workers.process.execution_worker import ExecutionWorker
+from workers.run.agent_builder import AgentCache
+from workers.run.heartbeat import Runs, keep_beating
+from workers.run.jobs import run_execution
+from workers.run.loop import SUMMARY_TIMEOUT_SECONDS
+from workers.run.model_clients import ModelFactory
+from workers.run.state import STATE_KEY, WorkerState, state_of
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ RUN_MARGIN_SECONDS = SUMMARY_TIMEOUT_SECONDS + 60
 # Writes that may each be retried for AGENTRUN_WORKER_DATABASE_RETRY_SECONDS outside the run's
 # own time limit: the claim, the end of the trace, the outcome.
 RETRIED_WRITES = 3
-# The claim decides how often an execution is tried (workers.claim.MAX_ATTEMPTS); arq's own
+# The claim decides how often an execution is tried (workers.run.claim.MAX_ATTEMPTS); arq's own
 # count (of pickups, including duplicates that do nothing) must never stop it first.
 ARQ_MAX_TRIES = 100
 # Redis unreachable: try again after 0.25 s, 0.5 s, ... then every 5 s, for as long as it takes.
@@ -100,7 +100,7 @@ def worker_redis_settings(settings: Settings) -> RedisSettings:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    """arq's on_startup: the worker's state, in ``ctx`` (``workers.state``), and its tasks."""
+    """arq's on_startup: the worker's state, in ``ctx`` (``workers.run.state``), and its tasks."""
     settings: Settings = ctx["settings"]
     engine = create_engine(settings)
     # One connection now: a database that cannot be reached stops the worker at startup, and
@@ -110,7 +110,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     # The heartbeat's own connection: runs holding every connection of the pool (500 runs, 20
     # connections) must not keep it from beating, or their executions are taken for orphans
     # and run twice. Its statement is cancelled after one heartbeat interval: a beat never
-    # hangs longer than that, and the next one is tried soon after (workers.heartbeat).
+    # hangs longer than that, and the next one is tried soon after (workers.run.heartbeat).
     heartbeat_engine = create_engine(
         settings, pool_size=1, statement_timeout_seconds=settings.heartbeat_seconds
     )

@@ -14,7 +14,7 @@ from arq.connections import ArqRedis
 
 from app.executions.dispatch import release_waiting
 from app.executions.queue import enqueue_execution
-from workers.state import WorkerState
+from workers.run.state import WorkerState
 
 logger = logging.getLogger(__name__)
 

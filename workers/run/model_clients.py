@@ -6,13 +6,13 @@ that any OpenAI-compatible server (Ollama, vLLM, llama.cpp) works through a base
 no LLM); ``test`` is pydantic-ai's TestModel; anything else is
 left to pydantic-ai's own inference (keys from the environment, sent to each provider's own
 address). Which key an OpenAI or Anthropic request carries depends on where it goes
-(``workers.model_credentials``). Models are cached per worker and share one HTTP connection
+(``workers.run.model_credentials``). Models are cached per worker and share one HTTP connection
 pool, which the worker closes when it stops.
 
 The OpenAI and Anthropic clients retry what is worth retrying (429, 408, 409, 5xx, timeouts,
 lost connections) with exponential backoff, honouring the provider's Retry-After, up to
 AGENTRUN_MODEL_MAX_RETRIES times; one request may take AGENTRUN_MODEL_TIMEOUT_SECONDS. What
-still fails ends the run as ``runtime_error`` with the provider's status (``workers.failures``).
+still fails ends the run as ``runtime_error`` with the provider's status (``workers.run.failures``).
 """
 
 from anthropic import AsyncAnthropic
@@ -28,7 +28,7 @@ from pydantic_ai.settings import ModelSettings as RequestSettings
 from app.agents.schemas import ModelSettings
 from app.core.config import Settings
 from workers.demo_model import MODEL_NAME, demo_model
-from workers.model_credentials import (
+from workers.run.model_credentials import (
     ANTHROPIC_DEFAULT_URL,
     NO_KEY,
     OPENAI_DEFAULT_URL,

@@ -1,4 +1,4 @@
-"""What a worker process holds from startup to shutdown, built once (``workers.settings``).
+"""What a worker process holds from startup to shutdown, built once (``workers.process.startup``).
 
 arq hands every job its context dict; the worker keeps one entry in it, ``state``, this
 dataclass, so that what a job reads is typed and checked.
@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.conversations.extraction_process import TextExtractor
 from app.core.config import Settings
-from workers.agent_builder import AgentCache
-from workers.heartbeat import Runs
-from workers.model_clients import ModelFactory
+from workers.run.agent_builder import AgentCache
+from workers.run.heartbeat import Runs
+from workers.run.model_clients import ModelFactory
 
 # The key of the worker's state in arq's context dict.
 STATE_KEY = "state"
@@ -29,7 +29,7 @@ class WorkerState:
     job_timeout_seconds: float
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    # The heartbeat's own connection (workers.heartbeat).
+    # The heartbeat's own connection (workers.run.heartbeat).
     heartbeat_engine: AsyncEngine
     heartbeat_sessionmaker: async_sessionmaker[AsyncSession]
     models: ModelFactory

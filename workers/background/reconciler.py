@@ -10,7 +10,7 @@ the executions no worker is taking care of and makes their jobs runnable again:
 - ``in_progress`` whose heartbeat is stale (their worker died) or NULL (their worker handed
   them back).
 
-A worker takes the jobs it runs out of the queue (workers.execution_worker), so a killed
+A worker takes the jobs it runs out of the queue (workers.process.execution_worker), so a killed
 worker's job is gone from the queue; it is enqueued again, its leftovers (which would make arq
 refuse the deterministic id, and the in-progress key a killed worker leaves for the whole job
 timeout) cleared in the same atomic step, as a job Redis lost is. A job still in the queue but
@@ -56,12 +56,13 @@ from app.executions.queue import (
     wake_workers,
 )
 from app.executions.transitions import orphaned
-from workers.heartbeat import Runs
+from workers.run.heartbeat import Runs
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
-# Redis calls wait for Redis to come back (workers.settings); one pass gives up after this long.
+# Redis calls wait for Redis to come back (workers.process.startup); one pass gives up after
+# this long.
 PASS_TIMEOUT_SECONDS = 60.0
 # For callers without worker settings.
 DEFAULT_STALE_AFTER_SECONDS: float = Settings.model_fields["stale_after_seconds"].default

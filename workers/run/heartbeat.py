@@ -2,15 +2,15 @@
 
 Every ``heartbeat_seconds`` one UPDATE bumps ``heartbeat_at`` of all the executions this worker
 process runs. A worker killed mid-run stops beating; once the heartbeat is older than
-``stale_after_seconds`` the reconciler (``workers.reconciler``) hands the execution to another
-worker, which runs it again as the next attempt.
+``stale_after_seconds`` the reconciler (``workers.background.reconciler``) hands the execution to
+another worker, which runs it again as the next attempt.
 
 The same UPDATE tells the worker about its runs what Redis may have failed to: a run taken
 over by another worker (this worker lost PostgreSQL for longer than ``stale_after_seconds``)
 is stopped without writing anything, and a run a user cancelled (the abort through Redis was
 lost) is stopped and recorded as cancelled.
 
-It beats on a connection of its own (``workers.settings``), whose statements are cancelled
+It beats on a connection of its own (``workers.process.startup``), whose statements are cancelled
 after one interval: runs holding every connection of the pool, or a statement stuck behind a
 lock, cannot keep it from beating (their executions would be taken for orphans).
 """
@@ -123,7 +123,7 @@ async def keep_beating(
     sessionmaker: async_sessionmaker[AsyncSession], runs: Runs, settings: Settings
 ) -> None:
     """The worker's heartbeat task, from startup to shutdown, on ``sessionmaker`` (the
-    heartbeat's own connection: ``workers.settings``)."""
+    heartbeat's own connection: ``workers.process.startup``)."""
     while True:
         pause = settings.heartbeat_seconds
         try:

@@ -1,0 +1,1 @@
+"""The worker process: its start-up and shutdown, and arq's worker that takes the jobs."""
