@@ -45,6 +45,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -112,29 +113,39 @@ class _Head:
     id: int
 
 
-async def _heads(
-    session: AsyncSession, level: ExecutionPriority, key_name: str
-) -> dict[int, _Head]:
-    """The keys with executions waiting at ``level``, each with its oldest: a skip scan
-    (recursive CTE) of the waiting index, one probe a key."""
+async def _heads(session: AsyncSession, key_name: str) -> dict[ExecutionPriority, dict[int, _Head]]:
+    """The keys with executions waiting, by level, each with its oldest: a skip scan
+    (recursive CTE) of the waiting index over (priority, key), one probe a pair."""
 
     def first_after(table: Any, after: ColumnElement[bool]) -> Any:
         key = table.c[key_name]
         return (
-            select(key.label("key"), table.c.started_at, table.c.id)
-            .where(waiting(table), table.c.priority == level.value, after)
-            .order_by(key, table.c.started_at, table.c.id)
+            select(
+                table.c.priority.label("priority"), key.label("key"), table.c.started_at, table.c.id
+            )
+            .where(waiting(table), after)
+            .order_by(table.c.priority, key, table.c.started_at, table.c.id)
             .limit(1)
         )
 
     heads = first_after(_executions, true()).cte("heads", recursive=True)
     following = _executions.alias("following")
-    step = first_after(following, following.c[key_name] > heads.c.key).lateral("step")
-    heads = heads.union_all(
-        select(step.c.key, step.c.started_at, step.c.id).select_from(heads.join(step, true()))
+    beyond = tuple_(following.c.priority, following.c[key_name]) > tuple_(
+        heads.c.priority, heads.c.key
     )
-    rows = await session.execute(select(heads.c.key, heads.c.started_at, heads.c.id))
-    return {key: _Head(started_at, id_) for key, started_at, id_ in rows}
+    step = first_after(following, beyond).lateral("step")
+    heads = heads.union_all(
+        select(step.c.priority, step.c.key, step.c.started_at, step.c.id).select_from(
+            heads.join(step, true())
+        )
+    )
+    found: dict[ExecutionPriority, dict[int, _Head]] = {level: {} for level in LEVELS}
+    rows = await session.execute(
+        select(heads.c.priority, heads.c.key, heads.c.started_at, heads.c.id)
+    )
+    for priority, key, started_at, id_ in rows:
+        found[ExecutionPriority(priority)][key] = _Head(started_at, id_)
+    return found
 
 
 async def _in_flight(session: AsyncSession, key_name: str, keys: list[int]) -> dict[int, int]:
@@ -147,16 +158,25 @@ async def _in_flight(session: AsyncSession, key_name: str, keys: list[int]) -> d
 
 async def _usage(
     session: AsyncSession, kind: str, keys: list[int], now: datetime, half_life: float
-) -> dict[int, float]:
+) -> tuple[dict[int, float], dict[int, float]]:
+    """The recent releases of ``keys`` and of each level, decayed to ``now``."""
     rows = await session.execute(
-        select(FairShareUsage.key, FairShareUsage.usage, FairShareUsage.updated_at).where(
-            FairShareUsage.kind == kind, FairShareUsage.key.in_(keys)
+        select(
+            FairShareUsage.kind, FairShareUsage.key, FairShareUsage.usage, FairShareUsage.updated_at
+        ).where(
+            or_(
+                and_(FairShareUsage.kind == kind, FairShareUsage.key.in_(keys)),
+                FairShareUsage.kind == PRIORITY_KIND,
+            )
         )
     )
-    return {
-        key: usage * math.pow(0.5, max(0.0, (now - updated_at).total_seconds()) / half_life)
-        for key, usage, updated_at in rows
-    }
+    by_key: dict[int, float] = {}
+    by_level: dict[int, float] = {}
+    for row_kind, key, usage, updated_at in rows:
+        age = max(0.0, (now - updated_at).total_seconds())
+        decayed = usage * math.pow(0.5, age / half_life)
+        (by_level if row_kind == PRIORITY_KIND else by_key)[key] = decayed
+    return by_key, by_level
 
 
 async def _weights(session: AsyncSession, settings: Settings, keys: list[int]) -> dict[int, float]:
@@ -228,14 +248,19 @@ async def _release_fifo(session: AsyncSession, slots: int, now: datetime) -> lis
 
 
 async def _record_usage(
-    session: AsyncSession, kind: str, usage: dict[int, float], now: datetime
+    session: AsyncSession,
+    kind: str,
+    by_key: dict[int, float],
+    by_level: dict[int, float],
+    now: datetime,
 ) -> None:
-    if not usage:
-        return
     rows = [
-        {"kind": kind, "key": key, "usage": value, "updated_at": now}
-        for key, value in usage.items()
+        {"kind": row_kind, "key": key, "usage": value, "updated_at": now}
+        for row_kind, values in ((kind, by_key), (PRIORITY_KIND, by_level))
+        for key, value in values.items()
     ]
+    if not rows:
+        return
     statement = insert(FairShareUsage).values(rows)
     await session.execute(
         statement.on_conflict_do_update(
@@ -254,25 +279,27 @@ async def release_waiting(session: AsyncSession, settings: Settings, slots: int)
     """
     if slots <= 0:
         return []
-    anything = await session.scalar(select(~NOTHING_WAITS))
-    if not anything:
+    # The lock only when something waits (an idle worker asks every poll).
+    locked = (
+        await session.execute(
+            select(func.pg_advisory_xact_lock(DISPATCH_LOCK), func.now()).where(~NOTHING_WAITS)
+        )
+    ).first()
+    if locked is None:
         return []
-    now: datetime = (
-        await session.execute(select(func.pg_advisory_xact_lock(DISPATCH_LOCK), func.now()))
-    ).one()[1]
+    now: datetime = locked[1]
     if not settings.fair_share:
         return await _release_fifo(session, slots, now)
     key_name = _key_name(settings)
     kind = settings.fair_share_key
     half_life = settings.fair_share_half_life_seconds
-    heads = {level: await _heads(session, level, key_name) for level in LEVELS}
+    heads = await _heads(session, key_name)
     keys = sorted({key for level_heads in heads.values() for key in level_heads})
     if not keys:
         return []
     flying = await _in_flight(session, key_name, keys)
-    usage = await _usage(session, kind, keys, now, half_life)
+    usage, level_usage = await _usage(session, kind, keys, now, half_life)
     weights = await _weights(session, settings, keys)
-    level_usage = await _usage(session, PRIORITY_KIND, list(LEVEL_RANK.values()), now, half_life)
     load = {key: flying.get(key, 0) + usage.get(key, 0.0) for key in keys}
     released_ids: list[int] = []
     for _ in range(ROUNDS):
@@ -307,8 +334,7 @@ async def release_waiting(session: AsyncSession, settings: Settings, slots: int)
                 usage[key] -= count - len(ids)
                 load[key] -= 2 * (count - len(ids))
                 level_usage[LEVEL_RANK[level]] -= count - len(ids)
-    await _record_usage(session, kind, {key: usage[key] for key in usage}, now)
-    await _record_usage(session, PRIORITY_KIND, level_usage, now)
+    await _record_usage(session, kind, usage, level_usage, now)
     return released_ids
 
 
