@@ -8,19 +8,23 @@ as any job Redis lost. Nothing is released twice (the release is a conditional U
 the lock) and nothing waiting is lost (it stays in PostgreSQL until released).
 """
 
-import logging
-
 from arq.connections import ArqRedis
+from sqlalchemy import select
 
-from app.executions.dispatch import release_waiting
+from app.executions.dispatch import NOTHING_WAITS, release_waiting
 from app.executions.queue import enqueue_execution
+from workers.run.database import autocommit_engine
 from workers.run.state import WorkerState
 
-logger = logging.getLogger(__name__)
+ANYTHING_WAITS = select(~NOTHING_WAITS)
 
 
 async def dispatch(state: WorkerState, queue: ArqRedis, slots: int) -> int:
     """Release up to ``slots`` waiting executions and enqueue them; how many it released."""
+    # An idle worker asks every poll: one autocommit statement (no BEGIN, no COMMIT).
+    async with autocommit_engine(state.sessionmaker).connect() as connection:
+        if not await connection.scalar(ANYTHING_WAITS):
+            return 0
     async with state.sessionmaker() as session, session.begin():
         released = await release_waiting(session, state.settings, slots)
     for execution_id in released:
