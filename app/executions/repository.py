@@ -211,7 +211,10 @@ _NEW_EXECUTION = {
 }
 # Released to the workers at insert (app/executions/dispatch.py): when nothing waits for the
 # dispatcher, or always with fair share off (first in, first out).
-_RELEASED_IF_NOTHING_WAITS = case((NOTHING_WAITS, bindparam("now")), else_=null())
+# Typed: PostgreSQL cannot infer a parameter's type inside CASE.
+_RELEASED_IF_NOTHING_WAITS = case(
+    (NOTHING_WAITS, bindparam("now", type_=_executions.c.dispatched_at.type)), else_=null()
+)
 _INSERTED = (_executions.c.id, _executions.c.conversation_id, _executions.c.dispatched_at)
 
 
