@@ -22,6 +22,7 @@ SCENARIOS = (
     "protocols",
     "journal",
     "list",
+    "fairness",
 )
 
 
