@@ -66,7 +66,9 @@ async def _subscribers(
     """The endpoints that receive the event: their id, and whether each is an A2A push
     notification config."""
     query = (
-        select(WebhookEndpoint.id, WebhookEndpoint.a2a_push_config.is_not(None).label("a2a"))
+        select(
+            WebhookEndpoint.id, WebhookEndpoint.a2a_push_config_encrypted.is_not(None).label("a2a")
+        )
         .join(User, User.id == WebhookEndpoint.user_id)
         .where(
             WebhookEndpoint.enabled.is_(True),

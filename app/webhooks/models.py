@@ -49,9 +49,10 @@ class WebhookEndpoint(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     # Why it was disabled by the service (failing for too long); None when a user did it.
     disabled_reason: Mapped[str | None] = mapped_column(Text)
-    secret: Mapped[str] = mapped_column(String(100))
+    # The signing secret, encrypted (app/webhooks/stored_secrets.py): shown once, at creation.
+    secret_encrypted: Mapped[str] = mapped_column(Text)
     # The secret before the last rotation, still signing beside the new one until it expires.
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None]
     # The first failed attempt since the last success: past the limit, the endpoint is disabled.
     failing_since: Mapped[datetime | None]
@@ -61,9 +62,9 @@ class WebhookEndpoint(Base):
     execution_id: Mapped[int | None] = mapped_column(
         ForeignKey("agentic_executions.id", ondelete="CASCADE"), index=True
     )
-    # That config as its user set it (id, url, token, authentication): its deliveries carry
-    # an A2A StreamResponse, and the token and Authorization it asks for.
-    a2a_push_config: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # That config as its user set it (id, url, token, authentication) and the headers its
+    # deliveries carry (the token and Authorization it asks for), as JSON, encrypted.
+    a2a_push_config_encrypted: Mapped[str | None] = mapped_column(Text)
 
 
 _STATUS_VALUES = ", ".join(f"'{status.value}'" for status in DeliveryStatus)
