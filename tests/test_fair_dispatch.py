@@ -294,13 +294,16 @@ async def test_the_cli_sets_a_users_weight(
 
 
 async def test_metrics_give_the_pending_executions_by_priority(
-    client: AsyncClient, factory: Factory
+    settings: Settings, factory: Factory
 ) -> None:
+    from tests.test_observability import operator_port
+
     agent, (alice, bob) = await shop(factory, "alice", "bob")
     await backlog(factory, agent, alice, 3, priority=ExecutionPriority.BATCH)
     await backlog(factory, agent, bob, 2)
 
-    text = (await client.get("/metrics")).text
+    async with operator_port(settings) as (_, scraper):
+        text = (await scraper.get("/metrics")).text
 
     assert 'agentrun_executions_pending{priority="batch"} 3.0' in text
     assert 'agentrun_executions_pending{priority="interactive"} 2.0' in text

@@ -85,25 +85,21 @@ class DatabaseGauges:
 
 
 async def _refresh_open_executions(session: AsyncSession) -> None:
+    """Open executions by status, and the pending ones by priority: one query."""
     open_statuses = [ExecutionStatus.PENDING.value, ExecutionStatus.IN_PROGRESS.value]
     counts = dict.fromkeys(open_statuses, 0)
+    pending = dict.fromkeys([priority.value for priority in ExecutionPriority], 0)
     query = (
-        select(AgenticExecution.status, func.count())
+        select(AgenticExecution.status, AgenticExecution.priority, func.count())
         .where(AgenticExecution.status.in_(open_statuses))
-        .group_by(AgenticExecution.status)
+        .group_by(AgenticExecution.status, AgenticExecution.priority)
     )
-    for status, count in await session.execute(query):
-        counts[status] = count
+    for status, priority, count in await session.execute(query):
+        counts[status] += count
+        if status == ExecutionStatus.PENDING:
+            pending[priority] += count
     for name, count in counts.items():
         EXECUTIONS_OPEN.labels(status=name).set(count)
-    pending = dict.fromkeys([priority.value for priority in ExecutionPriority], 0)
-    by_priority = (
-        select(AgenticExecution.priority, func.count())
-        .where(AgenticExecution.status == ExecutionStatus.PENDING)
-        .group_by(AgenticExecution.priority)
-    )
-    for priority, count in await session.execute(by_priority):
-        pending[priority] = count
     for name, count in pending.items():
         EXECUTIONS_PENDING.labels(priority=name).set(count)
 

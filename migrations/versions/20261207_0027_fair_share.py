@@ -1,7 +1,7 @@
 """fair share: executions' priority and dispatch time, users' weight, the dispatcher's usage
 
 Revision ID: 0027
-Revises: 0024
+Revises: 0025
 Create Date: 2026-12-07 19:15:00.000000
 
 Expand only: new columns with defaults and partial indexes that hold only the executions
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = '0027'
-down_revision: str | None = '0024'
+down_revision: str | None = '0025'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
