@@ -31,6 +31,7 @@ from bench.scenarios import (
     Result,
     batches,
     concurrency,
+    fairness,
     fleet,
     journal,
     latency,
@@ -46,7 +47,7 @@ from bench.stack import REDIS_URL, ROOT, Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# In this order: the list scenario's million rows come last, so they slow nothing else.
+# In this order: the list scenario's million rows come late, so they slow nothing else.
 SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "latency": latency.run,
     "pydantic_ai": pydantic_ai.run,
@@ -60,6 +61,7 @@ SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "batches": batches.run,
     "journal": journal.run,
     "list": listing.run,
+    "fairness": fairness.run,
 }
 
 

@@ -14,6 +14,7 @@ from app.auth.service import create_token, create_user
 from app.catalog.models import Dataset, DatasetMember, Product
 from app.conversations.models import Conversation, Message
 from app.core.config import Settings
+from app.core.db import utcnow
 from app.executions.models import AgenticExecution
 
 
@@ -100,6 +101,8 @@ class Factory:
                 execution_key=execution_key or agent.agent_type,
                 conversation_id=conversation.id,
                 input=fields.pop("input", {}),
+                # Enqueued at insert, as the API does on a service with free slots.
+                dispatched_at=fields.pop("dispatched_at", fields.get("started_at", utcnow())),
                 **fields,
             )
             session.add(execution)

@@ -58,7 +58,7 @@ async def stored(session: AsyncSession) -> tuple[int, int, int]:
     )
 
 
-async def test_a_json_batch_is_202_with_one_pending_execution_an_item_each_queued(
+async def test_a_json_batch_is_202_with_one_pending_execution_an_item_each_waiting_its_turn(
     client: AsyncClient, factory: Factory, queue: ArqRedis, session: AsyncSession
 ) -> None:
     alice, agent_id = await owner_and_agent(factory)
@@ -87,8 +87,17 @@ async def test_a_json_batch_is_202_with_one_pending_execution_an_item_each_queue
     assert {e["input"]["additional_instructions"] for e in executions} == {None}
     assert {e["limits"]["max_model_requests"] for e in executions} == {3}
     assert len({e["conversation"] for e in executions}) == 3
-    queued = await queue.zrange(queue.default_queue_name, 0, -1)
-    assert sorted(queued) == sorted(f"execution:{e['id']}".encode() for e in executions)
+    # At the batch priority, waiting in PostgreSQL for the dispatcher to release them fairly
+    # (fair share is on by default): nothing in arq's queue yet.
+    waiting = (
+        await session.execute(
+            select(AgenticExecution.priority, AgenticExecution.dispatched_at).where(
+                AgenticExecution.batch_id == batch["id"]
+            )
+        )
+    ).all()
+    assert [(str(priority), at) for priority, at in waiting] == [("batch", None)] * 3
+    assert await queue.zrange(queue.default_queue_name, 0, -1) == []
     assert await stored(session) == (1, 3, 3)
 
 

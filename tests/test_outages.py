@@ -82,7 +82,8 @@ async def test_with_redis_down_a_submitted_execution_is_kept_and_enqueued_later(
     # Redis is back: the worker's reconciler finds the execution and enqueues it.
     await session.execute(
         update(AgenticExecution).values(
-            started_at=AgenticExecution.started_at - timedelta(minutes=1)
+            started_at=AgenticExecution.started_at - timedelta(minutes=1),
+            dispatched_at=AgenticExecution.dispatched_at - timedelta(minutes=1),
         )
     )
     await session.commit()

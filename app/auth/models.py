@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String, true
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import Base, utcnow
@@ -8,6 +8,11 @@ from app.core.db import Base, utcnow
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "fair_share_weight > 0 AND fair_share_weight <= 1000", name="fair_share_weight"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(150), unique=True)
@@ -18,6 +23,9 @@ class User(Base):
     # Daily quotas set by an admin (app/executions/quotas.py), counted per UTC day; null: none.
     max_executions_per_day: Mapped[int | None] = mapped_column(default=None)
     max_tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # His share of the fleet when executions wait for a slot, relative to others' (default 1):
+    # app/executions/dispatch.py.
+    fair_share_weight: Mapped[float] = mapped_column(default=1.0, server_default=text("1"))
 
 
 class ApiToken(Base):

@@ -6,6 +6,7 @@ from app.auth import service
 from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.openapi import ADMIN_ONLY, USER_NOT_FOUND
 from app.auth.schemas import (
+    FairShare,
     NewTokenOut,
     NewUserOut,
     TokenCreate,
@@ -214,3 +215,46 @@ async def list_own_tokens(session: SessionDep, user: CurrentUser) -> list[TokenO
 async def revoke_own_token(token_id: int, session: SessionDep, user: CurrentUser) -> Response:
     await service.revoke_token(session, await service.get_token_of(session, user, token_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+FAIR_SHARE_DESCRIPTION = (
+    "When executions wait for a slot (every worker's slots taken), the next free slot goes to "
+    "the user with the least running and recently run work divided by his weight: a user of "
+    "weight 2 gets twice the share of a user of weight 1 (the default). Weights above 0, up "
+    "to 1000. With `AGENTRUN_FAIR_SHARE_KEY=dataset` every dataset weighs 1 and these "
+    "weights are not used."
+)
+
+
+@router.get(
+    "/users/{user_id}/fair-share/",
+    summary="A user's weight in the fair share",
+    description=f"{FAIR_SHARE_DESCRIPTION} Admins only.",
+    responses={**ADMIN_ONLY, **USER_NOT_FOUND},
+)
+async def read_fair_share(user_id: RowId, session: SessionDep, _: AdminUser) -> FairShare:
+    user = await service.get_user(session, user_id)
+    return FairShare(weight=user.fair_share_weight)
+
+
+@router.put(
+    "/users/{user_id}/fair-share/",
+    summary="Set a user's weight in the fair share",
+    description=f"{FAIR_SHARE_DESCRIPTION} Admins only.",
+    responses={
+        **ADMIN_ONLY,
+        400: {
+            "description": "Invalid body (fields named): a weight not above 0 or above 1000.",
+            "content": {
+                "application/json": {"example": {"weight": "Input should be greater than 0"}}
+            },
+        },
+        **USER_NOT_FOUND,
+    },
+)
+async def set_fair_share(
+    user_id: RowId, body: FairShare, session: SessionDep, _: AdminUser
+) -> FairShare:
+    user = await service.get_user(session, user_id)
+    await service.set_fair_share_weight(session, user, body.weight)
+    return FairShare(weight=user.fair_share_weight)

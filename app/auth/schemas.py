@@ -37,6 +37,20 @@ class UserUpdate(BaseModel):
     )
 
 
+class FairShare(BaseModel):
+    """A user's weight in the fair share of the fleet (docs/fair-share.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float = Field(
+        gt=0,
+        le=1000,
+        description="When executions wait for a slot, users get slots in proportion to their "
+        "weights (default 1): a user of weight 2 gets twice the share of a user of weight 1.",
+        examples=[2.0],
+    )
+
+
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

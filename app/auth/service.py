@@ -126,6 +126,14 @@ async def set_user_active(
     return user
 
 
+async def set_fair_share_weight(session: AsyncSession, user: User, weight: float) -> User:
+    """His weight in the fair share of the fleet (app/executions/dispatch.py); the dispatcher
+    reads it at its next release."""
+    user.fair_share_weight = weight
+    await session.flush()
+    return user
+
+
 async def get_token_of(session: AsyncSession, caller: User, token_id: int) -> ApiToken:
     """A token the caller may manage: one of his own, or any for an admin; else 404, so that
     ids of other users' tokens do not leak."""

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.models import User
 from app.batches.models import AgenticExecutionBatch
 from app.conversations.models import Conversation
-from app.executions.models import AgenticExecution, ExecutionStatus
+from app.executions.models import AgenticExecution, ExecutionPriority, ExecutionStatus
 
 _batches = cast(Table, AgenticExecutionBatch.__table__)
 _executions = cast(Table, AgenticExecution.__table__)
@@ -173,6 +173,8 @@ def _insert_items() -> Any:
         "conversation_id": numbered.c.id,
         "batch_id": bindparam("batch_id", type_=Integer),
         "batch_item": item,
+        # Null: the items wait for the dispatcher (fair share); else released at insert.
+        "dispatched_at": bindparam("released_at", type_=DateTime(timezone=True)),
         **{name: literal(value) for name, value in ITEM_VALUES.items()},
     }
     rows = select(*columns.values()).join_from(
@@ -186,9 +188,9 @@ def _insert_items() -> Any:
     )
 
 
-# fair-share (#28): the one place an item's scheduling priority is set. Once
-# agentic_executions has its `priority` column, this becomes {"priority": "batch"}.
-ITEM_VALUES: dict[str, Any] = {}
+# The one place an item's scheduling priority is set: below interactive starts, fairly
+# shared among users by the dispatcher (app/executions/dispatch.py).
+ITEM_VALUES: dict[str, Any] = {"priority": ExecutionPriority.BATCH.value}
 
 _INSERT_ITEMS = _insert_items()
 
@@ -207,8 +209,12 @@ class NewItems:
     inputs: Sequence[dict[str, Any]]
 
 
-async def insert_items(session: AsyncSession, items: NewItems, now: datetime) -> list[int]:
-    """Insert the items (pending executions) and their conversations; their ids, in order."""
+async def insert_items(
+    session: AsyncSession, items: NewItems, now: datetime, *, released: bool
+) -> list[int]:
+    """Insert the items (pending executions) and their conversations; their ids, in order.
+    ``released``: handed to the workers at once (fair share off), else they wait for the
+    dispatcher."""
     parameters = {
         "batch_id": items.batch_id,
         "agent_id": items.agent_id,
@@ -220,6 +226,7 @@ async def insert_items(session: AsyncSession, items: NewItems, now: datetime) ->
         "inputs": list(items.inputs),
         "count": len(items.inputs),
         "now": now,
+        "released_at": now if released else None,
     }
     result = await session.execute(_INSERT_ITEMS, parameters)
     return sorted(result.scalars().all())

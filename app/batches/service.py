@@ -23,6 +23,7 @@ from app.core.db import after_commit, utcnow
 from app.core.errors import Conflict, NotFound
 from app.definitions.base import ExecutionDefinition
 from app.executions import transitions
+from app.executions.dispatch import wake_workers_safely
 from app.executions.models import AgenticExecution
 from app.executions.queue import abort_execution_job, enqueue_executions
 from app.executions.quotas import check_quotas
@@ -70,6 +71,7 @@ class Submitted:
 async def _store(
     session: AsyncSession,
     queue: ArqRedis,
+    settings: Settings,
     *,
     user: User,
     agent: Agent,
@@ -106,8 +108,13 @@ async def _store(
             inputs=inputs,
         ),
         now,
+        released=not settings.fair_share,
     )
-    after_commit(session, lambda: enqueue_executions(queue, item_ids))
+    if settings.fair_share:
+        # The items wait for the dispatcher: a worker with a free slot releases them fairly.
+        after_commit(session, lambda: wake_workers_safely(queue))
+    else:
+        after_commit(session, lambda: enqueue_executions(queue, item_ids))
     return batch_id
 
 
@@ -145,13 +152,13 @@ async def submit_batch(
         "digest": digest,
     }
     if idempotency_key is None:
-        batch_id = await _store(session, queue, **arguments)
+        batch_id = await _store(session, queue, settings, **arguments)
     else:
         try:
             # A savepoint: should a concurrent request with the same key store first, this
             # one goes on to read what it stored.
             async with session.begin_nested():
-                batch_id = await _store(session, queue, **arguments)
+                batch_id = await _store(session, queue, settings, **arguments)
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise

@@ -69,6 +69,22 @@ def set_user_active(args: argparse.Namespace, settings: Settings) -> None:
     print(run_in_session(settings, work))
 
 
+def set_weight(args: argparse.Namespace, settings: Settings) -> None:
+    async def work(session: AsyncSession) -> str:
+        user = await auth.get_user_by_username(session, args.username)
+        await auth.set_fair_share_weight(session, user, args.weight)
+        return f"User {user.username!r} now has weight {args.weight:g} in the fair share."
+
+    print(run_in_session(settings, work))
+
+
+def _weight(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError("a weight is above 0 and at most 1000")
+    return value
+
+
 def create_token(args: argparse.Namespace, settings: Settings) -> None:
     async def work(session: AsyncSession) -> str:
         user = await auth.get_user_by_username(session, args.username)
@@ -186,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     enable = users.add_parser("enable", help="enable a disabled user again")
     enable.add_argument("username")
     enable.set_defaults(handler=set_user_active)
+    weight = users.add_parser(
+        "weight",
+        help="set a user's weight in the fair share of the fleet (default 1; docs/fair-share.md)",
+    )
+    weight.add_argument("username")
+    weight.add_argument("weight", type=_weight, help="above 0, at most 1000")
+    weight.set_defaults(handler=set_weight)
 
     tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(
         dest="tokens_command", required=True, metavar="ACTION"

@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     # Each poll is a few Redis round trips (every 50 ms cost an idle worker ~3% of a core).
     worker_poll_delay_seconds: float = Field(default=0.5, gt=0)
     execution_timeout_seconds: float = 600.0
+    # Fair share of the fleet (app/executions/dispatch.py, docs/fair-share.md). When executions
+    # wait for a slot, the next free one goes to the key (the submitting user, or the agent's
+    # dataset) with the least running and recently released work divided by its weight; off:
+    # first in, first out, every execution enqueued at once.
+    fair_share: bool = True
+    fair_share_key: Literal["user", "dataset"] = "user"
+    # How fast released work is forgotten: its count halves every this many seconds.
+    fair_share_half_life_seconds: float = Field(default=60.0, gt=0)
+    # The share of releases kept for batch executions while interactive ones wait too.
+    fair_share_batch_share: float = Field(default=0.1, gt=0, lt=1)
     # Worker resilience (workers/run/heartbeat.py, workers/background/reconciler.py): a running
     # execution's heartbeat is bumped every heartbeat_seconds; one older than
     # stale_after_seconds (its worker died) is run again by the reconciler, which runs every

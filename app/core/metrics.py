@@ -34,6 +34,13 @@ EXECUTION_DURATION = Histogram(
     ["execution_key", "status"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
+# Per priority, never per user or key: the label set stays bounded.
+EXECUTION_WAIT = Histogram(
+    "agentrun_execution_wait_seconds",
+    "From creation to a worker's first claim (waiting for a slot), by priority.",
+    ["priority"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600),
+)
 MODEL_REQUESTS = Counter(
     "agentrun_model_requests_total", "Requests sent to model providers.", ["model"]
 )
@@ -46,6 +53,11 @@ MODEL_TOKENS = Counter(
 QUEUE_DEPTH = Gauge("agentrun_queue_depth", "Jobs waiting in the queue.")
 EXECUTIONS_OPEN = Gauge(
     "agentrun_executions_open", "Executions not yet terminal, by status.", ["status"]
+)
+EXECUTIONS_PENDING = Gauge(
+    "agentrun_executions_pending",
+    "Executions waiting for a slot (pending: held by the dispatcher or queued), by priority.",
+    ["priority"],
 )
 
 router = APIRouter(include_in_schema=False)

@@ -10,23 +10,29 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.metrics import EXECUTIONS_OPEN, QUEUE_DEPTH, DatabaseGauges
-from app.executions.models import AgenticExecution, ExecutionStatus
+from app.core.metrics import EXECUTIONS_OPEN, EXECUTIONS_PENDING, QUEUE_DEPTH, DatabaseGauges
+from app.executions.models import AgenticExecution, ExecutionPriority, ExecutionStatus
 from app.executions.queue import QUEUE_ERRORS
 
 
 async def _refresh_open_executions(session: AsyncSession) -> None:
+    """Open executions by status, and the pending ones by priority: one query."""
     open_statuses = [ExecutionStatus.PENDING.value, ExecutionStatus.IN_PROGRESS.value]
     counts = dict.fromkeys(open_statuses, 0)
+    pending = dict.fromkeys([priority.value for priority in ExecutionPriority], 0)
     query = (
-        select(AgenticExecution.status, func.count())
+        select(AgenticExecution.status, AgenticExecution.priority, func.count())
         .where(AgenticExecution.status.in_(open_statuses))
-        .group_by(AgenticExecution.status)
+        .group_by(AgenticExecution.status, AgenticExecution.priority)
     )
-    for status, count in await session.execute(query):
-        counts[status] = count
+    for status, priority, count in await session.execute(query):
+        counts[status] += count
+        if status == ExecutionStatus.PENDING:
+            pending[priority] += count
     for name, count in counts.items():
         EXECUTIONS_OPEN.labels(status=name).set(count)
+    for name, count in pending.items():
+        EXECUTIONS_PENDING.labels(priority=name).set(count)
 
 
 async def refresh_gauges(request: Request, settings: Settings) -> None:

@@ -3,6 +3,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Dialect,
     ForeignKey,
@@ -50,6 +51,28 @@ class StatusColumn(TypeDecorator[ExecutionStatus]):
         return None if value is None else ExecutionStatus(value)
 
 
+class ExecutionPriority(enum.StrEnum):
+    """Which executions the dispatcher releases first when they wait for a slot
+    (app/executions/dispatch.py): every ``interactive`` one before a ``batch`` one, but for the
+    reserved share that keeps batch work from waiting forever."""
+
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+
+class PriorityColumn(TypeDecorator[ExecutionPriority]):
+    """``priority`` as ``ExecutionPriority``, a ``varchar(16)`` of its values in PostgreSQL."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else ExecutionPriority(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> ExecutionPriority | None:
+        return None if value is None else ExecutionPriority(value)
+
+
 # The failure code of an execution a user cancelled (explanation: "Cancelled by <username>.").
 CANCELLED = "cancelled"
 
@@ -59,12 +82,39 @@ def cancelled_explanation(username: str) -> str:
 
 
 _STATUS_VALUES = ", ".join(f"'{status.value}'" for status in ExecutionStatus)
+_PRIORITY_VALUES = ", ".join(f"'{priority.value}'" for priority in ExecutionPriority)
+# Pending executions the dispatcher has not released to the workers yet; and those it has (or
+# the API enqueued at once), not yet claimed. Each set has partial indexes of its own, empty
+# on an idle service.
+WAITING = "status = 'pending' AND dispatched_at IS NULL"
+RELEASED = "status = 'pending' AND dispatched_at IS NOT NULL"
 
 
 class AgenticExecution(Base):
     __tablename__ = "agentic_executions"
     __table_args__ = (
         CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),
+        CheckConstraint(f"priority IN ({_PRIORITY_VALUES})", name="priority"),
+        # The dispatcher reads the waiting executions of each priority key by key (the user's,
+        # or the dataset's: AGENTRUN_FAIR_SHARE_KEY), oldest first within a key.
+        Index(
+            "ix_agentic_executions_waiting_user",
+            "priority",
+            "user_id",
+            "started_at",
+            "id",
+            postgresql_where=text(WAITING),
+        ),
+        Index(
+            "ix_agentic_executions_waiting_dataset",
+            "priority",
+            "dataset_id",
+            "started_at",
+            "id",
+            postgresql_where=text(WAITING),
+        ),
+        # What the reconciler checks (released long ago and still pending: its job was lost).
+        Index("ix_agentic_executions_released", "dispatched_at", postgresql_where=text(RELEASED)),
         # The list is ordered newest first and filtered by these columns: one index each.
         Index("ix_agentic_executions_started", "started_at", "id"),
         Index("ix_agentic_executions_user_started", "user_id", "started_at", "id"),
@@ -128,6 +178,13 @@ class AgenticExecution(Base):
     failure_code: Mapped[str | None] = mapped_column(NulFreeString(100))
     failure_explanation: Mapped[str | None] = mapped_column(NulFreeText)
     attempts: Mapped[int] = mapped_column(default=0)
+    priority: Mapped[ExecutionPriority] = mapped_column(
+        PriorityColumn(), default=ExecutionPriority.INTERACTIVE, server_default="interactive"
+    )
+    # When the execution was handed to the workers (enqueued): at insert when nothing waits
+    # (the API's path on a service with free slots), else by the dispatcher when its turn
+    # comes. NULL while it waits for that turn; unused once it is claimed.
+    dispatched_at: Mapped[datetime | None]
     # What the run used, stored when it ends (app/budgets/usage.py): {"requests": n,
     # "input_tokens": n, "output_tokens": n, "cost": USD or null when the price is unknown}.
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -167,3 +224,17 @@ class AgenticExecution(Base):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class FairShareUsage(Base):
+    """What the dispatcher released lately, per fairness key (``kind`` "user" or "dataset") and
+    per priority (``kind`` "priority", ``key`` the level's rank): a count decayed by half every
+    AGENTRUN_FAIR_SHARE_HALF_LIFE_SECONDS, as of ``updated_at``. Written only by the
+    dispatcher, under its lock (app/executions/dispatch.py)."""
+
+    __tablename__ = "fair_share_usage"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    usage: Mapped[float]
+    updated_at: Mapped[datetime]

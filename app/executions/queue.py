@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -86,9 +87,15 @@ async def queue_reachable(queue: ArqRedis) -> bool:
 # MULTI/PSETEX/ZADD/EXEC on a connection held for the WATCH): a job whose key or result exists
 # is not enqueued again. A script runs atomically, as the WATCH made arq's steps. It also
 # pushes a token on the wake list, which a waiting worker is blocked on (``wake_key``).
+#
+# With a limit (ARGV[6] > 0), a job is not enqueued while that many already wait in the queue
+# (2): every slot of the fleet is taken, and the execution waits for the dispatcher instead
+# (app/executions/dispatch.py), which is fair where the queue is first in, first out.
 _ENQUEUE = LuaScript(
     """
     if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+    local limit = tonumber(ARGV[6])
+    if limit > 0 and redis.call('ZCARD', KEYS[3]) >= limit then return 2 end
     redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
     redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
     redis.call('LPUSH', KEYS[4], '1')
@@ -98,11 +105,30 @@ _ENQUEUE = LuaScript(
 )
 
 
+# Whether the fleet looks busy to a new execution (fair share on): any job waiting in arq's
+# queue means no worker had a slot for it.
+BUSY_WHEN_QUEUED = 1
+
+
+class Enqueued(enum.Enum):
+    YES = "enqueued"  # or a job of the same id was there already
+    BUSY = "busy"  # jobs wait in the queue already: nothing enqueued
+    UNREACHABLE = "unreachable"  # Redis down: the reconciler enqueues it later
+
+
 async def enqueue_execution(queue: ArqRedis, execution_id: int) -> bool:
     """Enqueue the run; False when Redis cannot be reached (the reconciler enqueues it later).
 
     A job of the same id already queued, running or finished moments ago is left alone.
     """
+    return await enqueue_unless_busy(queue, execution_id, busy_when_queued=0) == Enqueued.YES
+
+
+async def enqueue_unless_busy(
+    queue: ArqRedis, execution_id: int, *, busy_when_queued: int = BUSY_WHEN_QUEUED
+) -> Enqueued:
+    """``enqueue_execution``, except while ``busy_when_queued`` jobs (0: no limit) wait in the
+    queue already."""
     job_id = job_id_for(execution_id)
     now = timestamp_ms()
     job = serialize_job(
@@ -111,11 +137,15 @@ async def enqueue_execution(queue: ArqRedis, execution_id: int) -> bool:
     queue_name = queue.default_queue_name
     keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue_name, wake_key(queue_name)]
     try:
-        await _ENQUEUE(queue, keys, [queue.expires_extra_ms, job, now, job_id, WAKE_TOKENS_KEPT])
+        answer = await _ENQUEUE(
+            queue,
+            keys,
+            [queue.expires_extra_ms, job, now, job_id, WAKE_TOKENS_KEPT, busy_when_queued],
+        )
     except QUEUE_ERRORS as exc:
         logger.warning("could not enqueue execution %s: %s", execution_id, exc)
-        return False
-    return True
+        return Enqueued.UNREACHABLE
+    return Enqueued.BUSY if answer == 2 else Enqueued.YES
 
 
 # ``_ENQUEUE`` for many jobs at once (a batch's items). KEYS: the queue, the wake list; ARGV:

@@ -16,9 +16,11 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal_column,
+    null,
     or_,
     select,
     update,
@@ -30,6 +32,7 @@ from app.auth.models import User
 from app.auth.repository import TokenWith
 from app.auth.service import Authenticated, authenticate_with
 from app.conversations.models import Conversation, ConversationFile, Message
+from app.executions.dispatch import NOTHING_WAITS
 from app.executions.models import AgenticExecution, ExecutionStatus
 from app.executions.rows import ExecutionRow
 
@@ -204,27 +207,42 @@ _NEW_EXECUTION = {
     "limits": bindparam("limits", type_=_executions.c.limits.type),
     "retry_of_id": bindparam("retry_of_id", type_=Integer),
     "resume_from_id": bindparam("resume_from_id", type_=Integer),
+    "priority": bindparam("priority", type_=_executions.c.priority.type),
 }
-_INSERTED = (_executions.c.id, _executions.c.conversation_id)
-# In a conversation inserted already (its files written under its id).
-_INSERT_EXECUTION = (
-    insert(_executions)
-    .values({**_NEW_EXECUTION, "conversation_id": bindparam("conversation_id")})
-    .returning(*_INSERTED)
+# Released to the workers at insert (app/executions/dispatch.py): when nothing waits for the
+# dispatcher, or always with fair share off (first in, first out).
+# Typed: PostgreSQL cannot infer a parameter's type inside CASE.
+_RELEASED_IF_NOTHING_WAITS = case(
+    (NOTHING_WAITS, bindparam("now", type_=_executions.c.dispatched_at.type)), else_=null()
 )
-# With its new locked conversation, in one statement (the common case: one round trip).
-_NEW_CONVERSATION_CTE = _INSERT_CONVERSATION.cte("conversation")
-_INSERT_EXECUTION_AND_CONVERSATION = (
-    insert(_executions)
-    .values(
-        {
-            **_NEW_EXECUTION,
-            "conversation_id": select(_NEW_CONVERSATION_CTE.c.id).scalar_subquery(),
-        }
+_INSERTED = (_executions.c.id, _executions.c.conversation_id, _executions.c.dispatched_at)
+
+
+def _insert_statements(dispatched_at: Any) -> tuple[Any, Any]:
+    """The insert in a conversation inserted already (its files written under its id), and
+    the insert with its new locked conversation in one statement (the common case: one round
+    trip)."""
+    values = {**_NEW_EXECUTION, "dispatched_at": dispatched_at}
+    in_conversation = (
+        insert(_executions)
+        .values({**values, "conversation_id": bindparam("conversation_id")})
+        .returning(*_INSERTED)
     )
-    .returning(*_INSERTED)
-    .add_cte(_NEW_CONVERSATION_CTE)
-)
+    conversation = _INSERT_CONVERSATION.cte("conversation")
+    with_conversation = (
+        insert(_executions)
+        .values({**values, "conversation_id": select(conversation.c.id).scalar_subquery()})
+        .returning(*_INSERTED)
+        .add_cte(conversation)
+    )
+    return in_conversation, with_conversation
+
+
+# Built once each (building a statement costs more CPU than running it).
+_INSERTS = {
+    True: _insert_statements(_RELEASED_IF_NOTHING_WAITS),
+    False: _insert_statements(bindparam("now")),
+}
 
 
 @dataclass(frozen=True)
@@ -316,22 +334,33 @@ async def stored_files(session: AsyncSession, conversation_id: int) -> list[Stor
     return [StoredUpload(*row) for row in rows]
 
 
+@dataclass(frozen=True)
+class Inserted:
+    id: int
+    conversation_id: int
+    # True: handed to the workers now (enqueue it); False: it waits for the dispatcher.
+    released: bool
+
+
 async def insert_execution(
     session: AsyncSession,
     *,
     conversation_id: int | None,
     values: Mapping[str, Any],
     now: datetime,
-) -> tuple[int, int]:
+    fair_share: bool = True,
+) -> Inserted:
     """A new pending execution (``values``: agent_id, user_id, dataset_id, execution_key,
     input, idempotency_key, request_sha256, definition_version, limits, retry_of_id,
-    resume_from_id) in ``conversation_id``, or in
-    a new locked conversation inserted by the same statement. Its id and its conversation's."""
+    resume_from_id, priority) in ``conversation_id``, or in a new locked conversation inserted
+    by the same statement. Released at once unless executions wait for the dispatcher (or
+    always, ``fair_share`` off)."""
+    in_conversation, with_conversation = _INSERTS[fair_share]
     if conversation_id is None:
-        statement = _INSERT_EXECUTION_AND_CONVERSATION
+        statement = with_conversation
         parameters = {**values, "now": now}
     else:
-        statement = _INSERT_EXECUTION
+        statement = in_conversation
         parameters = {**values, "now": now, "conversation_id": conversation_id}
     found = (await session.execute(statement, parameters)).one()
-    return int(found.id), int(found.conversation_id)
+    return Inserted(int(found.id), int(found.conversation_id), found.dispatched_at is not None)

@@ -21,8 +21,9 @@ from app.core.database_errors import is_unique_violation
 from app.core.db import after_commit, on_rollback, utcnow
 from app.core.errors import Conflict, Unavailable
 from app.executions import repository
-from app.executions.models import ExecutionStatus
-from app.executions.queue import enqueue_execution, queue_reachable
+from app.executions.dispatch import hand_to_workers, wake_workers_safely
+from app.executions.models import ExecutionPriority, ExecutionStatus
+from app.executions.queue import queue_reachable
 from app.executions.quotas import check_quotas
 from app.executions.repository import StoredUpload
 from app.executions.rows import ExecutionRow
@@ -92,6 +93,8 @@ def execution_values(valid: ValidStart, digest: str) -> dict[str, Any]:
         "input": valid.input,
         "idempotency_key": valid.idempotency_key,
         "request_sha256": digest,
+        # A batch's items are inserted at the batch priority by app.batches.
+        "priority": ExecutionPriority.INTERACTIVE,
     }
 
 
@@ -102,13 +105,17 @@ async def _store_execution(
     uploads: Sequence[Upload],
     digest: str,
     copy_files: CopyFiles | None,
-) -> ExecutionRow:
+) -> tuple[ExecutionRow, bool]:
     """Store the execution, its locked conversation and files; written files are removed
     again should the rows not be stored. ``copy_files``: a retry's, the earlier execution's
-    files linked into the new conversation."""
+    files linked into the new conversation. Also answers whether it was released to the
+    workers at once (else it waits for the dispatcher: app/executions/dispatch.py)."""
     now = utcnow()
     agent, user = valid.agent, valid.user
     values = execution_values(valid, digest)
+    insert = functools.partial(
+        repository.insert_execution, session, values=values, now=now, fair_share=settings.fair_share
+    )
     if copy_files is not None:
         conversation_id = await repository.insert_conversation(
             session, agent_id=agent.id, user_id=user.id, now=now
@@ -116,22 +123,19 @@ async def _store_execution(
         linked: list[str] = []
         try:
             await copy_files(conversation_id, now, linked)
-            execution_id, _ = await repository.insert_execution(
-                session, conversation_id=conversation_id, values=values, now=now
-            )
+            inserted = await insert(conversation_id=conversation_id)
         except BaseException:
             remove_stored(settings.media_root, linked)
             raise
         on_rollback(session, lambda: remove_stored(settings.media_root, linked))
-        found = await repository.get_execution(session, execution_id)
+        found = await repository.get_execution(session, inserted.id)
         assert found is not None
-        return found
+        return found, inserted.released
     if not uploads:
-        execution_id, conversation_id = await repository.insert_execution(
-            session, conversation_id=None, values=values, now=now
-        )
+        inserted = await insert(conversation_id=None)
         # Everything else is known: spare the read on the hot path.
-        return _new_execution_row(execution_id, conversation_id, values, now)
+        row = _new_execution_row(inserted.id, inserted.conversation_id, values, now)
+        return row, inserted.released
     # Files are stored under their conversation's id: its row first.
     conversation_id = await repository.insert_conversation(
         session, agent_id=agent.id, user_id=user.id, now=now
@@ -154,9 +158,7 @@ async def _store_execution(
                 )
             )
         await repository.insert_files(session, conversation_id, stored, now)
-        execution_id, _ = await repository.insert_execution(
-            session, conversation_id=conversation_id, values=values, now=now
-        )
+        inserted = await insert(conversation_id=conversation_id)
     except BaseException:
         remove_stored(settings.media_root, [file.storage_key for file in stored])
         raise
@@ -164,9 +166,9 @@ async def _store_execution(
     keys = [file.storage_key for file in stored]
     on_rollback(session, lambda: remove_stored(settings.media_root, keys))
     # The files' ids are the database's: read them back (rare, and costly anyway).
-    found = await repository.get_execution(session, execution_id)
+    found = await repository.get_execution(session, inserted.id)
     assert found is not None
-    return found
+    return found, inserted.released
 
 
 def _new_execution_row(
@@ -240,13 +242,13 @@ async def store_start(
         _store_execution, session, settings, valid, uploads, digest, copy_files
     )
     if idempotency_key is None:
-        execution = await store()
+        execution, released = await store()
     else:
         try:
             # A savepoint: should a concurrent request with the same key store first, the
             # request's transaction goes on to read what it stored.
             async with session.begin_nested():
-                execution = await store()
+                execution, released = await store()
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise
@@ -255,5 +257,11 @@ async def store_start(
                 raise
             return Started(earlier, repeated=True)
     execution_id = execution.id
-    after_commit(session, lambda: enqueue_execution(queue, execution_id))
+    if released:
+        after_commit(
+            session, lambda: hand_to_workers(session, queue, execution_id, settings.fair_share)
+        )
+    else:
+        # Executions wait for a slot: the dispatcher of a worker whose slot frees up decides.
+        after_commit(session, lambda: wake_workers_safely(queue))
     return Started(execution)

@@ -24,6 +24,7 @@ SCENARIOS = (
     "batches",
     "journal",
     "list",
+    "fairness",
 )
 
 

@@ -121,7 +121,10 @@ async def test_a_job_a_worker_is_picking_up_right_now_is_left_alone(
         await session.execute(
             update(AgenticExecution)
             .where(AgenticExecution.id == execution.id)
-            .values(started_at=utcnow() - timedelta(minutes=1))
+            .values(
+                started_at=utcnow() - timedelta(minutes=1),
+                dispatched_at=utcnow() - timedelta(minutes=1),
+            )
         )
     await enqueue_execution(queue, execution.id)
     marker = in_progress_key_prefix + job_id_for(execution.id)
@@ -146,7 +149,10 @@ async def test_a_lost_job_enqueued_by_two_reconcilers_at_once_runs_once(
         await session.execute(
             update(AgenticExecution)
             .where(AgenticExecution.id == waiting.id)
-            .values(started_at=utcnow() - timedelta(minutes=1))
+            .values(
+                started_at=utcnow() - timedelta(minutes=1),
+                dispatched_at=utcnow() - timedelta(minutes=1),
+            )
         )
 
     await asyncio.gather(*(worker.reconcile(queue) for _ in range(3)))

@@ -136,7 +136,9 @@ async def test_jobs_redis_lost_are_enqueued_again_and_run_once(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     owner, agent = await mock_agent(factory, mock_model.url)
-    submitter = Submitter(await stack.api(), owner, agent.id)
+    # First in, first out: every job goes to Redis at once (with fair share, those submitted
+    # while one waits in the queue wait in PostgreSQL: nothing of theirs for Redis to lose).
+    submitter = Submitter(await stack.api(fair_share=False), owner, agent.id)
     ids = await submitter.submit(3)  # no worker yet: queued
     assert await queue.zcard(settings.queue_name) == 3
     # As after a Redis restart without persistence: one job entirely gone, one gone from the

@@ -3,7 +3,8 @@
 Every worker runs it every ``reconcile_seconds`` (a task of its own, beside the jobs). It finds
 the executions no worker is taking care of and makes their jobs runnable again:
 
-- ``pending`` for longer than ``stale_after_seconds`` whose job Redis lost (enqueue failed
+- ``pending`` and released to the workers (``dispatched_at``) longer than
+  ``stale_after_seconds`` ago, whose job Redis lost (enqueue failed
   while Redis was down, Redis restarted without its data) or whose job a dead worker had just
   picked up;
 - ``in_progress`` whose heartbeat is stale (their worker died) or NULL (their worker handed
@@ -44,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.database_errors import is_database_outage
+from app.executions.dispatch import released
 from app.executions.models import AgenticExecution, ExecutionStatus
 from app.executions.queue import (
     QUEUE_ERRORS,
@@ -91,9 +93,11 @@ async def reconcile_executions(
     ``job_timeout_seconds``: arq's, which says how long its in-progress mark lasts; ``runs``:
     this worker's (their heartbeats' recent trouble is taken into account)."""
     stuck = [
+        # Released to the workers that long ago (app/executions/dispatch.py); those waiting
+        # for the dispatcher have no job to lose.
         and_(
-            AgenticExecution.status == ExecutionStatus.PENDING,
-            AgenticExecution.started_at < func.now() - timedelta(seconds=stale_after),
+            released(),
+            AgenticExecution.dispatched_at < func.now() - timedelta(seconds=stale_after),
         )
     ]
     # Right after PostgreSQL was unreachable every heartbeat is stale, the live ones too: give

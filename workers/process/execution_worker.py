@@ -21,10 +21,17 @@ Two changes to how arq finds work, each through a method arq's ``Worker`` calls:
   the queue) is left where it is. A killed worker's job is in neither: the reconciler finds its
   execution in PostgreSQL (stale heartbeat) and enqueues it again, as for a lost job.
 
+- **Fair dispatch when the fleet is full.** A poll that leaves slots free (arq's queue had no
+  job for them) releases waiting executions from PostgreSQL for them
+  (``workers.process.dispatcher``); at most once per ``poll_delay`` while jobs do come through the
+  queue. Their enqueue wakes a worker at once.
+
 arq 0.28 is pinned; tests/worker/test_arq_seams.py pins what this module relies on.
 """
 
 import asyncio
+import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -34,6 +41,10 @@ from arq.worker import Worker
 
 from app.core.redis_scripts import LuaScript
 from app.executions.queue import wake_key, wake_workers
+from workers.process.dispatcher import dispatch
+from workers.run.state import STATE_KEY, WorkerState
+
+logger = logging.getLogger(__name__)
 
 # KEYS: the queue, then each job's in-progress key; ARGV: now (ms), how long the in-progress
 # key lasts (ms), then the job ids in the order of their keys. Starts each job that is due,
@@ -71,10 +82,38 @@ class ExecutionWorker(Worker):
         self.slot_freed = asyncio.Event()
         # The score each running job had in the queue, to put it back with it (finish_job).
         self.scores: dict[str, int] = {}
+        # Whether the last poll found jobs in the queue; when the dispatcher last ran.
+        self.found_jobs = False
+        self.dispatched_at = 0.0
+        self.dispatch_failing = False
 
     async def _poll_iteration(self) -> None:
+        self.found_jobs = False
         await super()._poll_iteration()
+        await self._dispatch()
         await self._wait_for_work()
+
+    async def _dispatch(self) -> None:
+        free = self.max_jobs - self.job_counter
+        state = self.ctx.get(STATE_KEY)
+        if not self.allow_pick_jobs or free <= 0 or not isinstance(state, WorkerState):
+            return
+        now = time.monotonic()
+        if self.found_jobs and now - self.dispatched_at < self.wait_seconds:
+            return
+        self.dispatched_at = now
+        try:
+            released = await dispatch(state, self.pool, free)
+        except Exception as exc:
+            # PostgreSQL or Redis away: what waits stays in PostgreSQL; the next poll tries again.
+            if not self.dispatch_failing:
+                logger.warning("dispatcher: %s: %s", type(exc).__name__, exc)
+            self.dispatch_failing = True
+            return
+        self.dispatch_failing = False
+        if released:
+            # Their enqueue pushed wake-ups: the next poll comes at once and starts them.
+            self.dispatched_at = 0.0
 
     async def _wait_for_work(self) -> None:
         if self.allow_pick_jobs and self.job_counter < self.max_jobs:
@@ -95,6 +134,7 @@ class ExecutionWorker(Worker):
         free = self.max_jobs - self.job_counter
         if not job_ids or free <= 0:
             return
+        self.found_jobs = True
         ids = [job_id.decode() for job_id in job_ids[:free]]
         keys = [self.queue_name, *(in_progress_key_prefix + job_id for job_id in ids)]
         in_progress_ms = int(self.in_progress_timeout_s * 1000)

@@ -33,6 +33,7 @@ from app.core.db import utcnow
 from app.core.logging import execution_id_var
 from app.core.metrics import (
     EXECUTION_DURATION,
+    EXECUTION_WAIT,
     EXECUTIONS_COMPLETED,
     MODEL_REQUESTS,
     MODEL_TOKENS,
@@ -84,7 +85,11 @@ async def _run(state: WorkerState, execution_id: int) -> str:
         retry_for=retry_for,
         what=what,
     )
-    if claim is None:
+    if isinstance(claim, Claim):
+        # A first claim: how long the execution waited for a slot (metrics, per priority).
+        waited = (utcnow() - claim.started_at).total_seconds()
+        EXECUTION_WAIT.labels(priority=claim.priority.value).observe(max(0.0, waited))
+    else:
         # Not pending: missing, running, orphaned, cancelled or ended. Decided in a transaction.
         claim = await in_transaction(
             sessionmaker,
