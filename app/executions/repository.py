@@ -54,6 +54,7 @@ SHOWN_COLUMNS = (
     _executions.c.limits,
     _executions.c.retry_of_id,
     _executions.c.resume_from_id,
+    _executions.c.traceparent,
 )
 
 # An execution as read here: the SHOWN_COLUMNS by name, "files" (a list of dicts with id,
@@ -204,6 +205,7 @@ _NEW_EXECUTION = {
     "limits": bindparam("limits", type_=_executions.c.limits.type),
     "retry_of_id": bindparam("retry_of_id", type_=Integer),
     "resume_from_id": bindparam("resume_from_id", type_=Integer),
+    "traceparent": bindparam("traceparent"),
 }
 _INSERTED = (_executions.c.id, _executions.c.conversation_id)
 # In a conversation inserted already (its files written under its id).
@@ -316,7 +318,7 @@ async def insert_execution(
 ) -> tuple[int, int]:
     """A new pending execution (``values``: agent_id, user_id, dataset_id, execution_key,
     input, idempotency_key, request_sha256, definition_version, limits, retry_of_id,
-    resume_from_id) in ``conversation_id``, or in
+    resume_from_id, traceparent) in ``conversation_id``, or in
     a new locked conversation inserted by the same statement. Its id and its conversation's."""
     if conversation_id is None:
         statement = _INSERT_EXECUTION_AND_CONVERSATION

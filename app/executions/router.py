@@ -18,6 +18,7 @@ from app.core.errors import Invalid, NotFound, UnsupportedMediaType
 from app.core.ids import INT32_MAX, RowId
 from app.core.json_input import parse_json, parse_json_body
 from app.core.query import EMPTY_IS_NONE, previous_page_url
+from app.core.tracing import trace_id_of
 from app.executions import listing, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.models import ExecutionStatus
@@ -66,6 +67,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         retry_of=execution["retry_of_id"],
         resume_from=execution["resume_from_id"],
         retried_by=execution["retried_by"],
+        trace_id=trace_id_of(execution["traceparent"]),
     )
 
 

@@ -106,6 +106,11 @@ class ExecutionOut(BaseModel):
         description="The executions started as retries of this one, oldest first.",
         examples=[[]],
     )
+    trace_id: str | None = Field(
+        description="The OpenTelemetry trace id of the request that started it (32 hex "
+        "digits), whose trace holds the run too; null when tracing was off.",
+        examples=[None],
+    )
 
 
 class ExecutionPage(BaseModel):

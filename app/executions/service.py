@@ -23,6 +23,7 @@ from app.core.config import Settings
 from app.core.database_errors import is_unique_violation
 from app.core.db import after_commit, utcnow
 from app.core.errors import Conflict, NotFound, Unavailable
+from app.core.tracing import current_traceparent
 from app.definitions.registry import find_definition
 from app.executions import repository, transitions
 from app.executions.models import (
@@ -119,6 +120,8 @@ async def _store_execution(
         "input": validated_input,
         "idempotency_key": idempotency_key,
         "request_sha256": digest,
+        # The start request's span (tracing on): the worker's run joins its trace.
+        "traceparent": current_traceparent(),
     }
     if copy_files is not None:
         conversation_id = await repository.insert_conversation(
@@ -197,6 +200,7 @@ def _new_execution_row(
         "limits": values["limits"],
         "retry_of_id": values["retry_of_id"],
         "resume_from_id": values["resume_from_id"],
+        "traceparent": values["traceparent"],
         "files": [],
         "retried_by": [],
     }

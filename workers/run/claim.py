@@ -78,6 +78,8 @@ class Claim:
     earlier_usage: dict[str, Any] | None = None
     # A resumed retry's: the execution whose trace the run's history is to be seeded from.
     resume_from_id: int | None = None
+    # The start request's trace context (app/core/tracing.py): the run's span is its child.
+    traceparent: str | None = None
 
 
 # The execution's files, oldest first, as one JSON array of [filename, content type, size,
@@ -125,6 +127,7 @@ _CLAIM_PENDING = (
         Agent.limits,
         AgenticExecution.limits,
         AgenticExecution.resume_from_id,
+        AgenticExecution.traceparent,
     )
 )
 
@@ -139,7 +142,7 @@ async def claim_pending(connection: AsyncConnection, execution_id: int) -> Claim
 def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
     (key, given, user_id, conversation_id, started_at, attempts) = row[:6]
     (agent_id, agent_type, dataset_id, model_settings, files, agent_limits, limits) = row[6:13]
-    resume_from_id = row[13]
+    resume_from_id, traceparent = row[13:15]
     return Claim(
         execution_id=execution_id,
         execution_key=key,
@@ -156,6 +159,7 @@ def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
         attempt=attempts,
         budget=Budget.of(stored_limits(agent_limits), stored_limits(limits)),
         resume_from_id=resume_from_id,
+        traceparent=traceparent,
     )
 
 
@@ -262,4 +266,5 @@ async def claim_execution(
             else None
         ),
         resume_from_id=execution.resume_from_id,
+        traceparent=execution.traceparent,
     )
