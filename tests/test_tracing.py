@@ -24,6 +24,7 @@ from app.core import tracing
 from app.core.config import Settings
 from app.core.tracing_setup import build
 from app.main import create_app
+from tests.console.test_console_pages import sign_in
 from tests.factories import Account, Factory
 from tests.worker.harness import Script, Worker, answer, call, worker_context
 
@@ -160,6 +161,30 @@ async def test_content_is_exported_when_the_operator_opts_in(
     text = exported_text(in_trace(exporter, execution["trace_id"]))
     assert SECRET_INSTRUCTIONS in text
     assert SECRET_DESCRIPTION in text
+
+
+async def test_the_console_links_the_trace_where_the_template_says(
+    exporter: InMemorySpanExporter, settings: Settings, factory: Factory
+) -> None:
+    template = "http://jaeger.example:16686/trace/{trace_id}"
+    app = create_app(settings.model_copy(update={"trace_url_template": template}))
+    owner = await factory.account()
+    agent = await factory.agent(await factory.dataset(owner))
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        started = await client.post(
+            f"/api/agents/{agent.id}/agentic-executions/",
+            headers=owner.headers,
+            json={"execution_key": "catalog-enrichment", "input": {"skus": ["A"]}},
+        )
+        trace_id = started.json()["trace_id"]
+        await sign_in(client, owner)
+        page = await client.get(f"/ui/executions/{started.json()['id']}/")
+
+    assert page.status_code == 200
+    assert f'href="http://jaeger.example:16686/trace/{trace_id}"' in page.text
 
 
 async def test_without_tracing_the_execution_has_no_trace_id(

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -101,9 +101,11 @@ class Tracing:
         EngineTracer(tracer, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
 
     def instrument_libraries(self) -> None:
-        """Redis, HTTPX and pydantic-ai, for the whole process."""
+        """Redis, HTTPX (httpx and httpx2) and pydantic-ai, for the whole process."""
         RedisInstrumentor().instrument(tracer_provider=self.provider)
         HTTPXClientInstrumentor().instrument(tracer_provider=self.provider)
+        # pydantic-ai's model clients are httpx2's.
+        HTTPX2ClientInstrumentor().instrument(tracer_provider=self.provider)
         Agent.instrument_all(
             InstrumentationSettings(
                 tracer_provider=self.provider, include_content=self.include_content
@@ -112,6 +114,7 @@ class Tracing:
 
     def uninstrument_libraries(self) -> None:
         Agent.instrument_all(False)
+        HTTPX2ClientInstrumentor().uninstrument()
         HTTPXClientInstrumentor().uninstrument()
         RedisInstrumentor().uninstrument()
 
@@ -140,8 +143,11 @@ def build(
     processor: SpanProcessor, service_name: str, *, include_content: bool, sampler: Sampler
 ) -> Tracing:
     """Tracing through ``processor`` (tests give one over an in-memory exporter)."""
-    # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, when set, win over the default name.
-    resource = Resource.create({SERVICE_NAME: service_name}).merge(Resource.create())
+    # OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES), when set, wins over
+    # the process's own name; the SDK's "unknown_service:..." does not.
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "unknown_service")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: service_name}))
     provider = TracerProvider(resource=resource, sampler=NoBackgroundRoots(sampler))
     provider.add_span_processor(processor)
     tracing = Tracing(provider, include_content)
