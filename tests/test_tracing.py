@@ -25,7 +25,7 @@ from app.core.config import Settings
 from app.core.tracing_setup import build
 from app.main import create_app
 from tests.console.test_console_pages import sign_in
-from tests.factories import Account, Factory
+from tests.factories import Factory
 from tests.worker.harness import Script, Worker, answer, call, worker_context
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,9 +61,7 @@ async def traced_app(exporter: InMemorySpanExporter, settings: Settings) -> Asyn
         yield app
 
 
-async def start_and_run(
-    app: FastAPI, factory: Factory, settings: Settings
-) -> tuple[dict[str, Any], Account]:
+async def start_and_run(app: FastAPI, factory: Factory, settings: Settings) -> dict[str, Any]:
     """Start a catalog-enrichment execution through the API, then run it in a worker whose
     scripted model reads a product, updates it and answers."""
     owner = await factory.account()
@@ -89,7 +87,8 @@ async def start_and_run(
             assert await Worker(state).run(execution["id"], script) == "finished"
         read = await api.get(f"/api/agentic-executions/{execution['id']}/", headers=owner.headers)
         assert read.status_code == 200
-        return read.json(), owner
+        execution_read: dict[str, Any] = read.json()
+        return execution_read
 
 
 def in_trace(exporter: InMemorySpanExporter, trace_id: str) -> list[ReadableSpan]:
@@ -118,7 +117,7 @@ async def test_one_trace_holds_the_request_the_run_a_model_request_and_a_tool_ca
     factory: Factory,
     settings: Settings,
 ) -> None:
-    execution, _ = await start_and_run(traced_app, factory, settings)
+    execution = await start_and_run(traced_app, factory, settings)
 
     trace_id = execution["trace_id"]
     assert trace_id is not None
@@ -156,7 +155,7 @@ async def test_content_is_exported_when_the_operator_opts_in(
     factory: Factory,
     settings: Settings,
 ) -> None:
-    execution, _ = await start_and_run(traced_app, factory, settings)
+    execution = await start_and_run(traced_app, factory, settings)
 
     text = exported_text(in_trace(exporter, execution["trace_id"]))
     assert SECRET_INSTRUCTIONS in text
