@@ -8,25 +8,36 @@
 ARG PYTHON_IMAGE=python:3.12-slim
 
 FROM ${PYTHON_IMAGE} AS builder
+# UV_COMPILE_BYTECODE: the .pyc files written at install, as pip did; with
+# PYTHONDONTWRITEBYTECODE nothing writes them later, and each start would compile every module.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
+    UV_COMPILE_BYTECODE=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 
-# Dependencies first, read from pyproject.toml alone, so a code change reuses this layer.
-COPY pyproject.toml README.md ./
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+# uv at the lock's version, into the builder's own Python (not /opt/venv: the image ships
+# only what the service needs).
+COPY pyproject.toml uv.lock README.md ./
+RUN /usr/local/bin/python -m pip install "uv==$(/usr/local/bin/python -c 'import tomllib; print(next(p["version"] for p in tomllib.load(open("uv.lock", "rb"))["package"] if p["name"] == "uv"))')"
 
-# The project itself, editable: the venv gets the distribution metadata (the
-# agentrun.execution_definitions entry points, the `agentrun` script) while the code stays
-# in /app, so any non-Python file beside it is found exactly as in a checkout.
+# Dependencies first, exactly as uv.lock names them (no extras), so a code change reuses
+# this layer.
+RUN /usr/local/bin/uv sync --frozen --no-install-project
+
+# The project itself, editable (uv's default for the project): the venv gets the
+# distribution metadata (the agentrun.execution_definitions entry points, the `agentrun`
+# script) while the code stays in /app, so any non-Python file beside it is found exactly as
+# in a checkout.
 COPY app ./app
 COPY workers ./workers
-RUN pip install --no-deps -e .
+RUN /usr/local/bin/uv sync --frozen
 
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -4,18 +4,30 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Touched after a successful install; depends on pyproject.toml so that changing
-# dependencies re-installs on the next target that needs the venv.
+UV     := $(BIN)/uv
+# Touched after a successful install; depends on the lock so that changing dependencies
+# re-installs on the next target that needs the venv.
 STAMP  := $(VENV)/.installed
+# What `make install` puts in .venv: the project (editable) with these extras, at the versions
+# uv.lock names and no others (--frozen: the lock is read, never re-resolved). Bytecode compiled
+# at install, as pip does: with PYTHONDONTWRITEBYTECODE set (CI, containers) nothing else
+# writes it, and every process would compile each module it imports afresh (twice the CPU of
+# an API or worker start-up).
+SYNC   := sync --frozen --compile-bytecode --extra dev --extra docs
+# uv's own version is the lock's: read from uv.lock, so that `make upgrade` moves it too.
+UV_VERSION = $(shell $(BIN)/python -c 'import tomllib; print(next(p["version"] for p in tomllib.load(open("uv.lock", "rb"))["package"] if p["name"] == "uv"))')
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lint typecheck test test-fast migrate api worker dev bench clean console-screenshot
+.PHONY: help venv install lock-check upgrade docs lint typecheck test test-fast migrate api worker dev bench clean console-screenshot
 
 help:
-	@echo "make install    create .venv and install the project with dev tools"
+	@echo "make install    create .venv and install the project with dev tools, from uv.lock"
+	@echo "make lock-check fail if uv.lock does not match pyproject.toml (run: .venv/bin/uv lock)"
+	@echo "make upgrade    move uv.lock to the newest versions pyproject.toml allows, then make test"
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make typecheck  mypy (strict, app/ and workers/)"
-	@echo "make test       install, lint, typecheck, then pytest (what CI runs)"
+	@echo "make docs       build the documentation site (mkdocs.yml, docs/) into build/site/, strict"
+	@echo "make test       install, lock check, lint, typecheck, docs, then pytest (what CI runs)"
 	@echo "make test-fast  pytest without the slow fault tests (-m 'not faults')"
 	@echo "make migrate    alembic upgrade head (AGENTRUN_DATABASE_URL)"
 	@echo "make api        serve the API on http://127.0.0.1:8000"
@@ -28,11 +40,28 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+# uv from the package index, once; `uv sync` then keeps it at the lock's version.
+$(UV): | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check 'uv==$(UV_VERSION)'
+
+# The environment is the lock, exactly: uv sync also removes what the lock does not name.
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) $(SYNC)
 	touch $@
 
 venv install: $(STAMP)
+
+# A pyproject.toml changed without `uv lock` fails here (and so CI): the lock is the install.
+lock-check: | $(UV)
+	$(UV) lock --check
+
+# The newest versions pyproject.toml's bounds allow, installed, then the whole check.
+# Review `git diff uv.lock` and commit it with the fixes the suite asks for.
+upgrade: | $(UV)
+	$(UV) lock --upgrade
+	$(UV) $(SYNC)
+	touch $(STAMP)
+	$(MAKE) test
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,9 +70,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# --strict (also in mkdocs.yml): a broken link or anchor, or a page left out of the nav, fails.
+# Offline: Material's own search, no web fonts. The variable quiets a banner about MkDocs 2.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # pytest exits 5 when it collects no tests; make fails on any non-zero status,
 # so "no tests" is a failure here, as it should be.
-test: $(STAMP) lint typecheck
+test: $(STAMP) lock-check lint typecheck docs
 	$(BIN)/pytest
 
 # The fault tests (tests/faults/, marked `faults`) start, kill and starve real processes:

@@ -5,7 +5,7 @@ python -m bench --quick             # smaller runs, a few minutes
 python -m bench --only list,submit  # some scenarios
 python -m bench --profile           # also sample the API and worker with py-spy
 python -m bench --compare A.json B.json
-python -m bench --sizing-from bench/results/A.json  # README's sizing section from a run
+python -m bench --sizing-from bench/results/A.json  # docs/sizing.md's block from a run
 """
 
 import argparse
@@ -79,8 +79,8 @@ def _write_sizing(path: Path) -> None:
         source = str(path.resolve().relative_to(ROOT))
     except ValueError:
         source = str(path)
-    sizing.write_readme(sizing.render(document, source))
-    print(f"README.md: sizing section written from {source}")
+    sizing.write_page(sizing.render(document, source))
+    print(f"docs/sizing.md: sizing section written from {source}")
 
 
 def _meta(quick: bool, stack: Stack, names: list[str]) -> dict[str, Any]:
@@ -161,12 +161,12 @@ def main() -> None:
         "--sizing-from",
         metavar="JSON",
         type=Path,
-        help="rewrite README.md's sizing section from an earlier run's results, and stop",
+        help="rewrite docs/sizing.md's generated block from an earlier run's results, and stop",
     )
     parser.add_argument(
-        "--write-readme",
+        "--write-sizing",
         action="store_true",
-        help="rewrite README.md's sizing section at the end of a quick or partial run too "
+        help="rewrite docs/sizing.md's generated block at the end of a quick or partial run too "
         "(a full run without --profile always does)",
     )
     args = parser.parse_args()
@@ -217,9 +217,9 @@ def main() -> None:
     print(f"\nresults: {path}  (total {document['meta']['total_seconds']}s)")
     if interrupted:
         sys.exit(130)
-    # Only a full run speaks for the README unless asked (py-spy slows what it samples).
+    # Only a full run speaks for the docs unless asked (py-spy slows what it samples).
     full = not args.quick and not args.only and not args.profile
-    if full or args.write_readme:
+    if full or args.write_sizing:
         _write_sizing(path)
 
 

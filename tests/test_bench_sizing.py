@@ -1,5 +1,6 @@
-"""README.md's sizing section is written from a benchmark run's results (bench/sizing/): every
-figure of issue #17 with its target and verdict, and what a run did not measure said so."""
+"""The docs' sizing page (docs/sizing.md) is written from a benchmark run's results
+(bench/sizing/): every figure of issue #17 with its target and verdict, and what a run did not
+measure said so."""
 
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ import pytest
 from bench import sizing
 from bench.__main__ import SCENARIOS
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+SIZING_PAGE = Path(__file__).resolve().parent.parent / "docs" / "sizing.md"
 
 
 def _document(**scenarios: Any) -> dict[str, Any]:
@@ -91,27 +92,26 @@ def test_a_quick_run_says_so() -> None:
 
 
 def test_the_block_replaces_only_what_lies_between_the_markers(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nbefore\n\n{sizing.BEGIN}\nold\n{sizing.END}\n\nafter\n")
+    page = tmp_path / "sizing.md"
+    page.write_text(f"# Title\n\nbefore\n\n{sizing.BEGIN}\nold\n{sizing.END}\n\nafter\n")
 
-    sizing.write_readme(f"{sizing.BEGIN}\nnew\n{sizing.END}\n", readme)
+    sizing.write_page(f"{sizing.BEGIN}\nnew\n{sizing.END}\n", page)
 
-    assert (
-        readme.read_text() == f"# Title\n\nbefore\n\n{sizing.BEGIN}\nnew\n{sizing.END}\n\nafter\n"
-    )
+    assert page.read_text() == f"# Title\n\nbefore\n\n{sizing.BEGIN}\nnew\n{sizing.END}\n\nafter\n"
 
 
-def test_a_readme_without_the_markers_is_left_alone(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text("# Title\n")
+def test_a_page_without_the_markers_is_left_alone(tmp_path: Path) -> None:
+    page = tmp_path / "sizing.md"
+    page.write_text("# Title\n")
 
     with pytest.raises(ValueError, match="sizing:begin"):
-        sizing.write_readme(f"{sizing.BEGIN}\nnew\n{sizing.END}\n", readme)
-    assert readme.read_text() == "# Title\n"
+        sizing.write_page(f"{sizing.BEGIN}\nnew\n{sizing.END}\n", page)
+    assert page.read_text() == "# Title\n"
 
 
-def test_the_readme_has_one_generated_block_and_it_knows_every_scenario() -> None:
-    text = README.read_text()
+def test_the_sizing_page_has_one_generated_block_and_it_knows_every_scenario() -> None:
+    assert sizing.PAGE == SIZING_PAGE
+    text = SIZING_PAGE.read_text()
 
     assert text.count(sizing.BEGIN) == 1
     assert text.count(sizing.END) == 1

@@ -1,9 +1,9 @@
-"""README.md's sizing section, rendered from one benchmark run's results document.
+"""The sizing section of docs/sizing.md, rendered from one benchmark run's results document.
 
 A full ``make bench`` (every scenario, not ``--quick``, not ``--only``, not ``--profile``)
-rewrites the block between BEGIN and END in README.md at its end;
+rewrites the block between BEGIN and END in docs/sizing.md at its end;
 ``python -m bench --sizing-from bench/results/<file>.json`` does it from an earlier run, and
-``--write-readme`` makes a quick or partial run do it too. Every figure issue #17 names is
+``--write-sizing`` makes a quick or partial run do it too. Every figure issue #17 names is
 shown with its target and whether this run met it; a scenario the run did not measure (left
 out, failed or interrupted) is said to be so, its figures not invented.
 """
@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.sizing.figures import BEGIN, END, NOT_MEASURED, README, SCENARIOS, Scenario
+from bench.sizing.figures import BEGIN, END, NOT_MEASURED, PAGE, SCENARIOS, Scenario
 from bench.sizing.prose import (
     api_bullet,
     latency_bullet,
@@ -31,7 +31,7 @@ from bench.sizing.table import (
     pydantic_ai_rows,
 )
 
-__all__ = ["BEGIN", "END", "README", "SCENARIOS", "render", "write_readme"]
+__all__ = ["BEGIN", "END", "PAGE", "SCENARIOS", "render", "write_page"]
 
 
 def _facts(document: dict[str, Any], source: str | None) -> str:
@@ -124,10 +124,10 @@ def render(document: dict[str, Any], source: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme(block: str, readme: Path = README) -> None:
-    """Replace the block between the markers of ``readme`` (both must be there, once)."""
-    text = readme.read_text()
+def write_page(block: str, page: Path = PAGE) -> None:
+    """Replace the block between the markers of ``page`` (both must be there, once)."""
+    text = page.read_text()
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.DOTALL)
     if len(pattern.findall(text)) != 1:
-        raise ValueError(f"{readme}: expected one {BEGIN} … {END} block")
-    readme.write_text(pattern.sub(lambda _: block, text, count=1))
+        raise ValueError(f"{page}: expected one {BEGIN} … {END} block")
+    page.write_text(pattern.sub(lambda _: block, text, count=1))

@@ -3,7 +3,8 @@
 from pathlib import Path
 from typing import Any
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+# The documentation site's Sizing page (mkdocs.yml), where the block lives.
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "sizing.md"
 BEGIN = "<!-- sizing:begin -->"
 END = "<!-- sizing:end -->"
 NOT_MEASURED = "not measured in this run"

@@ -1,6 +1,6 @@
 """The offline ``demo`` model `make dev` uses without a provider key: each built-in type's
-README example, submitted through the API and run by the worker, finishes with a result that
-passes the type's validators and says no LLM produced it."""
+example in docs/api.md, submitted through the API and run by the worker, finishes with a
+result that passes the type's validators and says no LLM produced it."""
 
 from pathlib import Path
 from typing import Any

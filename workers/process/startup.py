@@ -158,6 +158,10 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if STATE_KEY not in ctx:
+        # Stopped (Ctrl-C, SIGTERM) before start-up finished: no state to close, and the
+        # process is on its way out.
+        return
     state = state_of(ctx)
     for task in state.background:
         task.cancel()
