@@ -24,7 +24,7 @@ help:
 	@echo "make install    create .venv and install the project with dev tools, from uv.lock"
 	@echo "make lock-check fail if uv.lock does not match pyproject.toml (run: .venv/bin/uv lock)"
 	@echo "make upgrade    move uv.lock to the newest versions pyproject.toml allows, then make test"
-	@echo "make lint       ruff check + ruff format --check"
+	@echo "make lint       ruff check + ruff format --check + lint-imports (the layers)"
 	@echo "make typecheck  mypy (strict, app/ and workers/)"
 	@echo "make docs       build the documentation site (mkdocs.yml, docs/) into build/site/, strict"
 	@echo "make test       install, lock check, lint, typecheck, docs, then pytest (what CI runs)"
@@ -66,6 +66,7 @@ upgrade: | $(UV)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -9,14 +9,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
+from app.agents.definitions_router import router as definitions_router
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
+from app.batches.router import router as batches_router
 from app.catalog.router import router as catalog_router
 from app.console.router import install as install_console
 from app.conversations.extraction import ExtractionLimits
 from app.conversations.extraction_process import TextExtractor
-from app.conversations.router import media_router
-from app.conversations.router import router as conversations_router
+from app.conversations_api.router import media_router
+from app.conversations_api.router import router as conversations_router
 from app.core.body_limit import RequestBodyLimitMiddleware
 from app.core.completed_requests import CompletedRequestMiddleware
 from app.core.config import Settings, get_settings
@@ -27,21 +29,24 @@ from app.core.health import router as health_router
 from app.core.logging import configure_logging, log_request
 from app.core.memory import keep_large_buffers_returnable
 from app.core.metrics import install_metrics, record_http_metrics
+from app.core.metrics_port import serve_metrics
 from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
 from app.core.tracing import start as start_tracing
 from app.definitions.openapi import document_execution_types
 from app.definitions.registry import all_definitions
-from app.definitions.router import router as definitions_router
 from app.events.listener import EventListener
 from app.events.router import router as events_router
+from app.executions.gauges import refresh_gauges
 from app.executions.queue import create_queue
+from app.executions.quota_router import router as quota_router
 from app.executions.retry_router import router as retry_router
 from app.executions.router import router as executions_router
 from app.protocols.a2a.endpoint import a2a_mount
 from app.protocols.mcp.endpoint import PATH as MCP_PATH
 from app.protocols.mcp.endpoint import McpEndpoint, run_mcp
 from app.webhooks.router import router as webhooks_router
+from app.webhooks.stored_secrets import refuse_to_start_without_keys
 
 DESCRIPTION = """
 Submit *agentic executions* — autonomous LLM agent jobs with a typed input — and collect a
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.event_listener = EventListener(settings.listen_url)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.read_sessionmaker = create_read_sessionmaker(engine)
+        await refuse_to_start_without_keys(app.state.sessionmaker, settings.keyring)
         app.state.queue = await create_queue(settings)
         app.state.extractor = TextExtractor(
             ExtractionLimits.from_settings(settings), settings.extraction_concurrency
@@ -81,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settle_after_startup()
         keep_large_buffers_returnable()
         try:
-            async with run_mcp(app.state):
+            async with run_mcp(app.state), serve_metrics(app, settings):
                 yield
         finally:
             await app.state.event_listener.close()
@@ -103,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app, lambda schema: document_execution_types(schema, definitions))
     # Innermost, so that the request log and the metrics see its 413s.
     app.add_middleware(RequestBodyLimitMiddleware, max_bytes=settings.request_body_limit)
-    install_metrics(app, settings)
+    install_metrics(app, settings, refresh_gauges)
     # Inside the correlation id's middleware, so that the request's log line carries its id.
     app.add_middleware(CompletedRequestMiddleware, observers=(log_request, record_http_metrics))
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
@@ -119,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         definitions_router,
         executions_router,
+        batches_router,
         retry_router,
         events_router,
         webhooks_router,
@@ -126,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agents_router,
         catalog_router,
         auth_router,
+        quota_router,
     ):
         app.include_router(router, prefix="/api")
     app.include_router(media_router)

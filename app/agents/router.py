@@ -4,8 +4,7 @@ from fastapi import APIRouter, Query, status
 
 from app.agents import service
 from app.agents.dependencies import AgentRequestDep
-from app.agents.models import Agent
-from app.agents.schemas import AgentCreate, AgentOut, ModelSettingsOut
+from app.agents.schemas import AgentCreate, AgentOut, agent_out
 from app.auth.dependencies import AdminUser, CurrentUser
 from app.budgets.limits import Limits
 from app.core.dependencies import SessionDep, SettingsDep
@@ -19,20 +18,6 @@ AGENT_NOT_FOUND: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {"example": {"detail": "Agent not found."}}},
     }
 }
-
-
-def agent_out(agent: Agent) -> AgentOut:
-    return AgentOut(
-        id=agent.id,
-        name=agent.name,
-        dataset=agent.dataset_id,
-        agent_type=agent.agent_type,
-        file_upload=agent.file_upload,
-        model=ModelSettingsOut.model_validate(agent.model_settings),
-        created_at=agent.created_at,
-        deleted_at=agent.deleted_at,
-        limits=None if agent.limits is None else Limits.model_validate(agent.limits),
-    )
 
 
 @router.post(

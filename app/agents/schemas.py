@@ -10,6 +10,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.agents.models import Agent
 from app.budgets.limits import Limits
 from app.core.redaction import redact_url
 from app.core.schemas import Timestamp
@@ -121,4 +122,18 @@ class AgentOut(BaseModel):
     limits: Limits | None = Field(
         default=None,
         description="Usage limits of each execution of the agent (set by an admin); null: none.",
+    )
+
+
+def agent_out(agent: Agent) -> AgentOut:
+    return AgentOut(
+        id=agent.id,
+        name=agent.name,
+        dataset=agent.dataset_id,
+        agent_type=agent.agent_type,
+        file_upload=agent.file_upload,
+        model=ModelSettingsOut.model_validate(agent.model_settings),
+        created_at=agent.created_at,
+        deleted_at=agent.deleted_at,
+        limits=None if agent.limits is None else Limits.model_validate(agent.limits),
     )

@@ -15,7 +15,7 @@ class User(Base):
     # False: disabled by an admin; every token of the user is refused (401) at once.
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Daily quotas set by an admin (app/budgets/quotas.py), counted per UTC day; null: none.
+    # Daily quotas set by an admin (app/executions/quotas.py), counted per UTC day; null: none.
     max_executions_per_day: Mapped[int | None] = mapped_column(default=None)
     max_tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, default=None)
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from app.auth import service
 from app.auth.dependencies import AdminUser, CurrentUser
-from app.auth.models import ApiToken, User
+from app.auth.openapi import ADMIN_ONLY, USER_NOT_FOUND
 from app.auth.schemas import (
     NewTokenOut,
     NewUserOut,
@@ -13,36 +13,14 @@ from app.auth.schemas import (
     UserCreate,
     UserOut,
     UserUpdate,
+    new_token_out,
+    token_out,
+    user_out,
 )
-from app.budgets import quotas
 from app.core.dependencies import SessionDep
-from app.core.errors import Forbidden, error_responses
 from app.core.ids import RowId
 
 router = APIRouter(tags=["users"])
-
-# 401 is documented on every route that takes a token (app/core/openapi.py).
-ADMIN_ONLY = error_responses(Forbidden)
-USER_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {
-        "description": "No such user.",
-        "content": {"application/json": {"example": {"detail": "User not found."}}},
-    }
-}
-
-
-def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id, username=user.username, is_admin=user.is_admin, is_active=user.is_active
-    )
-
-
-def token_out(token: ApiToken) -> TokenOut:
-    return TokenOut.model_validate(token, from_attributes=True)
-
-
-def new_token_out(new: service.NewToken) -> NewTokenOut:
-    return NewTokenOut(**token_out(new.token).model_dump(), key=new.key)
 
 
 @router.get(
@@ -218,54 +196,3 @@ async def list_own_tokens(session: SessionDep, user: CurrentUser) -> list[TokenO
 async def revoke_own_token(token_id: int, session: SessionDep, user: CurrentUser) -> Response:
     await service.revoke_token(session, await service.get_token_of(session, user, token_id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-QUOTAS_DESCRIPTION = (
-    "Daily quotas count per UTC day over the user's executions: `max_executions_per_day` the "
-    "executions started, `max_tokens_per_day` the input plus output tokens they used (a "
-    "running one counts once it ends). A start or retry past one is refused with 429, naming "
-    "the quota and when it resets (`Retry-After` too). Null: no quota."
-)
-
-
-@router.get(
-    "/users/me/quotas/",
-    summary="My daily quotas",
-    description=f"Your quotas and what you used today. {QUOTAS_DESCRIPTION}",
-)
-async def read_own_quotas(session: SessionDep, user: CurrentUser) -> quotas.QuotasOut:
-    return await quotas.quotas_of(session, user)
-
-
-@router.get(
-    "/users/{user_id}/quotas/",
-    summary="A user's daily quotas",
-    description=f"{QUOTAS_DESCRIPTION} Admins only.",
-    responses={**ADMIN_ONLY, **USER_NOT_FOUND},
-)
-async def read_quotas(user_id: RowId, session: SessionDep, _: AdminUser) -> quotas.QuotasOut:
-    return await quotas.quotas_of(session, await service.get_user(session, user_id))
-
-
-@router.put(
-    "/users/{user_id}/quotas/",
-    summary="Set a user's daily quotas",
-    description=f"{QUOTAS_DESCRIPTION} A field left out is null. Admins only.",
-    responses={
-        **ADMIN_ONLY,
-        400: {
-            "description": "Invalid body (fields named): a quota that is not a positive "
-            "integer, or an unknown field.",
-            "content": {
-                "application/json": {
-                    "example": {"max_executions_per_day": "Input should be greater than 0"}
-                }
-            },
-        },
-        **USER_NOT_FOUND,
-    },
-)
-async def set_quotas(
-    user_id: RowId, body: quotas.QuotasIn, session: SessionDep, _: AdminUser
-) -> quotas.QuotasOut:
-    return await quotas.set_quotas(session, await service.get_user(session, user_id), body)

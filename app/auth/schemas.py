@@ -2,6 +2,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.auth.models import ApiToken, User
+from app.auth.service import NewToken
 from app.core.schemas import Timestamp
 
 Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
@@ -64,3 +66,17 @@ class NewTokenOut(TokenOut):
 class NewUserOut(BaseModel):
     user: UserOut
     token: NewTokenOut
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id, username=user.username, is_admin=user.is_admin, is_active=user.is_active
+    )
+
+
+def token_out(token: ApiToken) -> TokenOut:
+    return TokenOut.model_validate(token, from_attributes=True)
+
+
+def new_token_out(new: NewToken) -> NewTokenOut:
+    return NewTokenOut(**token_out(new.token).model_dump(), key=new.key)

@@ -4,7 +4,6 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.auth.dependencies import AdminUser, CurrentUser
 from app.catalog import service
-from app.catalog.models import Dataset, Product
 from app.catalog.schemas import (
     PRODUCTS_OPENAPI,
     DatasetCreate,
@@ -12,7 +11,9 @@ from app.catalog.schemas import (
     MemberCreate,
     MemberOut,
     ProductOut,
+    dataset_out,
     parse_products,
+    product_out,
 )
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Forbidden, error_responses
@@ -29,14 +30,6 @@ DATASET_NOT_FOUND: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {"example": {"detail": "Dataset not found."}}},
     }
 }
-
-
-def dataset_out(dataset: Dataset) -> DatasetOut:
-    return DatasetOut(id=dataset.id, name=dataset.name, created_at=dataset.created_at)
-
-
-def product_out(product: Product) -> ProductOut:
-    return ProductOut.model_validate(product, from_attributes=True)
 
 
 @router.post(

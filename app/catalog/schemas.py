@@ -2,6 +2,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from app.catalog.models import Dataset, Product
 from app.core.errors import Invalid, field_errors
 from app.core.json_input import NOT_FINITE, json_problem
 from app.core.schemas import Timestamp
@@ -113,3 +114,11 @@ PRODUCTS_OPENAPI: dict[str, Any] = {
         },
     }
 }
+
+
+def dataset_out(dataset: Dataset) -> DatasetOut:
+    return DatasetOut(id=dataset.id, name=dataset.name, created_at=dataset.created_at)
+
+
+def product_out(product: Product) -> ProductOut:
+    return ProductOut.model_validate(product, from_attributes=True)

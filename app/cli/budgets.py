@@ -10,10 +10,10 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth
-from app.budgets import quotas
 from app.cli.session import CommandError, run_in_session
 from app.core.config import Settings
 from app.core.errors import field_errors
+from app.executions import quotas
 
 if TYPE_CHECKING:
     from app.budgets.limits import Limits

@@ -27,11 +27,10 @@ from app.core.ids import RowId, is_row_id
 from app.core.tracing import trace_url
 from app.events.listener import EventListener
 from app.events.repository import last_sequence
-from app.events.router import STREAM_HEADERS, last_event_id_of
-from app.events.stream import EventStream
+from app.events.stream import STREAM_HEADERS, EventStream, last_event_id_of
 from app.executions import listing, retry, service, start_request
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
-from app.executions.router import execution_out
+from app.executions.schemas import execution_out
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -44,7 +43,7 @@ def _number(raw: str, field: str) -> int | None:
     return int(raw)
 
 
-def _filters(agent: str, status: str, dataset: str) -> listing.ExecutionFilters:
+def _filters(agent: str, status: str, dataset: str, batch: str = "") -> listing.ExecutionFilters:
     try:
         status_value = ExecutionStatus(status) if status else None
     except ValueError:
@@ -53,6 +52,7 @@ def _filters(agent: str, status: str, dataset: str) -> listing.ExecutionFilters:
         agent_id=_number(agent, "agent"),
         status=status_value,
         dataset_id=_number(dataset, "dataset"),
+        batch_id=_number(batch, "batch"),
     )
 
 
@@ -65,10 +65,11 @@ async def list_page(
     agent: str = "",
     status: str = "",
     dataset: str = "",
+    batch: str = "",
     page: str = "1",
     rows_only: bool = False,
 ) -> Response:
-    filters = _filters(agent, status, dataset)
+    filters = _filters(agent, status, dataset, batch)
     number = _number(page, "page") or 1
     size = settings.page_size
     found = await listing.list_executions(
@@ -85,7 +86,7 @@ async def list_page(
     context = {
         "user": user,
         "executions": [execution_out(row, root_path) for row in found.executions],
-        "filters": {"agent": agent, "status": status, "dataset": dataset},
+        "filters": {"agent": agent, "status": status, "dataset": dataset, "batch": batch},
     }
     if rows_only:
         # What the list's script swaps in every few seconds while the page is open.
@@ -114,7 +115,7 @@ async def execution_page(
     # page's script skips entries it already shows.
     row = await service.get_visible_execution(session, user, execution_id)
     after = await last_sequence(session, execution_id)
-    messages = await conversations.list_messages(session, row["conversation_id"])
+    messages = await conversations.list_messages(session, row.conversation_id)
     execution = execution_out(row, request.scope.get("root_path", ""))
     return render(
         request,
@@ -126,7 +127,7 @@ async def execution_page(
             "retry_key": str(uuid.uuid4()),
             "trace": [MessageOut.model_validate(m, from_attributes=True) for m in messages],
             "after": after,
-            "files": row["files"],
+            "files": row.files,
             # A link to the trace when AGENTRUN_TRACE_URL_TEMPLATE says where traces are seen.
             "trace_url": trace_url(request.app.state.settings, execution.trace_id),
         },
@@ -200,7 +201,7 @@ async def retry_it(
         resume=text_field(form, "resume") == "true",
         idempotency_key=key,
     )
-    return redirect(request, "console_execution", execution_id=started.execution["id"])
+    return redirect(request, "console_execution", execution_id=started.execution.id)
 
 
 @router.get("/files/{conversation_id}/{filename}", name="console_file")

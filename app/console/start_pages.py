@@ -11,12 +11,13 @@ from app.agents.models import Agent
 from app.agents.service import get_visible_agent, list_visible_agents
 from app.console.start_form import InputField, field_messages, input_fields, posted_input
 from app.console.web import ConsoleRoute, ConsoleUser, check_csrf, redirect, render
-from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
+from app.conversations.dependencies import TextExtractorDep
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, PayloadTooLarge
 from app.core.ids import RowId
 from app.definitions.base import ExecutionDefinition
 from app.definitions.registry import definitions_for, find_definition
-from app.executions import service, start_request
+from app.executions.start import Origin, StartExecution, start_execution
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -100,17 +101,19 @@ async def start(
             # A file input left empty still posts a part, without a name.
             if isinstance(upload, UploadFile) and upload.filename
         ]
+        command = StartExecution(
+            user=user,
+            agent=agent,
+            origin=Origin.CONSOLE,
+            execution_key=key,
+            raw_input=posted.value,
+            files=files,
+            idempotency_key=values.get("idempotency_key") or None,
+        )
         try:
             if posted.errors:
                 raise Invalid({"input": posted.errors})
-            validated = start_request.validate_input(agent, key, posted.value, settings)
-            raw_key = values.get("idempotency_key", "")
-            if raw_key:
-                start_request.check_idempotency_key(raw_key)
-            if files:
-                # As the API does: no pooled connection waits for the files' text extraction.
-                await session.close()
-            uploads = await start_request.read_uploads(agent, files, settings, extractor, user)
+            started = await start_execution(session, queue, settings, command, extractor)
         except (Invalid, PayloadTooLarge) as error:
             by_field, general = field_messages(error.body)
             return _form_page(
@@ -123,15 +126,4 @@ async def start(
                 errors=general,
                 status_code=error.status_code,
             )
-    started = await service.start_execution(
-        session,
-        queue,
-        settings,
-        user=user,
-        agent=agent,
-        execution_key=key,
-        validated_input=validated,
-        uploads=uploads,
-        idempotency_key=raw_key or None,
-    )
-    return redirect(request, "console_execution", execution_id=started.execution["id"])
+    return redirect(request, "console_execution", execution_id=started.execution.id)

@@ -11,7 +11,6 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.extraction_process import TextExtractor
 from app.core.config import Settings
 from app.core.db import owned_session
 
@@ -41,12 +40,6 @@ async def get_queue(request: Request) -> ArqRedis:
     return queue
 
 
-async def get_text_extractor(request: Request) -> TextExtractor:
-    extractor: TextExtractor = request.app.state.extractor
-    return extractor
-
-
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 QueueDep = Annotated[ArqRedis, Depends(get_queue)]
-TextExtractorDep = Annotated[TextExtractor, Depends(get_text_extractor)]

@@ -1,9 +1,10 @@
-"""Prometheus metrics. The API serves ``/metrics``; each worker serves its own on a port."""
+"""Prometheus metrics. The API serves ``/metrics`` on its operator port (``metrics_port.py``),
+and on the public port only when told to; each worker serves its own on the operator port."""
 
 import asyncio
-import contextlib
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -15,15 +16,11 @@ from prometheus_client import (
     Summary,
     generate_latest,
 )
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Scope
 
 from app.core.completed_requests import CompletedRequest
 from app.core.config import Settings
 from app.core.errors import Unauthenticated
-from app.executions.models import AgenticExecution, ExecutionStatus
-from app.executions.queue import QUEUE_ERRORS
 
 # Written by the workers as executions end and models answer.
 EXECUTIONS_COMPLETED = Counter(
@@ -71,32 +68,6 @@ class DatabaseGauges:
         )
 
 
-async def _refresh_open_executions(session: AsyncSession) -> None:
-    open_statuses = [ExecutionStatus.PENDING.value, ExecutionStatus.IN_PROGRESS.value]
-    counts = dict.fromkeys(open_statuses, 0)
-    query = (
-        select(AgenticExecution.status, func.count())
-        .where(AgenticExecution.status.in_(open_statuses))
-        .group_by(AgenticExecution.status)
-    )
-    for status, count in await session.execute(query):
-        counts[status] = count
-    for name, count in counts.items():
-        EXECUTIONS_OPEN.labels(status=name).set(count)
-
-
-async def _refresh_gauges(request: Request, settings: Settings) -> None:
-    # Redis down: the scrape still answers, with the last known depth; /readyz says why.
-    with contextlib.suppress(*QUEUE_ERRORS):
-        QUEUE_DEPTH.set(await request.app.state.queue.zcard(settings.queue_name))
-    gauges: DatabaseGauges = request.app.state.database_gauges
-    async with gauges.lock:
-        if gauges.due():
-            async with request.app.state.sessionmaker() as session:
-                await _refresh_open_executions(session)
-            gauges.refreshed_at = time.monotonic()
-
-
 def _check_scraper(request: Request, settings: Settings) -> None:
     """With AGENTRUN_METRICS_TOKEN set, a scrape must present it (``Authorization: Bearer``,
     as Prometheus's ``authorization`` setting sends it, or ``Token``); else 401."""
@@ -114,7 +85,7 @@ def _check_scraper(request: Request, settings: Settings) -> None:
 async def metrics(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     _check_scraper(request, settings)
-    await _refresh_gauges(request, settings)
+    await request.app.state.refresh_gauges(request, settings)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -176,7 +147,15 @@ def record_http_metrics(completed: CompletedRequest) -> None:
     HTTP_LATENCY.labels(method, handler).observe(completed.duration_seconds)
 
 
-def install_metrics(app: FastAPI, settings: Settings) -> None:
-    """Serve /metrics (the HTTP series are recorded by ``record_http_metrics``)."""
+# Refreshes the gauges read from the source of truth before a scrape is answered (the domain's:
+# app.executions.gauges), given by the app's factory so that the ground imports no domain.
+RefreshGauges = Callable[[Request, Settings], Awaitable[None]]
+
+
+def install_metrics(app: FastAPI, settings: Settings, refresh_gauges: RefreshGauges) -> None:
+    """The gauges' state, and /metrics on the public port if ``metrics_on_api_port`` (the HTTP
+    series are recorded by ``record_http_metrics``)."""
     app.state.database_gauges = DatabaseGauges(settings.metrics_refresh_seconds)
-    app.include_router(router)
+    app.state.refresh_gauges = refresh_gauges
+    if settings.metrics_on_api_port:
+        app.include_router(router)

@@ -92,6 +92,14 @@ class ExecutionDefinition:
     def input_schema(self) -> dict[str, Any]:
         return self.Input.model_json_schema()
 
+    def check_input(self, validated: BaseModel) -> None:
+        """Checks of a start's input beyond its model, made once when the execution starts
+        (not when the worker reads the stored input back: ``app.definitions.inputs``).
+
+        Raise ``app.definitions.inputs.InputRefused(field, message)`` to refuse it (400). A
+        check the run relies on is made again in ``prepare``, for rows stored before it existed.
+        """
+
     def output_schema(self) -> dict[str, Any] | None:
         """The JSON schema of ``result``, or None when it is a free JSON object."""
         return None if self.Output is None else self.Output.model_json_schema()

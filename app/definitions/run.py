@@ -16,11 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.extraction_process import TextExtractor
 
-# The validation context the worker reads a stored input with. An Input validator whose check
-# the definition makes again when it prepares the run skips it then, so that a row stored
-# before the check existed ends with the definition's own failure code, not a parse error.
-STORED_INPUT: dict[str, Any] = {"stored_input": True}
-
 
 @dataclass(frozen=True)
 class AttachedFile:

@@ -7,24 +7,13 @@ from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Invalid
 from app.events.listener import EventListener
 from app.events.repository import last_sequence
-from app.events.stream import EventStream
+from app.events.stream import STREAM_HEADERS, EventStream, last_event_id_of
 from app.executions.dependencies import ExecutionRequestDep
 
 router = APIRouter(tags=["agentic executions"])
 
+
 # Keeps a gateway from buffering the stream; no compression is applied to it either.
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def last_event_id_of(raw: str | None) -> int:
-    if raw is None or raw.strip() == "":
-        return 0
-    raw = raw.strip()
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-        raise Invalid({"Last-Event-ID": ["Expected the id of an event of this stream (1, 2, …)."]})
-    return int(raw)
-
-
 @router.get(
     "/agentic-executions/{execution_id}/events/",
     summary="Follow an execution's events",
@@ -53,7 +42,7 @@ async def stream_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     after = last_event_id_of(last_event_id)
-    if after > await last_sequence(session, caller.execution["id"]):
+    if after > await last_sequence(session, caller.execution.id):
         # Never sent: following it would wait for events that never come.
         raise Invalid({"Last-Event-ID": [f"No event {after} in this execution's stream."]})
     # The request's session ends when this function returns (SessionDep): the stream reads

@@ -8,6 +8,7 @@ terminal status, which is always the last event of an execution.
 """
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,32 +17,46 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.models import Message
 from app.conversations.schemas import MessageOut
+from app.core.errors import Invalid
 from app.events.listener import EventListener
 from app.events.models import EventType, ExecutionEvent
 from app.events.repository import events_after
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
-from app.executions.repository import ExecutionRow
-from app.executions.router import execution_out
+from app.executions.rows import ExecutionRow
+from app.executions.schemas import execution_out
+
+# The headers of a stream response: no cache, no proxy buffering (the API's and the console's).
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def last_event_id_of(raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return 0
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise Invalid({"Last-Event-ID": ["Expected the id of an event of this stream (1, 2, …)."]})
+    return int(raw)
+
 
 # Events read from the log at a time (a long run's trace is read in several batches).
 BATCH = 200
 KEEP_ALIVE = b": keep-alive\n\n"
 
 
-def execution_in_status(execution: ExecutionRow, payload: dict[str, Any]) -> dict[str, Any]:
+def execution_in_status(execution: ExecutionRow, payload: dict[str, Any]) -> ExecutionRow:
     """The execution's row as it was in a status event: the columns that change with the status
     from the event, the others (fixed at creation) from the row."""
     finished_at = payload.get("finished_at")
-    return {
-        **execution,
-        "status": payload["status"],
-        "result": payload.get("result"),
-        "failure_code": payload.get("failure_code"),
-        "failure_explanation": payload.get("failure_explanation"),
-        "finished_at": None if finished_at is None else datetime.fromisoformat(finished_at),
+    return dataclasses.replace(
+        execution,
+        status=ExecutionStatus(payload["status"]),
+        result=payload.get("result"),
+        failure_code=payload.get("failure_code"),
+        failure_explanation=payload.get("failure_explanation"),
+        finished_at=None if finished_at is None else datetime.fromisoformat(finished_at),
         # Events written before usage was part of the payload show none.
-        "usage": payload.get("usage"),
-    }
+        usage=payload.get("usage"),
+    )
 
 
 def frame(sequence: int, event: str, data: str) -> bytes:
@@ -75,9 +90,7 @@ class EventStream:
             assert event.payload is not None
             row = execution_in_status(self.execution, event.payload)
             data = execution_out(row, self.root_path).model_dump_json()
-            return frame(event.sequence, "status", data), (
-                ExecutionStatus(row["status"]) in TERMINAL_STATUSES
-            )
+            return frame(event.sequence, "status", data), row.status in TERMINAL_STATUSES
         assert message is not None
         data = MessageOut.model_validate(message, from_attributes=True).model_dump_json()
         return frame(event.sequence, "trace", data), False
@@ -85,11 +98,11 @@ class EventStream:
     async def _read(self) -> Sequence[tuple[ExecutionEvent, Message | None]]:
         # A session a read: an idle stream holds no connection.
         async with self.sessionmaker() as session:
-            return await events_after(session, self.execution["id"], self.after, BATCH)
+            return await events_after(session, self.execution.id, self.after, BATCH)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        already_terminal = ExecutionStatus(self.execution["status"]) in TERMINAL_STATUSES
-        with self.listener.subscribe(self.execution["id"]) as woken:
+        already_terminal = self.execution.status in TERMINAL_STATUSES
+        with self.listener.subscribe(self.execution.id) as woken:
             while True:
                 woken.clear()
                 batch = await self._read()

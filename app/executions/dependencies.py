@@ -10,7 +10,8 @@ from app.auth.models import User
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import NotFound
 from app.core.ids import RowId
-from app.executions.repository import ExecutionRow, authenticate_for_execution
+from app.executions.repository import authenticate_for_execution
+from app.executions.rows import ExecutionRow
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The statements on one execution: the insert of a new one, its reads (by id, and with the
 token of the request polling it), the visibility rule. SQLAlchemy Core on the caller's
-session, in its transaction (app/core/db.py); rows come back as mappings, no ORM objects
-built for rows that are only shown. The list is read by ``app.executions.listing``.
+session, in its transaction (app/core/db.py); Core statements, no ORM objects
+built for rows that are only shown: an execution comes back as an ``ExecutionRow``
+(app.executions.rows). The list is read by ``app.executions.listing``.
 """
 
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from app.auth.repository import TokenWith
 from app.auth.service import Authenticated, authenticate_with
 from app.conversations.models import Conversation, ConversationFile, Message
 from app.executions.models import AgenticExecution, ExecutionStatus
+from app.executions.rows import ExecutionRow
 
 _executions = cast(Table, AgenticExecution.__table__)
 _files = cast(Table, ConversationFile.__table__)
@@ -54,12 +56,9 @@ SHOWN_COLUMNS = (
     _executions.c.limits,
     _executions.c.retry_of_id,
     _executions.c.resume_from_id,
+    _executions.c.batch_id,
     _executions.c.traceparent,
 )
-
-# An execution as read here: the SHOWN_COLUMNS by name, "files" (a list of dicts with id,
-# filename, storage_key and content_type, in upload order) and "retried_by" (ids, oldest first).
-ExecutionRow = Mapping[str, Any]
 
 
 def _files_of_each_execution() -> ColumnElement[Any]:
@@ -104,7 +103,7 @@ def visible_to(is_admin: ColumnElement[bool], user_id: ColumnElement[int]) -> Co
 
 def is_visible_to(user: User, execution: ExecutionRow) -> bool:
     """``visible_to`` for an execution already read."""
-    return user.is_admin or execution["user_id"] == user.id
+    return user.is_admin or execution.user_id == user.id
 
 
 # An ExecutionRow's columns, to select.
@@ -118,8 +117,8 @@ _ONE = select(*EXECUTION_COLUMNS).where(_executions.c.id == bindparam("execution
 
 async def get_execution(session: AsyncSession, execution_id: int) -> ExecutionRow | None:
     """The execution with this id and its files, whoever may see it."""
-    result = await session.execute(_ONE, {"execution_id": execution_id})
-    return cast(ExecutionRow | None, result.mappings().first())
+    row = (await session.execute(_ONE, {"execution_id": execution_id})).mappings().first()
+    return None if row is None else ExecutionRow.of(row)
 
 
 async def execution_of_conversation(session: AsyncSession, conversation_id: int) -> int | None:
@@ -145,9 +144,10 @@ async def authenticate_for_execution(
 ) -> tuple[Authenticated | None, ExecutionRow | None]:
     """The live token with this key and its user (None if there is none), and the execution
     with its files if that user may see it (its owner, or an admin; None if not)."""
-    return await authenticate_with(
+    authenticated, row = await authenticate_with(
         session, raw_key, _TOKEN_AND_VISIBLE_EXECUTION, execution_id=execution_id
     )
+    return authenticated, None if row is None else ExecutionRow.of(row)
 
 
 # Writing a new execution.
@@ -229,13 +229,22 @@ _INSERT_EXECUTION_AND_CONVERSATION = (
 )
 
 
+@dataclass(frozen=True)
+class KeyedStart:
+    """The execution an Idempotency-Key started: when, and the digest of what it asked."""
+
+    id: int
+    started_at: datetime
+    request_sha256: str | None
+
+
 async def find_by_idempotency_key(
     session: AsyncSession, user_id: int, idempotency_key: str
-) -> Mapping[str, Any] | None:
-    """The id, ``started_at`` and ``request_sha256`` of the execution the key started."""
+) -> KeyedStart | None:
+    """The execution the key started, if any."""
     values = {"user_id": user_id, "idempotency_key": idempotency_key}
-    result = await session.execute(_BY_IDEMPOTENCY_KEY, values)
-    return cast(Mapping[str, Any] | None, result.mappings().first())
+    row = (await session.execute(_BY_IDEMPOTENCY_KEY, values)).first()
+    return None if row is None else KeyedStart(*row)
 
 
 async def release_idempotency_key(session: AsyncSession, execution_id: int) -> None:

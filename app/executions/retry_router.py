@@ -11,8 +11,7 @@ from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.ids import RowId
 from app.executions import retry, service, start_request
 from app.executions.openapi import QUOTA_RESPONSE
-from app.executions.router import execution_out
-from app.executions.schemas import ExecutionOut
+from app.executions.schemas import ExecutionOut, execution_out
 
 router = APIRouter(tags=["agentic executions"])
 
@@ -83,6 +82,7 @@ async def retry_execution(
     ] = None,
 ) -> ExecutionOut:
     if idempotency_key is not None:
+        # Before the execution is read, as a start checks it before its body.
         start_request.check_idempotency_key(idempotency_key)
     execution = await service.get_visible_execution(session, user, execution_id)
     started = await retry.retry_execution(

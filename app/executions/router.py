@@ -1,6 +1,8 @@
 """The execution routes: start, read, list, cancel (what the OpenAPI document says of them:
 app/executions/openapi.py; the rules: app/executions/service.py)."""
 
+import dataclasses
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -8,18 +10,15 @@ from starlette.datastructures import FormData, UploadFile
 
 from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
-from app.budgets.limits import Limits, parse_limits
-from app.budgets.usage import ExecutionUsage
-from app.conversations.schemas import FileOut
+from app.conversations.dependencies import TextExtractorDep
 from app.core.body_limit import read_body
 from app.core.config import Settings
-from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
+from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
-from app.core.ids import INT32_MAX, RowId
-from app.core.json_input import parse_json, parse_json_body
-from app.core.query import EMPTY_IS_NONE, previous_page_url
-from app.core.tracing import trace_id_of
-from app.executions import listing, service, start_request
+from app.core.ids import RowId
+from app.core.json_input import parse_json_body
+from app.core.query import EMPTY_IS_NONE, page_number, previous_page_url
+from app.executions import listing, service, start, start_request
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.models import ExecutionStatus
 from app.executions.openapi import (
@@ -33,42 +32,11 @@ from app.executions.openapi import (
     START_OPENAPI,
     START_RESPONSES,
 )
-from app.executions.queue import job_id_for
-from app.executions.repository import ExecutionRow
-from app.executions.schemas import ExecutionOut, ExecutionPage
+from app.executions.rows import ExecutionRow
+from app.executions.schemas import ExecutionOut, ExecutionPage, execution_out
+from app.executions.start import Origin, StartExecution
 
 router = APIRouter(tags=["agentic executions"])
-
-
-def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
-    """One execution as the contract shows it (a row of app.executions.repository, with files)."""
-    finished_at = execution["finished_at"]
-    return ExecutionOut(
-        id=execution["id"],
-        agent=execution["agent_id"],
-        execution_key=execution["execution_key"],
-        conversation=execution["conversation_id"],
-        status=ExecutionStatus(execution["status"]),
-        input=execution["input"],
-        result=execution["result"],
-        failure_code=execution["failure_code"],
-        failure_explanation=execution["failure_explanation"],
-        # The job id is derived from the execution's id (no column holds it since 0024).
-        celery_task_id=job_id_for(execution["id"]),
-        started_at=execution["started_at"],
-        finished_at=finished_at,
-        duration_seconds=(
-            None if finished_at is None else (finished_at - execution["started_at"]).total_seconds()
-        ),
-        files=[FileOut.of(**file, root_path=root_path) for file in execution["files"]],
-        definition_version=execution["definition_version"],
-        usage=ExecutionUsage.of(execution["usage"]),
-        limits=None if execution["limits"] is None else Limits.model_validate(execution["limits"]),
-        retry_of=execution["retry_of_id"],
-        resume_from=execution["resume_from_id"],
-        retried_by=execution["retried_by"],
-        trace_id=trace_id_of(execution["traceparent"]),
-    )
 
 
 # Room in a JSON start body for what is not its input (the key, the envelope, whitespace).
@@ -88,19 +56,6 @@ def _json_input(body: dict[str, Any], settings: Settings) -> Any:
     raw = body.get("input", {})
     # A JSON-encoded string is parsed, as Enthusiast's serializer does.
     return start_request.parse_form_input(raw, settings) if isinstance(raw, str) else raw
-
-
-def _form_limits(raw: Any, settings: Settings) -> Limits | None:
-    """``limits`` of a multipart start: a JSON-encoded object, as ``input`` is."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if not isinstance(raw, str):
-        raise Invalid({"limits": {"detail": "Expected a JSON-encoded object, got a file."}})
-    try:
-        parsed = parse_json(raw[: settings.max_input_bytes + 1], settings.max_json_depth)
-    except ValueError as exc:
-        raise Invalid({"limits": {"detail": str(exc)}}) from None
-    return parse_limits(parsed)
 
 
 def _form_files(form: FormData) -> list[UploadFile]:
@@ -141,10 +96,14 @@ async def start_execution(
         ),
     ] = None,
 ) -> ExecutionOut:
-    agent = caller.agent
-    if idempotency_key is not None:
-        start_request.check_idempotency_key(idempotency_key)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    command = functools.partial(
+        StartExecution,
+        user=caller.user,
+        agent=caller.agent,
+        origin=Origin.REST,
+        idempotency_key=idempotency_key,
+    )
     if content_type == "multipart/form-data":
         # Text fields past max_part_size are refused by the parser (400) before they are
         # read whole: at least Starlette's 1 MiB, more if the input limit asks for it.
@@ -152,52 +111,38 @@ async def start_execution(
         async with request.form(
             max_files=settings.max_upload_files * 2, max_part_size=max_part_size
         ) as form:
-            key = start_request.execution_key_of(agent, form.get("execution_key"))
             raw_input = form.get("input")
-            validated_input = start_request.validate_input(
-                agent,
-                key,
-                start_request.parse_form_input(
-                    raw_input if isinstance(raw_input, str) else None, settings
-                ),
+            started = await start.start_execution(
+                session,
+                queue,
                 settings,
-            )
-            limits = _form_limits(form.get("limits"), settings)
-            files = _form_files(form)
-            if files:
-                # Extracting a file's text may take seconds: no pooled connection waits for it.
-                # The request's transaction so far only read (the token's last use, marked once
-                # a minute, is given up): it ends here, and the next statement begins another,
-                # which get_session commits.
-                await session.close()
-            uploads = await start_request.read_uploads(
-                agent, files, settings, extractor, caller.user
+                command(
+                    execution_key=form.get("execution_key"),
+                    raw_input=start_request.parse_form_input(
+                        raw_input if isinstance(raw_input, str) else None, settings
+                    ),
+                    limits=start_request.parse_form_limits(form.get("limits"), settings),
+                    files=_form_files(form),
+                ),
+                extractor,
             )
     elif content_type == "application/json" or content_type.endswith("+json"):
         body = await _json_body(request, settings)
-        key = start_request.execution_key_of(agent, body.get("execution_key"))
-        validated_input = start_request.validate_input(
-            agent, key, _json_input(body, settings), settings
+        started = await start.start_execution(
+            session,
+            queue,
+            settings,
+            command(
+                execution_key=body.get("execution_key"),
+                raw_input=_json_input(body, settings),
+                limits=body.get("limits"),
+            ),
         )
-        limits = parse_limits(body.get("limits"))
-        uploads = []
     else:
         raise UnsupportedMediaType(
             f"Unsupported media type {content_type or '(none)'!r}: send application/json or "
             "multipart/form-data."
         )
-    started = await service.start_execution(
-        session,
-        queue,
-        settings,
-        user=caller.user,
-        agent=agent,
-        execution_key=key,
-        validated_input=validated_input,
-        uploads=uploads,
-        idempotency_key=idempotency_key,
-        limits=limits,
-    )
     if started.repeated:
         response.headers["Idempotent-Replayed"] = "true"
     return execution_out(started.execution, request.scope.get("root_path", ""))
@@ -217,26 +162,17 @@ def truncated(execution: ExecutionRow, request: Request) -> ExecutionRow:
     """A list's row with each ``input`` or ``result`` the statement left out (over
     ``list_max_field_bytes``) replaced by ``{"truncated": true, "url": <the execution>}``: a
     marker no valid input has (inputs forbid unknown fields)."""
-    markers = {}
-    for field in listing.BOUNDED_FIELDS:
-        if execution[f"{field}_truncated"]:
-            url = request.url_for("read_execution", execution_id=execution["id"])
-            markers[field] = {"truncated": True, "url": str(url)}
-    return {**execution, **markers} if markers else execution
-
-
-def _page_number(raw: str | None, page_size: int) -> int:
-    if raw is None:
-        return 1
-    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and a page of
-    # thousands of digits is refused by int() too. A page whose offset PostgreSQL cannot take
-    # (int32) is past any list there will ever be.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(INT32_MAX)):
-        raise NotFound("Invalid page.")
-    number = int(raw)
-    if number < 1 or number * page_size >= INT32_MAX:
-        raise NotFound("Invalid page.")
-    return number
+    if not (execution.input_truncated or execution.result_truncated):
+        return execution
+    marker = {
+        "truncated": True,
+        "url": str(request.url_for("read_execution", execution_id=execution.id)),
+    }
+    return dataclasses.replace(
+        execution,
+        input=marker if execution.input_truncated else execution.input,
+        result=marker if execution.result_truncated else execution.result,
+    )
 
 
 @router.get(
@@ -263,18 +199,23 @@ async def list_executions(
         EMPTY_IS_NONE,
         Query(description="Only executions of agents on this dataset."),
     ] = None,
+    batch_id: Annotated[
+        RowId | None, EMPTY_IS_NONE, Query(description="Only the items of this batch.")
+    ] = None,
     page: Annotated[
         str | None, Query(description="Page number, from 1, or `last`.", examples=["1"])
     ] = None,
 ) -> ExecutionPage:
-    filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
+    filters = listing.ExecutionFilters(
+        agent_id=agent_id, status=status, dataset_id=dataset_id, batch_id=batch_id
+    )
     size = settings.page_size
     if page == "last":
         # As DRF's paginator: the last page (page 1 when there is nothing).
         total = await listing.count_executions_exactly(session, user, filters)
         number = max(1, -(-total // size))
     else:
-        number = _page_number(page, size)
+        number = page_number(page, size)
     found = await listing.list_executions(
         session,
         user,

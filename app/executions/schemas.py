@@ -6,7 +6,10 @@ from app.budgets.limits import Limits
 from app.budgets.usage import ExecutionUsage
 from app.conversations.schemas import FileOut
 from app.core.schemas import Timestamp
+from app.core.tracing import trace_id_of
 from app.executions.models import ExecutionStatus
+from app.executions.queue import job_id_for
+from app.executions.rows import ExecutionRow
 
 EXAMPLE_INPUT: dict[str, Any] = {
     "additional_instructions": "Focus on products missing a description.",
@@ -106,7 +109,13 @@ class ExecutionOut(BaseModel):
         description="The executions started as retries of this one, oldest first.",
         examples=[[]],
     )
+    batch_id: int | None = Field(
+        default=None,
+        description="The batch this execution is an item of (null: started alone).",
+        examples=[None],
+    )
     trace_id: str | None = Field(
+        default=None,
         description="The OpenTelemetry trace id of the request that started it (32 hex "
         "digits), whose trace holds the run too; null when tracing was off.",
         examples=[None],
@@ -118,3 +127,35 @@ class ExecutionPage(BaseModel):
     next: str | None = Field(description="URL of the next page, null on the last.")
     previous: str | None = Field(description="URL of the previous page, null on the first.")
     results: list[ExecutionOut]
+
+
+def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
+    """One execution as the contract shows it (a row of app.executions.repository, with files)."""
+    finished_at = execution.finished_at
+    return ExecutionOut(
+        id=execution.id,
+        agent=execution.agent_id,
+        execution_key=execution.execution_key,
+        conversation=execution.conversation_id,
+        status=execution.status,
+        input=execution.input,
+        result=execution.result,
+        failure_code=execution.failure_code,
+        failure_explanation=execution.failure_explanation,
+        # The job id is derived from the execution's id (no column holds it since 0024).
+        celery_task_id=job_id_for(execution.id),
+        started_at=execution.started_at,
+        finished_at=finished_at,
+        duration_seconds=(
+            None if finished_at is None else (finished_at - execution.started_at).total_seconds()
+        ),
+        files=[FileOut.of(**file, root_path=root_path) for file in execution.files],
+        definition_version=execution.definition_version,
+        usage=ExecutionUsage.of(execution.usage),
+        limits=None if execution.limits is None else Limits.model_validate(execution.limits),
+        retry_of=execution.retry_of_id,
+        resume_from=execution.resume_from_id,
+        retried_by=execution.retried_by,
+        batch_id=execution.batch_id,
+        trace_id=trace_id_of(execution.traceparent),
+    )

@@ -12,17 +12,15 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import State
 
-from app.agents.models import Agent
-from app.auth.models import User
 from app.core.config import Settings
 from app.core.db import owned_session
 from app.core.errors import DomainError
 from app.events.listener import EventListener
 from app.events.repository import status_events_after
 from app.events.stream import execution_in_status
-from app.executions import service, start_request
 from app.executions.models import TERMINAL_STATUSES, ExecutionStatus
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
+from app.executions.start import Started, StartExecution, store_start, validate_start
 
 # While the event listener is down (PostgreSQL connection lost), a follower reads the log on
 # this timer instead of waiting for a notification that cannot come.
@@ -33,7 +31,7 @@ _RANK = {ExecutionStatus.PENDING: 0, ExecutionStatus.IN_PROGRESS: 1}
 
 
 def _rank(execution: ExecutionRow) -> int:
-    return _RANK.get(ExecutionStatus(execution["status"]), 2)
+    return _RANK.get(execution.status, 2)
 
 
 @dataclass(frozen=True)
@@ -60,38 +58,23 @@ class Services:
 
 async def start(
     services: Services,
+    command: StartExecution,
     *,
-    user: User,
-    agent: Agent,
-    execution_key: str,
-    raw_input: Any,
-    idempotency_key: str | None = None,
     then: Callable[[AsyncSession, ExecutionRow], Awaitable[None]] | None = None,
-) -> service.Started:
-    """Validate ``raw_input`` and start the execution (or answer the one ``idempotency_key``
-    started): the REST API's checks and writes, so a refusal raises its DomainError. ``then``
-    runs in the same transaction, before the execution is enqueued."""
-    validated = start_request.validate_input(agent, execution_key, raw_input, services.settings)
-    if idempotency_key is not None:
-        start_request.check_idempotency_key(idempotency_key)
+) -> Started:
+    """Start the execution (or answer the one the command's Idempotency-Key started): the
+    REST API's operation, so a refusal raises its DomainError. Validated before a session is
+    taken; ``then`` runs in the same transaction, before the execution is enqueued."""
+    valid = validate_start(command, services.settings)
     async with services.transaction() as session:
-        started = await service.start_execution(
-            session,
-            services.queue,
-            services.settings,
-            user=user,
-            agent=agent,
-            execution_key=execution_key,
-            validated_input=validated,
-            idempotency_key=idempotency_key,
-        )
+        started = await store_start(session, services.queue, services.settings, valid)
         if then is not None:
             await then(session, started.execution)
         return started
 
 
 def is_terminal(execution: ExecutionRow) -> bool:
-    return execution["status"] in TERMINAL_STATUSES
+    return execution.status in TERMINAL_STATUSES
 
 
 async def _status_events(
@@ -119,10 +102,10 @@ async def watch(
     if is_terminal(execution):
         return
     after = 0
-    with services.listener.subscribe(execution["id"]) as woken:
+    with services.listener.subscribe(execution.id) as woken:
         while True:
             woken.clear()
-            for sequence, payload in await _status_events(services, execution["id"], after):
+            for sequence, payload in await _status_events(services, execution.id, after):
                 after = sequence
                 entered = execution_in_status(execution, payload)
                 if _rank(entered) > _rank(execution):

@@ -10,13 +10,9 @@ from app.core.query import EMPTY_IS_NONE
 from app.webhooks import service
 from app.webhooks.models import (
     DeliveryStatus,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
     WebhookEvent,
 )
 from app.webhooks.schemas import (
-    AttemptOut,
     CreateEndpoint,
     DeliveryOut,
     DeliveryPage,
@@ -24,6 +20,9 @@ from app.webhooks.schemas import (
     EndpointPage,
     EndpointWithSecret,
     UpdateEndpoint,
+    delivery_out,
+    endpoint_out,
+    with_secret,
 )
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -34,28 +33,6 @@ NOT_FOUND: dict[int | str, dict[str, object]] = {
 INVALID_PAGE: dict[int | str, dict[str, object]] = {404: {"description": "Invalid page."}}
 
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
-
-
-def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
-    return EndpointOut.model_validate(endpoint, from_attributes=True)
-
-
-def with_secret(endpoint: WebhookEndpoint) -> EndpointWithSecret:
-    return EndpointWithSecret.model_validate(endpoint, from_attributes=True)
-
-
-def delivery_out(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryOut:
-    return DeliveryOut(
-        id=delivery.id,
-        event=delivery.event,
-        webhook_id=delivery.message_id,
-        execution_id=delivery.execution_id,
-        status=DeliveryStatus(delivery.status),
-        next_attempt_at=delivery.next_attempt_at,
-        created_at=delivery.created_at,
-        payload=delivery.payload,
-        attempts=[AttemptOut.model_validate(a, from_attributes=True) for a in attempts],
-    )
 
 
 def _links(request: Request, page: int, total: int, size: int) -> tuple[str | None, str | None]:
@@ -79,10 +56,10 @@ def _links(request: Request, page: int, total: int, size: int) -> tuple[str | No
 async def create_endpoint(
     body: CreateEndpoint, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> EndpointWithSecret:
-    endpoint = await service.create_endpoint(
+    endpoint, secret = await service.create_endpoint(
         session, settings, user, url=body.url, events=body.events, agent_id=body.agent_id
     )
-    return with_secret(endpoint)
+    return with_secret(endpoint, secret)
 
 
 @router.get("/", summary="List your webhook endpoints", responses=INVALID_PAGE)
@@ -150,10 +127,10 @@ async def delete_endpoint(endpoint_id: RowId, session: SessionDep, user: Current
     responses=NOT_FOUND,
 )
 async def rotate_secret(
-    endpoint_id: RowId, session: SessionDep, user: CurrentUser
+    endpoint_id: RowId, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> EndpointWithSecret:
     endpoint = await service.get_endpoint(session, user, endpoint_id)
-    return with_secret(await service.rotate_secret(session, endpoint))
+    return with_secret(*await service.rotate_secret(session, settings, endpoint))
 
 
 @router.get(

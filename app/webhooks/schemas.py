@@ -3,7 +3,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.schemas import Timestamp
-from app.webhooks.models import DeliveryStatus, WebhookEvent
+from app.webhooks.models import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 Events = Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(WebhookEvent))]
 
@@ -63,7 +69,8 @@ class DeliveryOut(BaseModel):
     id: int
     event: str
     webhook_id: str = Field(description="The `webhook-id` header: the same on every attempt.")
-    execution_id: int
+    execution_id: int | None = Field(description="The execution of the event; null for a batch's.")
+    batch_id: int | None = Field(description="The batch of a `batch.finished` event; else null.")
     status: DeliveryStatus
     next_attempt_at: Timestamp | None
     created_at: Timestamp
@@ -76,3 +83,26 @@ class DeliveryPage(BaseModel):
     next: str | None
     previous: str | None
     results: list[DeliveryOut]
+
+
+def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
+    return EndpointOut.model_validate(endpoint, from_attributes=True)
+
+
+def with_secret(endpoint: WebhookEndpoint, secret: str) -> EndpointWithSecret:
+    return EndpointWithSecret(**endpoint_out(endpoint).model_dump(), secret=secret)
+
+
+def delivery_out(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryOut:
+    return DeliveryOut(
+        id=delivery.id,
+        event=delivery.event,
+        webhook_id=delivery.message_id,
+        execution_id=delivery.execution_id,
+        batch_id=delivery.batch_id,
+        status=DeliveryStatus(delivery.status),
+        next_attempt_at=delivery.next_attempt_at,
+        created_at=delivery.created_at,
+        payload=delivery.payload,
+        attempts=[AttemptOut.model_validate(a, from_attributes=True) for a in attempts],
+    )

@@ -33,7 +33,7 @@ from a2a.types.a2a_pb2 import (
 from mcp import Client as McpClient
 from mcp.client.streamable_http import streamable_http_client
 
-from app.protocols.a2a.tasks import data_part
+from app.executions.a2a_task import data_part
 from bench.context import BenchRun
 from bench.driver import EXECUTION_BODY, latency_ms, submit, submit_and_wait
 from bench.scenarios import Result

@@ -1,7 +1,7 @@
 """agentic_executions.traceparent: the W3C trace context of the request that started it
 
 Revision ID: 0030
-Revises: 0024
+Revises: 0028
 Create Date: 2026-12-07 20:00:00.000000
 
 Nullable, written only when tracing is on (docs/tracing.md): the worker's run span is a child
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision: str = '0030'
-down_revision: str | None = '0024'
+down_revision: str | None = '0028'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

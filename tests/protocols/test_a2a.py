@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.models import Agent
 from app.catalog.models import DatasetMember
-from app.protocols.a2a.tasks import data_part, from_data_part
+from app.executions.a2a_task import data_part, from_data_part
 from tests.factories import Account, Factory
 from tests.protocols.helpers import TASK_INPUT, execution_count, next_execution
 from tests.worker.harness import Script, Worker, answer, call

@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.models import Dataset, Product
+from app.definitions.inputs import read_stored_input
 from app.definitions.registry import find_definition
 from app.definitions.run import ExecutionRun
 from app.executions.models import AgenticExecution
@@ -370,7 +371,7 @@ async def test_a_retry_resuming_a_failed_execution_replays_its_journal(
         dataset_id=claim.dataset_id,
         user_id=claim.user_id,
         conversation_id=claim.conversation_id,
-        input=definition.Input.model_validate(claim.input),
+        input=read_stored_input(definition, claim.input),
         sessionmaker=sessionmaker,
         media_root=factory.settings.media_root,
     )

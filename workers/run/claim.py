@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.agents.models import Agent
 from app.budgets.limits import Budget, stored_limits
 from app.conversations.models import ConversationFile, Message
+from app.definitions.inputs import StoredInput
 from app.definitions.run import AttachedFile
 from app.executions.models import (
     CANCELLED,
@@ -62,7 +63,8 @@ class Claim:
 
     execution_id: int
     execution_key: str
-    input: dict[str, Any]
+    # Validated when the execution started (app.executions.start); read by read_stored_input.
+    input: StoredInput
     user_id: int
     conversation_id: int
     started_at: datetime
@@ -146,7 +148,7 @@ def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
     return Claim(
         execution_id=execution_id,
         execution_key=key,
-        input=given,
+        input=StoredInput(given),
         user_id=user_id,
         conversation_id=conversation_id,
         started_at=started_at,
@@ -249,7 +251,7 @@ async def claim_execution(
     return Claim(
         execution_id=execution_id,
         execution_key=execution.execution_key,
-        input=execution.input,
+        input=StoredInput(execution.input),
         user_id=execution.user_id,
         conversation_id=execution.conversation_id,
         started_at=execution.started_at,

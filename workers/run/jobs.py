@@ -37,8 +37,9 @@ from app.core.metrics import (
     MODEL_TOKENS,
 )
 from app.core.tracing import run_span
+from app.definitions.inputs import read_stored_input
 from app.definitions.registry import find_definition
-from app.definitions.run import STORED_INPUT, ExecutionRun
+from app.definitions.run import ExecutionRun
 from app.executions.models import ExecutionStatus
 from app.executions.transitions import release
 from app.journal.repository import JournaledStep, load_steps
@@ -288,7 +289,7 @@ async def _execute(
         dataset_id=claim.dataset_id,
         user_id=claim.user_id,
         conversation_id=claim.conversation_id,
-        input=definition.Input.model_validate(claim.input, context=STORED_INPUT),
+        input=read_stored_input(definition, claim.input),
         sessionmaker=state.sessionmaker,
         media_root=settings.media_root,
         files=claim.files,

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema_rs
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_ai import StructuredDict
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.output import OutputSpec
-from pydantic_core import PydanticCustomError, to_jsonable_python
+from pydantic_core import to_jsonable_python
 
 from app.agent_types.structured_task.output_schema import (
     UnsafeSchema,
@@ -26,7 +26,8 @@ from app.agent_types.structured_task.output_schema import (
     errors_of,
 )
 from app.definitions.base import FREE_OBJECT, ExecutionDefinition, files_paragraph
-from app.definitions.run import STORED_INPUT, ExecutionRun
+from app.definitions.inputs import InputRefused
+from app.definitions.run import ExecutionRun
 from app.definitions.validators import OK, ExecutionFailed, Retry, Verdict
 
 MAX_REPORTED_ERRORS = 10
@@ -51,21 +52,6 @@ class StructuredTaskAgenticExecutionInput(BaseModel):
     output_schema: dict[str, Any] | None = Field(
         default=None, description="A JSON schema the result must validate against."
     )
-
-    @field_validator("output_schema")
-    @classmethod
-    def _usable_schema(
-        cls, schema: dict[str, Any] | None, info: ValidationInfo
-    ) -> dict[str, Any] | None:
-        # Checked again when the run is prepared (a stored row then fails with its own code).
-        if schema is not None and info.context != STORED_INPUT:
-            try:
-                compile_schema(schema)
-            except UnsafeSchema as exc:
-                raise PydanticCustomError(
-                    "output_schema", "output_schema {reason}", {"reason": str(exc)}
-                ) from None
-        return schema
 
 
 @dataclass(frozen=True)
@@ -175,6 +161,15 @@ class StructuredTask(ExecutionDefinition):
     instructions = INSTRUCTIONS
     validators = (matches_output_schema,)
     extra_failure_codes = {"invalid_output_schema": "The output_schema given is not valid"}
+
+    def check_input(self, validated: BaseModel) -> None:
+        # Made again when the run is prepared (a row stored before it then fails with its code).
+        assert isinstance(validated, StructuredTaskAgenticExecutionInput)
+        if validated.output_schema is not None:
+            try:
+                compile_schema(validated.output_schema)
+            except UnsafeSchema as exc:
+                raise InputRefused("output_schema", f"output_schema {exc}") from None
 
     async def prepare(self, run: ExecutionRun) -> TaskState:
         return task_state(input_of(run).output_schema)

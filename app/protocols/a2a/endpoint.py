@@ -31,8 +31,8 @@ from app.auth.dependencies import presented_key
 from app.core.errors import DomainError, NotFound, Unauthenticated
 from app.core.ids import INT32_MAX, NO_SUCH_ID
 from app.definitions.registry import definitions_for
+from app.executions.a2a_task import JSON
 from app.protocols.a2a.handler import CALLER, Caller, ExecutionsRequestHandler
-from app.protocols.a2a.tasks import JSON
 from app.protocols.executions import Services
 
 PATH = "/a2a/{agent_id}"

@@ -43,11 +43,12 @@ from app.core.ids import INT32_MAX
 from app.core.rate_limit import check_rate_limit
 from app.definitions.registry import definitions_for
 from app.executions import listing, repository, service
+from app.executions.a2a_task import STATUSES, events_of, from_data_part, task_of
 from app.executions.models import ExecutionStatus
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
+from app.executions.start import Origin, StartExecution
 from app.protocols import executions
 from app.protocols.a2a import push
-from app.protocols.a2a.tasks import STATUSES, events_of, from_data_part, task_of
 from app.protocols.executions import Services
 
 # Where the endpoint (app.protocols.a2a.endpoint) leaves the caller and the agent.
@@ -122,7 +123,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 )
             except NotFound:
                 raise TaskNotFoundError from None
-        if execution["agent_id"] != caller.agent.id:
+        if execution.agent_id != caller.agent.id:
             raise TaskNotFoundError
         return execution
 
@@ -143,7 +144,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 raise InvalidParamsError(executions.describe(exc)) from None
 
             async def set_push_config(session: AsyncSession, execution: ExecutionRow) -> None:
-                await push.set_config(session, user, execution, asked)
+                await push.set_config(session, settings.keyring, user, execution, asked)
 
         try:
             await check_rate_limit(
@@ -152,18 +153,18 @@ class ExecutionsRequestHandler(RequestHandler):
                 subject=f"token:{caller.authenticated.token_id}",
                 per_minute=settings.rate_limit_per_minute,
             )
-            started = await executions.start(
-                self.services,
+            command = StartExecution(
                 user=caller.authenticated.user,
                 agent=caller.agent,
+                origin=Origin.A2A,
                 execution_key=key,
                 raw_input=raw_input,
                 # A repeated message id of the same user answers the same task.
                 idempotency_key=f"a2a:{params.message.message_id}"
                 if params.message.message_id
                 else None,
-                then=set_push_config,
             )
+            started = await executions.start(self.services, command, then=set_push_config)
         except DomainError as exc:
             raise InvalidParamsError(executions.describe(exc)) from None
         return started.execution
@@ -225,7 +226,7 @@ class ExecutionsRequestHandler(RequestHandler):
             except TaskNotFoundError:
                 pass
             else:
-                if status is None or execution["status"] == status:
+                if status is None or execution.status == status:
                     tasks.append(
                         task_of(
                             execution,
@@ -278,8 +279,8 @@ class ExecutionsRequestHandler(RequestHandler):
                 # A result over the list's size limit is left to the task's own read.
                 task_of(
                     row,
-                    with_artifacts=params.include_artifacts and not row["result_truncated"],
-                    with_history=history and not row["input_truncated"],
+                    with_artifacts=params.include_artifacts and not row.result_truncated,
+                    with_history=history and not row.input_truncated,
                 )
                 for row in page.executions
             ],
@@ -300,7 +301,7 @@ class ExecutionsRequestHandler(RequestHandler):
                     self.services.queue,
                     self.services.settings,
                     caller.authenticated.user,
-                    execution["id"],
+                    execution.id,
                 )
         except Conflict:
             raise TaskNotCancelableError from None
@@ -312,17 +313,22 @@ class ExecutionsRequestHandler(RequestHandler):
     ) -> TaskPushNotificationConfig:
         caller = _caller(context)
         execution = await self._visible(caller, params.task_id)
+        keyring = self.services.settings.keyring
         try:
             await push.check(params, self.services.settings)
             async with self.services.transaction() as session:
-                return await push.set_config(session, caller.authenticated.user, execution, params)
+                return await push.set_config(
+                    session, keyring, caller.authenticated.user, execution, params
+                )
         except DomainError as exc:
             raise InvalidParamsError(executions.describe(exc)) from None
 
     async def _configs(self, caller: Caller, task_id: str) -> list[TaskPushNotificationConfig]:
         execution = await self._visible(caller, task_id)
         async with self.services.transaction() as session:
-            return await push.list_configs(session, caller.authenticated.user, execution)
+            return await push.list_configs(
+                session, self.services.settings.keyring, caller.authenticated.user, execution
+            )
 
     async def on_get_task_push_notification_config(
         self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
@@ -345,7 +351,13 @@ class ExecutionsRequestHandler(RequestHandler):
         caller = _caller(context)
         execution = await self._visible(caller, params.task_id)
         async with self.services.transaction() as session:
-            await push.delete_config(session, caller.authenticated.user, execution, params.id)
+            await push.delete_config(
+                session,
+                self.services.settings.keyring,
+                caller.authenticated.user,
+                execution,
+                params.id,
+            )
 
     async def on_get_extended_agent_card(
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext

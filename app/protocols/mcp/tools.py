@@ -19,7 +19,8 @@ from app.core.rate_limit import check_rate_limit
 from app.definitions.base import ExecutionDefinition
 from app.definitions.registry import definitions_for, find_definition
 from app.executions.models import ExecutionStatus
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
+from app.executions.start import Origin, StartExecution
 from app.protocols import executions
 from app.protocols.executions import Services
 
@@ -62,21 +63,21 @@ def _text_result(text: str, *, error: bool, structured: Any = None) -> types.Cal
 
 
 def _outcome(execution: ExecutionRow, services: Services) -> types.CallToolResult:
-    status = execution["status"]
+    status = execution.status
     if status == ExecutionStatus.FINISHED:
-        result = execution["result"]
+        result = execution.result
         # structuredContent is an object; a type without an Output may answer any JSON.
         structured = result if isinstance(result, dict) else {"result": result}
         return _text_result(
             json.dumps(result, ensure_ascii=False), error=False, structured=structured
         )
     if status == ExecutionStatus.FAILED:
-        code, explanation = execution["failure_code"], execution["failure_explanation"]
+        code, explanation = execution.failure_code, execution.failure_explanation
         return _text_result(
-            f"Execution {execution['id']} failed: {code}: {explanation}",
+            f"Execution {execution.id} failed: {code}: {explanation}",
             error=True,
             structured={
-                "execution_id": execution["id"],
+                "execution_id": execution.id,
                 "failure_code": code,
                 "failure_explanation": explanation,
             },
@@ -85,11 +86,11 @@ def _outcome(execution: ExecutionRow, services: Services) -> types.CallToolResul
     # would have to match the tool's outputSchema), with what to follow.
     root_path = services.settings.root_path
     return _text_result(
-        f"Execution {execution['id']} is still {status} after "
+        f"Execution {execution.id} is still {status} after "
         f"{services.settings.protocol_wait_seconds:g} s; follow it at "
-        f"{root_path}/api/agentic-executions/{execution['id']}/ (or the A2A task of that id).",
+        f"{root_path}/api/agentic-executions/{execution.id}/ (or the A2A task of that id).",
         error=True,
-        structured={"execution_id": execution["id"], "status": status},
+        structured={"execution_id": execution.id, "status": status},
     )
 
 
@@ -129,13 +130,14 @@ async def call_tool(
             subject=f"token:{found.token_id}",
             per_minute=services.settings.rate_limit_per_minute,
         )
-        started = await executions.start(
-            services,
+        command = StartExecution(
             user=found.user,
             agent=agent,
+            origin=Origin.MCP,
             execution_key=execution_key,
             raw_input=params.arguments or {},
         )
+        started = await executions.start(services, command)
     except DomainError as exc:
         return _text_result(executions.describe(exc), error=True)
 
@@ -144,8 +146,8 @@ async def call_tool(
         services, started.execution, wait_seconds=services.settings.protocol_wait_seconds
     ):
         # Progress only grows: submitted 0, running 1, ended 2 (of 2).
-        step = {ExecutionStatus.PENDING: 0, ExecutionStatus.IN_PROGRESS: 1}.get(ended["status"], 2)
-        await ctx.session.report_progress(step, 2, f"Execution {ended['id']} {ended['status']}")
+        step = {ExecutionStatus.PENDING: 0, ExecutionStatus.IN_PROGRESS: 1}.get(ended.status, 2)
+        await ctx.session.report_progress(step, 2, f"Execution {ended.id} {ended.status}")
     return _outcome(ended, services)
 
 

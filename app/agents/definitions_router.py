@@ -1,3 +1,6 @@
+"""GET /api/agents/{id}/agentic-execution-definitions/: the execution types an agent offers
+(the plugin seam, app.definitions, knows no agent: the route is the agents')."""
+
 from fastapi import APIRouter
 
 from app.agents.dependencies import AgentRequestDep

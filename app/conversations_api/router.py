@@ -4,19 +4,17 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
 from app.agents.models import Agent
-from app.agents.router import agent_out
 from app.auth.dependencies import CurrentUser
-from app.conversations import history, service
-from app.conversations.models import ConversationFile
-from app.conversations.schemas import (
-    ConversationAgentOut,
+from app.conversations import service
+from app.conversations.schemas import MessageOut, file_out
+from app.conversations.storage import media_path
+from app.conversations_api import history
+from app.conversations_api.schemas import (
     ConversationOut,
     ConversationPage,
     ConversationSummaryOut,
-    FileOut,
-    MessageOut,
+    conversation_agent_out,
 )
-from app.conversations.storage import media_path
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound
 from app.core.ids import RowId
@@ -24,20 +22,6 @@ from app.core.query import EMPTY_IS_NONE, previous_page_url
 
 router = APIRouter(tags=["conversations"])
 media_router = APIRouter(tags=["media"])
-
-
-def file_out(file: ConversationFile, root_path: str = "") -> FileOut:
-    return FileOut.of(
-        id=file.id,
-        filename=file.filename,
-        storage_key=file.storage_key,
-        content_type=file.content_type,
-        root_path=root_path,
-    )
-
-
-def conversation_agent_out(agent: Agent) -> ConversationAgentOut:
-    return ConversationAgentOut(**agent_out(agent).model_dump())
 
 
 @router.get(

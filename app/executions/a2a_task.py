@@ -1,4 +1,7 @@
-"""An execution as an A2A task: its id is the execution's, its state the execution's status."""
+"""An execution as an A2A task: its id is the execution's, its state the execution's status.
+
+Shared by the A2A adapter (app.protocols.a2a) and the webhook sender (app.webhooks.dispatch:
+a push notification config's deliveries carry the task), which do not import each other."""
 
 from typing import Any
 
@@ -7,6 +10,7 @@ from a2a.types.a2a_pb2 import (
     Message,
     Part,
     Role,
+    StreamResponse,
     Task,
     TaskArtifactUpdateEvent,
     TaskState,
@@ -16,7 +20,7 @@ from a2a.types.a2a_pb2 import (
 from google.protobuf import json_format, struct_pb2  # type: ignore[import-untyped]
 
 from app.executions.models import CANCELLED, ExecutionStatus
-from app.executions.repository import ExecutionRow
+from app.executions.rows import ExecutionRow
 
 JSON = "application/json"
 RESULT_ARTIFACT_ID = "result"
@@ -40,21 +44,21 @@ def from_data_part(part: Part) -> Any:
 
 
 def task_state(execution: ExecutionRow) -> TaskState:
-    if execution["status"] == ExecutionStatus.FAILED and execution["failure_code"] == CANCELLED:
+    if execution.status == ExecutionStatus.FAILED and execution.failure_code == CANCELLED:
         return TaskState.TASK_STATE_CANCELED
-    return _STATES[ExecutionStatus(execution["status"])]
+    return _STATES[execution.status]
 
 
 def _status(execution: ExecutionRow) -> TaskStatus:
     status = TaskStatus(state=task_state(execution))
-    status.timestamp.FromDatetime(execution["finished_at"] or execution["started_at"])
-    if execution["status"] == ExecutionStatus.FAILED:
-        code, explanation = execution["failure_code"], execution["failure_explanation"]
+    status.timestamp.FromDatetime(execution.finished_at or execution.started_at)
+    if execution.status == ExecutionStatus.FAILED:
+        code, explanation = execution.failure_code, execution.failure_explanation
         status.message.CopyFrom(
             Message(
-                message_id=f"execution-{execution['id']}-failure",
-                task_id=str(execution["id"]),
-                context_id=str(execution["conversation_id"]),
+                message_id=f"execution-{execution.id}-failure",
+                task_id=str(execution.id),
+                context_id=str(execution.conversation_id),
                 role=Role.ROLE_AGENT,
                 parts=[
                     Part(text=f"{code}: {explanation}"),
@@ -69,7 +73,7 @@ def result_artifact(execution: ExecutionRow) -> Artifact:
     return Artifact(
         artifact_id=RESULT_ARTIFACT_ID,
         name="result",
-        parts=[data_part(execution["result"])],
+        parts=[data_part(execution.result)],
     )
 
 
@@ -77,13 +81,11 @@ def request_message(execution: ExecutionRow) -> Message:
     """The message that started the task, as its execution recorded it: the execution key and
     the validated input (defaults filled in)."""
     return Message(
-        message_id=f"execution-{execution['id']}-request",
-        task_id=str(execution["id"]),
-        context_id=str(execution["conversation_id"]),
+        message_id=f"execution-{execution.id}-request",
+        task_id=str(execution.id),
+        context_id=str(execution.conversation_id),
         role=Role.ROLE_USER,
-        parts=[
-            data_part({"execution_key": execution["execution_key"], "input": execution["input"]})
-        ],
+        parts=[data_part({"execution_key": execution.execution_key, "input": execution.input})],
     )
 
 
@@ -93,11 +95,11 @@ def task_of(
     """The execution as a task. Its context is its conversation (each execution has its own,
     holding its trace); its history, when asked for, the message that started it."""
     task = Task(
-        id=str(execution["id"]),
-        context_id=str(execution["conversation_id"]),
+        id=str(execution.id),
+        context_id=str(execution.conversation_id),
         status=_status(execution),
     )
-    if with_artifacts and execution["status"] == ExecutionStatus.FINISHED:
+    if with_artifacts and execution.status == ExecutionStatus.FINISHED:
         task.artifacts.append(result_artifact(execution))
     if with_history:
         task.history.append(request_message(execution))
@@ -106,9 +108,9 @@ def task_of(
 
 def events_of(execution: ExecutionRow) -> list[TaskArtifactUpdateEvent | TaskStatusUpdateEvent]:
     """What a stream sends at a change of the execution's status: the result first, if any."""
-    task_id, context_id = str(execution["id"]), str(execution["conversation_id"])
+    task_id, context_id = str(execution.id), str(execution.conversation_id)
     events: list[TaskArtifactUpdateEvent | TaskStatusUpdateEvent] = []
-    if execution["status"] == ExecutionStatus.FINISHED:
+    if execution.status == ExecutionStatus.FINISHED:
         events.append(
             TaskArtifactUpdateEvent(
                 task_id=task_id,
@@ -121,3 +123,9 @@ def events_of(execution: ExecutionRow) -> list[TaskArtifactUpdateEvent | TaskSta
         TaskStatusUpdateEvent(task_id=task_id, context_id=context_id, status=_status(execution))
     )
     return events
+
+
+def push_notification(execution: ExecutionRow) -> dict[str, Any]:
+    """What an A2A client's push notification receiver reads: a StreamResponse, the task."""
+    body: dict[str, Any] = json_format.MessageToDict(StreamResponse(task=task_of(execution)))
+    return body
