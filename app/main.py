@@ -32,6 +32,7 @@ from app.core.metrics import install_metrics, record_http_metrics
 from app.core.metrics_port import serve_metrics
 from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
+from app.core.tracing import start as start_tracing
 from app.definitions.openapi import document_execution_types
 from app.definitions.registry import all_definitions
 from app.events.listener import EventListener
@@ -62,12 +63,16 @@ over the size limit get 413; 503 means PostgreSQL is unreachable — retry short
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
+    # None unless an OTEL_ variable asks for traces (app/core/tracing.py).
+    tracing = start_tracing(settings, "agentrun-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Neither connects here: the API starts, and /readyz says 503, while PostgreSQL or
         # Redis is down.
         engine = create_engine(settings)
+        if tracing is not None:
+            tracing.instrument_engine(engine)
         # Before anything opens: a listen URL that is no PostgreSQL URL stops the start-up.
         app.state.event_listener = EventListener(settings.listen_url)
         app.state.sessionmaker = create_sessionmaker(engine)
@@ -135,6 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The operator's console (/ui/), over the same services and tokens.
     install_console(app, settings)
     app.include_router(health_router)
+    if tracing is not None:
+        # The outermost middleware: one span per request, the start of an execution's trace.
+        tracing.instrument_app(app)
     # The agent protocols, over the same services and tokens (app/protocols).
     app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
     app.router.routes.append(a2a_mount())

@@ -24,6 +24,7 @@ from app.conversations.storage import media_path
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
 from app.core.errors import Invalid, NotFound
 from app.core.ids import RowId, is_row_id
+from app.core.tracing import trace_url
 from app.events.listener import EventListener
 from app.events.repository import last_sequence
 from app.events.stream import STREAM_HEADERS, EventStream, last_event_id_of
@@ -127,6 +128,8 @@ async def execution_page(
             "trace": [MessageOut.model_validate(m, from_attributes=True) for m in messages],
             "after": after,
             "files": row.files,
+            # A link to the trace when AGENTRUN_TRACE_URL_TEMPLATE says where traces are seen.
+            "trace_url": trace_url(request.app.state.settings, execution.trace_id),
         },
     )
 

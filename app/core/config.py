@@ -180,6 +180,19 @@ class Settings(BaseSettings):
     # are believed: the gateway's only. "*" trusts any peer, so any client could spoof them.
     trusted_proxies: list[str] = ["127.0.0.1", "::1"]
 
+    # Tracing (docs/tracing.md; switched on by the OTEL_ variables, not by these): export
+    # prompts, completions and tool arguments too; the console links an execution's trace id
+    # to this URL, its "{trace_id}" replaced (e.g. "http://jaeger:16686/trace/{trace_id}").
+    trace_content: bool = False
+    trace_url_template: str | None = None
+
+    @field_validator("trace_url_template")
+    @classmethod
+    def _names_the_trace_id(cls, template: str | None) -> str | None:
+        if template is not None and "{trace_id}" not in template:
+            raise ValueError('must contain "{trace_id}"')
+        return template
+
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod
     def _comma_separated_seconds(cls, value: object) -> object:

@@ -218,6 +218,10 @@ class AgenticExecution(Base):
         ForeignKey("agentic_execution_batches.id", ondelete="CASCADE")
     )
     batch_item: Mapped[int | None]
+    # The W3C traceparent of the start request's span (00-<trace id>-<span id>-<flags>), set
+    # only when tracing is on (app/core/tracing.py): the worker's run span is its child, however
+    # the job reaches the queue (the API, or the reconciler from this row).
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
     @property
     def duration_seconds(self) -> float | None:

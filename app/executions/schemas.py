@@ -6,6 +6,7 @@ from app.budgets.limits import Limits
 from app.budgets.usage import ExecutionUsage
 from app.conversations.schemas import FileOut
 from app.core.schemas import Timestamp
+from app.core.tracing import trace_id_of
 from app.executions.models import ExecutionStatus
 from app.executions.queue import job_id_for
 from app.executions.rows import ExecutionRow
@@ -113,6 +114,12 @@ class ExecutionOut(BaseModel):
         description="The batch this execution is an item of (null: started alone).",
         examples=[None],
     )
+    trace_id: str | None = Field(
+        default=None,
+        description="The OpenTelemetry trace id of the request that started it (32 hex "
+        "digits), whose trace holds the run too; null when tracing was off.",
+        examples=[None],
+    )
 
 
 class ExecutionPage(BaseModel):
@@ -150,4 +157,5 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         resume_from=execution.resume_from_id,
         retried_by=execution.retried_by,
         batch_id=execution.batch_id,
+        trace_id=trace_id_of(execution.traceparent),
     )

@@ -20,6 +20,7 @@ from app.core.config import Settings
 from app.core.database_errors import is_unique_violation
 from app.core.db import after_commit, on_rollback, utcnow
 from app.core.errors import Conflict, Unavailable
+from app.core.tracing import current_traceparent
 from app.executions import repository
 from app.executions.dispatch import hand_to_workers, wake_workers_safely
 from app.executions.models import ExecutionPriority, ExecutionStatus
@@ -95,6 +96,8 @@ def execution_values(valid: ValidStart, digest: str) -> dict[str, Any]:
         "request_sha256": digest,
         # A batch's items are inserted at the batch priority by app.batches.
         "priority": ExecutionPriority.INTERACTIVE,
+        # The start request's span (tracing on): the worker's run joins its trace.
+        "traceparent": current_traceparent(),
     }
 
 
@@ -193,6 +196,7 @@ def _new_execution_row(
         retry_of_id=values["retry_of_id"],
         resume_from_id=values["resume_from_id"],
         batch_id=None,
+        traceparent=values["traceparent"],
         files=[],
         retried_by=[],
     )

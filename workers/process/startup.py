@@ -41,6 +41,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.garbage_collection import settle_after_startup
 from app.core.logging import configure_logging
 from app.core.memory import keep_large_buffers_returnable
+from app.core.tracing import start as start_tracing
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
 from app.webhooks.stored_secrets import refuse_to_start_without_keys
@@ -104,6 +105,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     """arq's on_startup: the worker's state, in ``ctx`` (``workers.run.state``), and its tasks."""
     settings: Settings = ctx["settings"]
     engine = create_engine(settings)
+    # None unless an OTEL_ variable asks for traces (app/core/tracing.py). The heartbeat's
+    # engine is left out: its beats belong to no execution's trace.
+    tracing = start_tracing(settings, "agentrun-worker")
+    if tracing is not None:
+        tracing.instrument_engine(engine)
     # One connection now: a database that cannot be reached stops the worker at startup, and
     # the first job does not wait for a connection to be opened.
     async with engine.connect():

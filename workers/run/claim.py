@@ -82,6 +82,8 @@ class Claim:
     # A resumed retry's: the execution whose trace the run's history is to be seeded from.
     resume_from_id: int | None = None
     priority: ExecutionPriority = ExecutionPriority.INTERACTIVE
+    # The start request's trace context (app/core/tracing.py): the run's span is its child.
+    traceparent: str | None = None
 
 
 # The execution's files, oldest first, as one JSON array of [filename, content type, size,
@@ -130,6 +132,7 @@ _CLAIM_PENDING = (
         AgenticExecution.limits,
         AgenticExecution.resume_from_id,
         AgenticExecution.priority,
+        AgenticExecution.traceparent,
     )
 )
 
@@ -144,7 +147,7 @@ async def claim_pending(connection: AsyncConnection, execution_id: int) -> Claim
 def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
     (key, given, user_id, conversation_id, started_at, attempts) = row[:6]
     (agent_id, agent_type, dataset_id, model_settings, files, agent_limits, limits) = row[6:13]
-    resume_from_id, priority = row[13:15]
+    resume_from_id, priority, traceparent = row[13:16]
     return Claim(
         execution_id=execution_id,
         execution_key=key,
@@ -162,6 +165,7 @@ def _claimed(execution_id: int, row: tuple[Any, ...]) -> Claim:
         budget=Budget.of(stored_limits(agent_limits), stored_limits(limits)),
         resume_from_id=resume_from_id,
         priority=priority,
+        traceparent=traceparent,
     )
 
 
@@ -269,4 +273,5 @@ async def claim_execution(
         ),
         resume_from_id=execution.resume_from_id,
         priority=execution.priority,
+        traceparent=execution.traceparent,
     )

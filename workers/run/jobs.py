@@ -38,6 +38,7 @@ from app.core.metrics import (
     MODEL_REQUESTS,
     MODEL_TOKENS,
 )
+from app.core.tracing import run_span
 from app.definitions.inputs import read_stored_input
 from app.definitions.registry import find_definition
 from app.definitions.run import ExecutionRun
@@ -106,7 +107,9 @@ async def _run(state: WorkerState, execution_id: int) -> str:
         return claim
     run = state.runs.hold(execution_id, claim.attempt)
     try:
-        return await _attempt(state, claim, run)
+        # Tracing on: the attempt's span, in the trace of the request that started it.
+        with run_span(execution_id, claim.traceparent):
+            return await _attempt(state, claim, run)
     finally:
         state.runs.drop(execution_id, run)
 
