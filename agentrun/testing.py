@@ -91,16 +91,24 @@ def stop(reason: str) -> ModelResponse:
 class Script:
     """A model playing the given turns in order, whatever it is sent; ``requests`` keeps what
     each turn was sent. The short summary the worker asks for when the validators' retries run
-    out (a request without a result tool) is answered with ``summary``."""
+    out (a request without a result tool) is answered with ``summary``, or fails with it if it
+    is an exception; ``summary_requests`` counts them."""
 
-    def __init__(self, *steps: Step, summary: str = "The checks could not be satisfied.") -> None:
+    def __init__(
+        self, *steps: Step, summary: str | Exception = "The checks could not be satisfied."
+    ) -> None:
         self.steps = list(steps)
         self.summary = summary
         self.requests: list[list[ModelMessage]] = []
+        self.summary_requests = 0
 
     def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         if not info.output_tools:
+            self.summary_requests += 1
+            if isinstance(self.summary, Exception):
+                raise self.summary
             return ModelResponse(parts=[TextPart(self.summary)])
+        # A copy: the run's own list grows after the call.
         self.requests.append(list(messages))
         if not self.steps:
             raise AssertionError(f"the model was asked {len(self.requests)} times: too many")
