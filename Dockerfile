@@ -63,7 +63,7 @@ COPY alembic.ini ./
 COPY migrations ./migrations
 
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 9100
 # Only meaningful for the API; compose disables it for the worker and migrate services.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]

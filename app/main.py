@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
+from app.batches.router import router as batches_router
 from app.catalog.router import router as catalog_router
 from app.console.router import install as install_console
 from app.conversations.extraction import ExtractionLimits
@@ -27,6 +28,7 @@ from app.core.health import router as health_router
 from app.core.logging import configure_logging, log_request
 from app.core.memory import keep_large_buffers_returnable
 from app.core.metrics import install_metrics, record_http_metrics
+from app.core.metrics_port import serve_metrics
 from app.core.openapi import install_openapi
 from app.core.proxy import ForwardedHeadersMiddleware
 from app.definitions.openapi import document_execution_types
@@ -41,6 +43,7 @@ from app.protocols.a2a.endpoint import a2a_mount
 from app.protocols.mcp.endpoint import PATH as MCP_PATH
 from app.protocols.mcp.endpoint import McpEndpoint, run_mcp
 from app.webhooks.router import router as webhooks_router
+from app.webhooks.stored_secrets import refuse_to_start_without_keys
 
 DESCRIPTION = """
 Submit *agentic executions* — autonomous LLM agent jobs with a typed input — and collect a
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.event_listener = EventListener(settings.listen_url)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.read_sessionmaker = create_read_sessionmaker(engine)
+        await refuse_to_start_without_keys(app.state.sessionmaker, settings.keyring)
         app.state.queue = await create_queue(settings)
         app.state.extractor = TextExtractor(
             ExtractionLimits.from_settings(settings), settings.extraction_concurrency
@@ -76,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settle_after_startup()
         keep_large_buffers_returnable()
         try:
-            async with run_mcp(app.state):
+            async with run_mcp(app.state), serve_metrics(app, settings):
                 yield
         finally:
             await app.state.event_listener.close()
@@ -114,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         definitions_router,
         executions_router,
+        batches_router,
         retry_router,
         events_router,
         webhooks_router,

@@ -2,6 +2,7 @@
 
 from app.agents.models import Agent
 from app.auth.models import ApiToken, User
+from app.batches.models import AgenticExecutionBatch
 from app.catalog.models import Dataset, DatasetMember, Product
 from app.conversations.models import Conversation, ConversationFile, Message
 from app.core.db import Base
@@ -13,6 +14,7 @@ from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 __all__ = [
     "Agent",
     "AgenticExecution",
+    "AgenticExecutionBatch",
     "ApiToken",
     "Base",
     "Conversation",

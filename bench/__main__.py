@@ -29,6 +29,7 @@ from bench.context import FULL, QUICK, BenchRun
 from bench.profiling import Profiler
 from bench.scenarios import (
     Result,
+    batches,
     concurrency,
     fleet,
     journal,
@@ -56,6 +57,7 @@ SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "streams": streams.run,
     "submit": submit.run,
     "protocols": protocols.run,
+    "batches": batches.run,
     "journal": journal.run,
     "list": listing.run,
 }

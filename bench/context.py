@@ -43,6 +43,7 @@ class Sizes:
     fleet_slots: int = 100
     pydantic_ai_executions: int = 200
     fleet_workers: tuple[int, ...] = (1, 2, 4, 8)
+    batch_items: int = 10_000
 
 
 FULL = Sizes()

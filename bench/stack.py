@@ -100,7 +100,7 @@ class Stack:
             "AGENTRUN_QUEUE_NAME": self.queue_name,
             "AGENTRUN_MEDIA_ROOT": str(media),
             "AGENTRUN_LOG_LEVEL": "WARNING",
-            "AGENTRUN_WORKER_METRICS_PORT": "0",
+            "AGENTRUN_METRICS_PORT": "0",
             "AGENTRUN_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE),
             # The mock ignores it; the OpenAI client refuses to start without one.
             "OPENAI_API_KEY": "bench-no-key",

@@ -15,12 +15,14 @@ from alembic.config import Config
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.encryption import new_key
 from app.executions.queue import create_queue
 from app.main import create_app
 from app.models import Base
@@ -110,6 +112,11 @@ def settings(
         metrics_refresh_seconds=0,
         # Webhook receivers of the tests listen on loopback (the SSRF tests turn it off).
         webhook_allow_private_networks=True,
+        # No operator port: test runs side by side would contend for 9100 (tests that scrape
+        # start an app of their own on a free port, tests/test_observability.py).
+        metrics_port=0,
+        # Stored webhook secrets are encrypted under it (app/core/encryption.py).
+        encryption_keys=[SecretStr(new_key())],
         _env_file=None,  # type: ignore[call-arg]
     )
 

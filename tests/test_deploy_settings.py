@@ -77,3 +77,50 @@ def test_the_pgbouncer_piece_pools_transactions_the_service_can_run_through() ->
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("AGENTRUN_DATABASE_LISTEN_URL", listen_url)
         assert Settings(_env_file=None).listen_url == listen_url  # type: ignore[call-arg]
+
+
+def _container_ports(deployment: dict[str, Any]) -> dict[str, int]:
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return {port["name"]: port["containerPort"] for port in container["ports"]}
+
+
+def test_metrics_are_scraped_on_the_operator_port_the_gateway_cannot_reach() -> None:
+    [configmap] = _load("deploy/configmap.yaml")
+    [policy] = _load("deploy/networkpolicy.yaml")
+    [api, service] = _load("deploy/api.yaml")
+    [worker, _autoscaler] = _load("deploy/worker.yaml")
+    settings = Settings(  # type: ignore[call-arg]
+        metrics_port=configmap["data"]["AGENTRUN_METRICS_PORT"], _env_file=None
+    )
+
+    assert not settings.metrics_on_api_port
+    assert "AGENTRUN_METRICS_ON_API_PORT" not in configmap["data"]
+    for deployment in (api, worker):
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert int(annotations["prometheus.io/port"]) == settings.metrics_port
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert _container_ports(deployment)["metrics"] == settings.metrics_port
+    # The Service (what the gateway routes to) holds the public port only.
+    assert [port["targetPort"] for port in service["spec"]["ports"]] == ["http"]
+    # The ingress controller reaches the public port only; Prometheus the operator port.
+    allowed = {
+        source["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: [
+            port["port"] for port in rule["ports"]
+        ]
+        for rule in policy["spec"]["ingress"]
+        for source in rule["from"]
+    }
+    assert allowed == {"ingress-nginx": ["http"], "monitoring": ["metrics"]}
+
+
+def test_compose_publishes_the_public_port_only() -> None:
+    [compose] = _load("compose.yaml")
+
+    api = compose["services"]["api"]
+    published = [str(mapping).split(":")[-1] for mapping in api.get("ports", [])]
+    assert published == ["8000"]
+    assert "ports" not in compose["services"]["worker"]
+    environment = api["environment"]
+    assert environment.get("AGENTRUN_METRICS_ON_API_PORT") in (None, "false")
+    assert str(Settings(_env_file=None).metrics_port) not in published  # type: ignore[call-arg]

@@ -1,11 +1,16 @@
 """What `make dev` sets up: the demo data, and which model it picks."""
 
+import os
+from pathlib import Path
+
 import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cli.demo import seed_demo
-from app.cli.dev_stack import default_model
+from app.cli.dev_stack import default_model, use_encryption_key
+from app.core.config import Settings
+from app.core.encryption import new_key
 
 
 async def test_demo_seed_gives_a_working_token_and_agents_and_can_run_again(
@@ -65,3 +70,33 @@ def test_dev_picks_a_real_model_when_a_provider_is_configured_else_the_offline_d
     assert chosen == model
     if model == "demo":
         assert "offline `demo` model: no LLM" in reason
+
+
+def test_dev_makes_an_encryption_key_once_and_keeps_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTRUN_ENCRYPTION_KEYS", raising=False)
+    notes: list[str] = []
+
+    use_encryption_key(notes)
+    first = os.environ["AGENTRUN_ENCRYPTION_KEYS"]
+    monkeypatch.delenv("AGENTRUN_ENCRYPTION_KEYS")
+    use_encryption_key(notes)
+
+    key_file = tmp_path / ".dev" / "encryption-key"
+    assert os.environ["AGENTRUN_ENCRYPTION_KEYS"] == first == key_file.read_text().strip()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert Settings(_env_file=None).keyring.sealing_id is not None  # type: ignore[call-arg]
+    assert "Encryption key: .dev/encryption-key" in notes[0]
+
+
+def test_dev_uses_the_encryption_keys_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    key = new_key()
+    monkeypatch.setenv("AGENTRUN_ENCRYPTION_KEYS", key)
+
+    use_encryption_key([])
+
+    assert os.environ["AGENTRUN_ENCRYPTION_KEYS"] == key
+    assert not (tmp_path / ".dev").exists()

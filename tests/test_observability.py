@@ -2,6 +2,7 @@
 
 import io
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,7 +53,7 @@ async def test_a_callers_request_id_is_kept(client: AsyncClient) -> None:
 
 
 async def test_metrics_count_open_executions_queue_depth_and_requests(
-    client: AsyncClient, factory: Factory
+    client: AsyncClient, factory: Factory, settings: Settings
 ) -> None:
     alice = await factory.account()
     agent = await factory.agent(await factory.dataset(alice))
@@ -63,7 +64,8 @@ async def test_metrics_count_open_executions_queue_depth_and_requests(
     )
     await factory.execution(agent, alice, status="in_progress")
 
-    text = (await client.get("/metrics")).text
+    async with operator_port(settings) as (_, scraper):
+        text = (await scraper.get("/metrics")).text
 
     assert 'agentrun_executions_open{status="pending"} 1.0' in text
     assert 'agentrun_executions_open{status="in_progress"} 1.0' in text
@@ -72,13 +74,14 @@ async def test_metrics_count_open_executions_queue_depth_and_requests(
 
 
 async def test_request_metrics_name_the_route_template_and_skip_the_probes(
-    client: AsyncClient, factory: Factory
+    client: AsyncClient, factory: Factory, settings: Settings
 ) -> None:
     alice = await factory.account()
     await client.get("/api/agentic-executions/12345/", headers=alice.headers)
     await client.get("/healthz")
 
-    text = (await client.get("/metrics")).text
+    async with operator_port(settings) as (_, scraper):
+        text = (await scraper.get("/metrics")).text
 
     assert (
         'http_requests_total{handler="/api/agentic-executions/{execution_id}/",method="GET",'
@@ -101,8 +104,65 @@ async def served(
         yield app, client
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def operator_port(
+    settings: Settings, **overrides: Any
+) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
+    """An app serving its metrics on a free operator port, and a client of that port."""
+    port = free_port()
+    async with (
+        served(settings, metrics_port=port, **overrides) as (app, _),
+        AsyncClient(base_url=f"http://127.0.0.1:{port}") as scraper,
+    ):
+        yield app, scraper
+
+
+async def test_metrics_are_on_the_operator_port_and_not_on_the_public_one(
+    client: AsyncClient, settings: Settings
+) -> None:
+    async with operator_port(settings) as (_, scraper):
+        operator = await scraper.get("/metrics")
+        elsewhere = await scraper.get("/api/agentic-executions/")
+    public = await client.get("/metrics")
+
+    assert operator.status_code == 200
+    assert "agentrun_queue_depth" in operator.text
+    assert public.status_code == 404
+    assert "agentrun_" not in public.text
+    # The operator port serves the metrics only, not the API.
+    assert elsewhere.status_code == 404
+
+
+async def test_metrics_on_the_public_port_when_configured(settings: Settings) -> None:
+    async with served(settings, metrics_on_api_port=True) as (_, client):
+        scraped = await client.get("/metrics")
+
+    assert scraped.status_code == 200
+    assert "agentrun_executions_open" in scraped.text
+
+
+async def test_the_api_starts_without_its_operator_port_when_the_port_is_taken(
+    settings: Settings,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        async with served(settings, metrics_port=taken) as (_, client):
+            health = await client.get("/healthz")
+
+    assert health.status_code == 200
+
+
 async def test_metrics_with_a_token_set_refuse_scrapes_without_it(settings: Settings) -> None:
-    async with served(settings, metrics_token=SecretStr("s3cret-scrape")) as (_, client):
+    async with operator_port(settings, metrics_token=SecretStr("s3cret-scrape")) as (_, client):
         anonymous = await client.get("/metrics")
         wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
         bearer = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape"})
@@ -123,7 +183,7 @@ async def test_scrapes_within_the_refresh_interval_query_the_database_once(
     alice = await factory.account()
     agent = await factory.agent(await factory.dataset(alice))
     await factory.execution(agent, alice, status="in_progress")
-    async with served(settings, metrics_refresh_seconds=60) as (app, client):
+    async with operator_port(settings, metrics_refresh_seconds=60) as (app, client):
         engine = app.state.sessionmaker.kw["bind"].sync_engine
         statements: list[str] = []
 

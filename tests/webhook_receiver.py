@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -21,6 +22,7 @@ class Received:
 @dataclass
 class Receiver:
     url: str = ""
+    port: int = 0
     received: list[Received] = field(default_factory=list)
     # Status codes of the next answers, in order; 200 once they are used up.
     answers: list[int] = field(default_factory=list)
@@ -41,16 +43,31 @@ class Receiver:
 
 
 @asynccontextmanager
-async def webhook_receiver() -> AsyncIterator[Receiver]:
+async def webhook_receiver(
+    *, certificate: tuple[Path, Path] | None = None
+) -> AsyncIterator[Receiver]:
+    """Over HTTP, or over HTTPS with ``certificate`` (its PEM file and its key's)."""
     receiver = Receiver()
     app = Starlette(routes=[Route("/hook", receiver._hook, methods=["POST"])])
+    certfile, keyfile = certificate or (None, None)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            lifespan="off",
+            log_config=None,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
-    receiver.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/hook"
+    scheme = "https" if certificate else "http"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    receiver.url = f"{scheme}://127.0.0.1:{port}/hook"
+    receiver.port = port
     try:
         yield receiver
     finally:

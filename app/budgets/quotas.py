@@ -67,12 +67,14 @@ async def used_today(session: AsyncSession, user_id: int) -> Today:
     return Today(await repository.used_since(session, user_id, start), resets_at)
 
 
-def _refusal(quota: str, limit: int, used: int, what: str, resets_at: datetime) -> QuotaExceeded:
+def _refusal(
+    quota: str, limit: int, used: int, what: str, resets_at: datetime, asked: str = ""
+) -> QuotaExceeded:
     retry_after = max(1, int((resets_at - utcnow()).total_seconds()) + 1)
     return QuotaExceeded(
         {
-            "detail": f"Daily quota {quota} reached: {used} {what} of {limit} today (UTC). "
-            f"It resets at {resets_at.isoformat().replace('+00:00', 'Z')}.",
+            "detail": f"Daily quota {quota} reached: {used} {what} of {limit} today (UTC)"
+            f"{asked}. It resets at {resets_at.isoformat().replace('+00:00', 'Z')}.",
             "quota": quota,
             "limit": limit,
             "used": used,
@@ -82,10 +84,11 @@ def _refusal(quota: str, limit: int, used: int, what: str, resets_at: datetime) 
     )
 
 
-async def check_quotas(session: AsyncSession, user: User) -> None:
-    """Refuse (429) a new execution of ``user`` past one of his daily quotas. A user without
-    quotas costs nothing; one with quotas has his row locked until the request's transaction
-    ends, so that concurrent submits are counted one after the other."""
+async def check_quotas(session: AsyncSession, user: User, new_executions: int = 1) -> None:
+    """Refuse (429) ``new_executions`` new executions of ``user`` (a batch's items: all or
+    none) past one of his daily quotas. A user without quotas costs nothing; one with quotas
+    has his row locked until the request's transaction ends, so that concurrent submits are
+    counted one after the other."""
     max_executions = user.max_executions_per_day
     max_tokens = user.max_tokens_per_day
     if max_executions is None and max_tokens is None:
@@ -93,9 +96,15 @@ async def check_quotas(session: AsyncSession, user: User) -> None:
     await repository.lock_user(session, user.id)
     today = await used_today(session, user.id)
     used = today.used
-    if max_executions is not None and used.executions >= max_executions:
+    if max_executions is not None and used.executions + new_executions > max_executions:
+        asked = "" if new_executions == 1 else f", and {new_executions} more asked"
         raise _refusal(
-            EXECUTIONS_PER_DAY, max_executions, used.executions, "executions", today.resets_at
+            EXECUTIONS_PER_DAY,
+            max_executions,
+            used.executions,
+            "executions",
+            today.resets_at,
+            asked,
         )
     if max_tokens is not None and used.tokens >= max_tokens:
         raise _refusal(TOKENS_PER_DAY, max_tokens, used.tokens, "tokens", today.resets_at)

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import app
 from app.auth import service as auth
+from app.cli.batches import add_batch_commands
 from app.cli.budgets import add_budget_commands
+from app.cli.keys import add_key_commands
 from app.cli.remote import add_remote_commands, run_remote
 from app.cli.session import CommandError, run_in_session
 from app.core.config import Settings, get_settings
@@ -187,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=revoke_token)
 
     add_budget_commands(commands)
+    add_key_commands(commands)
 
     serve_parser = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
     serve_parser.add_argument("--host", default="127.0.0.1")
@@ -205,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev_parser.set_defaults(handler=dev)
 
     add_remote_commands(commands)
+    add_batch_commands(commands)
     return parser
 
 

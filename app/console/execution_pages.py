@@ -43,7 +43,7 @@ def _number(raw: str, field: str) -> int | None:
     return int(raw)
 
 
-def _filters(agent: str, status: str, dataset: str) -> listing.ExecutionFilters:
+def _filters(agent: str, status: str, dataset: str, batch: str = "") -> listing.ExecutionFilters:
     try:
         status_value = ExecutionStatus(status) if status else None
     except ValueError:
@@ -52,6 +52,7 @@ def _filters(agent: str, status: str, dataset: str) -> listing.ExecutionFilters:
         agent_id=_number(agent, "agent"),
         status=status_value,
         dataset_id=_number(dataset, "dataset"),
+        batch_id=_number(batch, "batch"),
     )
 
 
@@ -64,10 +65,11 @@ async def list_page(
     agent: str = "",
     status: str = "",
     dataset: str = "",
+    batch: str = "",
     page: str = "1",
     rows_only: bool = False,
 ) -> Response:
-    filters = _filters(agent, status, dataset)
+    filters = _filters(agent, status, dataset, batch)
     number = _number(page, "page") or 1
     size = settings.page_size
     found = await listing.list_executions(
@@ -84,7 +86,7 @@ async def list_page(
     context = {
         "user": user,
         "executions": [execution_out(row, root_path) for row in found.executions],
-        "filters": {"agent": agent, "status": status, "dataset": dataset},
+        "filters": {"agent": agent, "status": status, "dataset": dataset, "batch": batch},
     }
     if rows_only:
         # What the list's script swaps in every few seconds while the page is open.

@@ -58,7 +58,7 @@ async def create(
         events = [WebhookEvent(value) for value in chosen]
         if not events:
             raise Invalid({"events": "Choose at least one event."})
-        endpoint = await service.create_endpoint(
+        endpoint, secret = await service.create_endpoint(
             session,
             settings,
             user,
@@ -77,7 +77,7 @@ async def create(
         }
         return await _endpoints(request, session, user, errors=messages, status_code=400)
     # The secret is shown this once, as the API's answer to the creation shows it.
-    return await _endpoint(request, session, user, endpoint, secret=endpoint.secret)
+    return await _endpoint(request, session, user, endpoint, secret=secret)
 
 
 async def _endpoint(
@@ -144,13 +144,17 @@ async def set_enabled(
 
 @router.post("/webhooks/{endpoint_id}/rotate", name="console_webhook_rotate")
 async def rotate(
-    endpoint_id: RowId, request: Request, session: SessionDep, user: ConsoleUser
+    endpoint_id: RowId,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: ConsoleUser,
 ) -> Response:
     await checked_form(request)
-    endpoint = await service.rotate_secret(
-        session, await service.get_endpoint(session, user, endpoint_id)
+    endpoint, secret = await service.rotate_secret(
+        session, settings, await service.get_endpoint(session, user, endpoint_id)
     )
-    return await _endpoint(request, session, user, endpoint, secret=endpoint.secret)
+    return await _endpoint(request, session, user, endpoint, secret=secret)
 
 
 @router.post("/webhooks/{endpoint_id}/delete", name="console_webhook_delete")

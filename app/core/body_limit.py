@@ -81,26 +81,47 @@ class RequestBodyLimitMiddleware:
             await self._refuse(send)
 
 
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"Request body too large: the limit is {max_bytes} bytes for this request.",
+        # The rest of the body is not read: the connection cannot be reused.
+        headers={"Connection": "close"},
+    )
+
+
+def capped_request(request: Request, max_bytes: int) -> Request:
+    """The request with a body limit of its own (a multipart form parsed as it streams): 413
+    when ``Content-Length`` says more, or at the first byte past ``max_bytes``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    received = 0
+
+    async def capped_receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise _too_large(max_bytes)
+        return message
+
+    return Request(request.scope, capped_receive)
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The body of a route that takes less than the service-wide limit (a JSON start request
     where files are not sent): 413 at the first byte past ``max_bytes``, before the rest is
     read, instead of parsing a body of up to that limit."""
 
-    def too_large() -> PayloadTooLarge:
-        return PayloadTooLarge(
-            f"Request body too large: the limit is {max_bytes} bytes for this request.",
-            # The rest of the body is not read: the connection cannot be reused.
-            headers={"Connection": "close"},
-        )
-
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large()
+        raise _too_large(max_bytes)
     chunks = []
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > max_bytes:
-            raise too_large()
+            raise _too_large(max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)

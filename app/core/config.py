@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.core.encryption import Keyring, keyring_of, parse_key
 from app.core.json_input import DEFAULT_MAX_JSON_DEPTH
 from app.core.proxy import trusted_networks
 
@@ -108,6 +109,10 @@ class Settings(BaseSettings):
 
     # An execution's `input`, as compact JSON (a JSON start body may be 64 KiB more).
     max_input_bytes: int = 256 * 1024
+    # A batch (app/batches): at most this many items, in a body of at most this many bytes
+    # (JSON, or the multipart form with its JSONL file); past either, a 413 naming the limit.
+    max_batch_items: int = Field(default=10_000, ge=1)
+    max_batch_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Levels of arrays and objects in an `input` or a product's `properties`.
     max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
     # In a list page, an execution's `input` or `result` whose JSON is larger than this is
@@ -135,15 +140,20 @@ class Settings(BaseSettings):
     # (unset: a random key per process, so sessions do not survive a restart nor move between
     # replicas), and how long a sign-in lasts.
     console_secret: SecretStr | None = None
+    # Keys sealing the secrets the service stores (app/core/encryption.py): URL-safe base64 of
+    # 32 bytes each, comma-separated; the first seals, all open (docs/security.md, rotation).
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = []
     console_session_hours: float = Field(default=12.0, gt=0)
 
     page_size: int = 25
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
-    # 0 disables the worker's Prometheus endpoint.
-    worker_metrics_port: int = 9100
-    # Set: the API's /metrics answers only scrapes presenting it (Bearer or Token); unset, it
-    # stays open as before (keep the port away from the public then).
+    # The operator port: the API and each worker serve /metrics there, away from the public
+    # port (the gateway routes only that one); 0 turns it off.
+    metrics_port: int = Field(default=9100, ge=0, le=65535)
+    # True: the API's public port serves /metrics too, as it did before the operator port.
+    metrics_on_api_port: bool = False
+    # Set: /metrics answers only scrapes presenting it (Bearer or Token), on either port.
     metrics_token: SecretStr | None = None
     # The API's gauges read from PostgreSQL are refreshed at most this often, per process.
     metrics_refresh_seconds: float = Field(default=15.0, ge=0)
@@ -161,6 +171,20 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _comma_separated_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys_of_32_bytes(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:
+            parse_key(key.get_secret_value())
+        return keys
+
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses_or_networks(cls, entries: list[str]) -> list[str]:
@@ -171,6 +195,11 @@ class Settings(BaseSettings):
     def listen_url(self) -> str:
         """Where the event listener connects: ``database_listen_url``, else ``database_url``."""
         return self.database_listen_url or self.database_url
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keys of ``encryption_keys``, the sealing one first."""
+        return keyring_of(tuple(key.get_secret_value() for key in self.encryption_keys))
 
     @property
     def request_body_limit(self) -> int:

@@ -1,4 +1,5 @@
-"""Prometheus metrics. The API serves ``/metrics``; each worker serves its own on a port."""
+"""Prometheus metrics. The API serves ``/metrics`` on its operator port (``metrics_port.py``),
+and on the public port only when told to; each worker serves its own on the operator port."""
 
 import asyncio
 import contextlib
@@ -177,6 +178,8 @@ def record_http_metrics(completed: CompletedRequest) -> None:
 
 
 def install_metrics(app: FastAPI, settings: Settings) -> None:
-    """Serve /metrics (the HTTP series are recorded by ``record_http_metrics``)."""
+    """The gauges' state, and /metrics on the public port if ``metrics_on_api_port`` (the HTTP
+    series are recorded by ``record_http_metrics``)."""
     app.state.database_gauges = DatabaseGauges(settings.metrics_refresh_seconds)
-    app.include_router(router)
+    if settings.metrics_on_api_port:
+        app.include_router(router)

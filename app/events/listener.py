@@ -26,7 +26,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from app.events.models import NOTIFY_CHANNEL
+from app.events.models import BATCH_NOTIFY_CHANNEL, NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ class EventListener:
         """``database_url``: where to LISTEN (a ``ListenUrlError`` at once if it is no
         PostgreSQL URL); nothing connects before ``start``."""
         self._connect_arguments, self._shown_url = connect_arguments(database_url)
-        self._waiting: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
+        # Keyed by channel and id: an execution's streams, a batch's.
+        self._waiting: defaultdict[tuple[str, int], set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._listening = False
 
@@ -85,24 +86,31 @@ class EventListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    @contextlib.contextmanager
-    def subscribe(self, execution_id: int) -> Iterator[asyncio.Event]:
+    def subscribe(self, execution_id: int) -> contextlib.AbstractContextManager[asyncio.Event]:
         """An event set whenever ``execution_id`` may have new events (the caller clears it
         before each read). Subscribe before reading the log, so that nothing falls between."""
+        return self._subscribe((NOTIFY_CHANNEL, execution_id))
+
+    def subscribe_batch(self, batch_id: int) -> contextlib.AbstractContextManager[asyncio.Event]:
+        """An event set whenever items of ``batch_id`` may have moved (as ``subscribe``)."""
+        return self._subscribe((BATCH_NOTIFY_CHANNEL, batch_id))
+
+    @contextlib.contextmanager
+    def _subscribe(self, key: tuple[str, int]) -> Iterator[asyncio.Event]:
         woken = asyncio.Event()
-        self._waiting[execution_id].add(woken)
+        self._waiting[key].add(woken)
         try:
             yield woken
         finally:
-            waiting = self._waiting[execution_id]
+            waiting = self._waiting[key]
             waiting.discard(woken)
             if not waiting:
-                del self._waiting[execution_id]
+                del self._waiting[key]
 
-    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        # '<execution id>'; '<execution id> <sequence>' before migration 0023.
-        execution_id = int(payload.split(" ", 1)[0])
-        for woken in self._waiting.get(execution_id, ()):
+    def _notified(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:
+        # '<id>'; '<execution id> <sequence>' before migration 0023.
+        key = (channel, int(payload.split(" ", 1)[0]))
+        for woken in self._waiting.get(key, ()):
             woken.set()
 
     def _wake_all(self) -> None:
@@ -134,6 +142,7 @@ class EventListener:
         connection.add_termination_listener(lambda _connection: lost.set())
         try:
             await connection.add_listener(NOTIFY_CHANNEL, self._notified)
+            await connection.add_listener(BATCH_NOTIFY_CHANNEL, self._notified)
         except (OSError, asyncpg.PostgresError) as exc:
             logger.warning("event listener: %s", exc)
             return

@@ -28,6 +28,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core.db import Base, utcnow
 
 NOTIFY_CHANNEL = "agentrun_execution_events"
+# A batch whose items moved: '<batch id>', by the trigger of migration 0028 (app/batches).
+BATCH_NOTIFY_CHANNEL = "agentrun_batch_events"
 
 
 class EventType(enum.StrEnum):

@@ -54,9 +54,12 @@ class ExecutionFilters:
     agent_id: int | None = None
     status: ExecutionStatus | None = None
     dataset_id: int | None = None
+    batch_id: int | None = None
 
 
-def visible_ids(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
+def visible_ids(
+    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool = False
+) -> Select[Any]:
     """The ids a user may see, filtered; the values are bound parameters of the same names."""
     query = select(_executions.c.id)
     if not admin:
@@ -68,6 +71,9 @@ def visible_ids(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Sel
         query = query.where(_executions.c.status == bindparam("status", type_=String))
     if dataset:
         query = query.where(_executions.c.dataset_id == bindparam("dataset_id", type_=Integer))
+    if batch:
+        # A batch's items (at most max_batch_items) from its index, then sorted.
+        query = query.where(_executions.c.batch_id == bindparam("batch_id", type_=Integer))
     return query
 
 
@@ -79,6 +85,7 @@ def _shape(user: User, filters: ExecutionFilters) -> dict[str, bool]:
         "agent": filters.agent_id is not None,
         "status": filters.status is not None,
         "dataset": filters.dataset_id is not None,
+        "batch": filters.batch_id is not None,
     }
 
 
@@ -92,6 +99,8 @@ def _values(user: User, filters: ExecutionFilters) -> dict[str, Any]:
         values["status"] = filters.status.value
     if filters.dataset_id is not None:
         values["dataset_id"] = filters.dataset_id
+    if filters.batch_id is not None:
+        values["batch_id"] = filters.batch_id
     return values
 
 
@@ -137,13 +146,15 @@ def _bounded_fields() -> tuple[LateralFromClause, list[ColumnElement[Any]]]:
     return flags, columns
 
 
-def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
+def page_query(
+    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool = False
+) -> Select[Any]:
     """A page of visible executions, newest first, with their files and a capped count.
 
     Parameters: the filters' (see visible_ids), ``offset``, ``limit``, ``count_limit`` and
     ``max_field_bytes`` (see _bounded_fields).
     """
-    visible = visible_ids(admin=admin, agent=agent, status=status, dataset=dataset)
+    visible = visible_ids(admin=admin, agent=agent, status=status, dataset=dataset, batch=batch)
     capped = visible.limit(bindparam("count_limit", type_=Integer)).subquery()
     count = select(func.count()).select_from(capped).scalar_subquery().label("capped_count")
     page_ids = (
@@ -162,9 +173,11 @@ def page_query(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Sele
 
 
 @functools.cache
-def _page_statement(*, admin: bool, agent: bool, status: bool, dataset: bool) -> Select[Any]:
+def _page_statement(
+    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool
+) -> Select[Any]:
     # Built once a shape: SQLAlchemy's compiled cache then finds it by identity.
-    return page_query(admin=admin, agent=agent, status=status, dataset=dataset)
+    return page_query(admin=admin, agent=agent, status=status, dataset=dataset, batch=batch)
 
 
 @dataclass(frozen=True)
@@ -236,8 +249,12 @@ class _Explain(Executable, ClauseElement):
 
 
 @functools.cache
-def _explain_statement(*, admin: bool, agent: bool, status: bool, dataset: bool) -> _Explain:
-    return _Explain(visible_ids(admin=admin, agent=agent, status=status, dataset=dataset))
+def _explain_statement(
+    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool
+) -> _Explain:
+    return _Explain(
+        visible_ids(admin=admin, agent=agent, status=status, dataset=dataset, batch=batch)
+    )
 
 
 @compiles(_Explain)

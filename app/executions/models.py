@@ -91,6 +91,21 @@ class AgenticExecution(Base):
             "retry_of_id",
             postgresql_where=text("retry_of_id IS NOT NULL"),
         ),
+        # A batch's items in submission order (its results, the list filtered by batch)...
+        Index(
+            "ix_agentic_executions_batch_item",
+            "batch_id",
+            "batch_item",
+            unique=True,
+            postgresql_where=text("batch_id IS NOT NULL"),
+        ),
+        # ... and counted by status (its counts, its open items), from the index alone.
+        Index(
+            "ix_agentic_executions_batch_status",
+            "batch_id",
+            "status",
+            postgresql_where=text("batch_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -141,6 +156,11 @@ class AgenticExecution(Base):
     # and the reconciler makes its job runnable again (workers/run/heartbeat.py,
     # workers/background/reconciler.py).
     heartbeat_at: Mapped[datetime | None]
+    # Set on an item of a batch (app/batches): the batch, and the item's index in its request.
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agentic_execution_batches.id", ondelete="CASCADE")
+    )
+    batch_item: Mapped[int | None]
 
     @property
     def duration_seconds(self) -> float | None:

@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import job_key_prefix, result_key_prefix
@@ -112,6 +114,70 @@ async def enqueue_execution(queue: ArqRedis, execution_id: int) -> bool:
         await _ENQUEUE(queue, keys, [queue.expires_extra_ms, job, now, job_id, WAKE_TOKENS_KEPT])
     except QUEUE_ERRORS as exc:
         logger.warning("could not enqueue execution %s: %s", execution_id, exc)
+        return False
+    return True
+
+
+# ``_ENQUEUE`` for many jobs at once (a batch's items). KEYS: the queue, the wake list; ARGV:
+# the job and result key prefixes, the expiry, the time, how many wake tokens to keep, then
+# each job's id and serialized job. A job whose key or result exists is not enqueued again.
+_ENQUEUE_MANY = LuaScript(
+    """
+    local queued = 0
+    for index = 6, #ARGV, 2 do
+        local job_id = ARGV[index]
+        if redis.call('EXISTS', ARGV[1] .. job_id, ARGV[2] .. job_id) == 0 then
+            redis.call('PSETEX', ARGV[1] .. job_id, ARGV[3], ARGV[index + 1])
+            redis.call('ZADD', KEYS[1], ARGV[4], job_id)
+            queued = queued + 1
+        end
+    end
+    for _ = 1, math.min(queued, tonumber(ARGV[5])) do
+        redis.call('LPUSH', KEYS[2], '1')
+    end
+    redis.call('LTRIM', KEYS[2], 0, ARGV[5] - 1)
+    return queued
+    """
+)
+# Jobs a script call: Redis runs nothing else while a script runs, so a long batch is sent in
+# slices (each a few milliseconds of Redis), all in one pipeline (one round trip).
+ENQUEUE_SLICE = 500
+
+
+async def enqueue_executions(queue: ArqRedis, execution_ids: Sequence[int]) -> bool:
+    """``enqueue_execution`` for many executions in one round trip; False when Redis cannot be
+    reached (the reconciler enqueues them later)."""
+    now = timestamp_ms()
+    queue_name = queue.default_queue_name
+    keys = [queue_name, wake_key(queue_name)]
+    head: list[str | bytes | int] = [
+        job_key_prefix,
+        result_key_prefix,
+        queue.expires_extra_ms,
+        now,
+        WAKE_TOKENS_KEPT,
+    ]
+    try:
+        # The script is loaded once; EVALSHA in a pipeline cannot fall back to EVAL.
+        await queue.script_load(_ENQUEUE_MANY.source)
+        async with queue.pipeline(transaction=False) as pipeline:
+            for start in range(0, len(execution_ids), ENQUEUE_SLICE):
+                jobs: list[str | bytes | int] = []
+                for execution_id in execution_ids[start : start + ENQUEUE_SLICE]:
+                    job = serialize_job(
+                        RUN_EXECUTION_JOB,
+                        (execution_id,),
+                        {},
+                        None,
+                        now,
+                        serializer=queue.job_serializer,
+                    )
+                    jobs += [job_id_for(execution_id), job]
+                arguments: list[Any] = [*keys, *head, *jobs]
+                pipeline.evalsha(_ENQUEUE_MANY.sha, len(keys), *arguments)
+            await pipeline.execute()
+    except QUEUE_ERRORS as exc:
+        logger.warning("could not enqueue %s executions: %s", len(execution_ids), exc)
         return False
     return True
 

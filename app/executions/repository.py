@@ -54,6 +54,7 @@ SHOWN_COLUMNS = (
     _executions.c.limits,
     _executions.c.retry_of_id,
     _executions.c.resume_from_id,
+    _executions.c.batch_id,
 )
 
 # An execution as read here: the SHOWN_COLUMNS by name, "files" (a list of dicts with id,

@@ -15,9 +15,9 @@ from app.core.body_limit import read_body
 from app.core.config import Settings
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep, TextExtractorDep
 from app.core.errors import Invalid, NotFound, UnsupportedMediaType
-from app.core.ids import INT32_MAX, RowId
-from app.core.json_input import parse_json, parse_json_body
-from app.core.query import EMPTY_IS_NONE, previous_page_url
+from app.core.ids import RowId
+from app.core.json_input import parse_json_body
+from app.core.query import EMPTY_IS_NONE, page_number, previous_page_url
 from app.executions import listing, service, start_request
 from app.executions.dependencies import ExecutionRequestDep
 from app.executions.models import ExecutionStatus
@@ -66,6 +66,7 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         retry_of=execution["retry_of_id"],
         resume_from=execution["resume_from_id"],
         retried_by=execution["retried_by"],
+        batch_id=execution["batch_id"],
     )
 
 
@@ -86,19 +87,6 @@ def _json_input(body: dict[str, Any], settings: Settings) -> Any:
     raw = body.get("input", {})
     # A JSON-encoded string is parsed, as Enthusiast's serializer does.
     return start_request.parse_form_input(raw, settings) if isinstance(raw, str) else raw
-
-
-def _form_limits(raw: Any, settings: Settings) -> Limits | None:
-    """``limits`` of a multipart start: a JSON-encoded object, as ``input`` is."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if not isinstance(raw, str):
-        raise Invalid({"limits": {"detail": "Expected a JSON-encoded object, got a file."}})
-    try:
-        parsed = parse_json(raw[: settings.max_input_bytes + 1], settings.max_json_depth)
-    except ValueError as exc:
-        raise Invalid({"limits": {"detail": str(exc)}}) from None
-    return parse_limits(parsed)
 
 
 def _form_files(form: FormData) -> list[UploadFile]:
@@ -160,7 +148,7 @@ async def start_execution(
                 ),
                 settings,
             )
-            limits = _form_limits(form.get("limits"), settings)
+            limits = start_request.parse_form_limits(form.get("limits"), settings)
             files = _form_files(form)
             if files:
                 # Extracting a file's text may take seconds: no pooled connection waits for it.
@@ -223,20 +211,6 @@ def truncated(execution: ExecutionRow, request: Request) -> ExecutionRow:
     return {**execution, **markers} if markers else execution
 
 
-def _page_number(raw: str | None, page_size: int) -> int:
-    if raw is None:
-        return 1
-    # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and a page of
-    # thousands of digits is refused by int() too. A page whose offset PostgreSQL cannot take
-    # (int32) is past any list there will ever be.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(INT32_MAX)):
-        raise NotFound("Invalid page.")
-    number = int(raw)
-    if number < 1 or number * page_size >= INT32_MAX:
-        raise NotFound("Invalid page.")
-    return number
-
-
 @router.get(
     "/agentic-executions/",
     summary="List executions",
@@ -261,18 +235,23 @@ async def list_executions(
         EMPTY_IS_NONE,
         Query(description="Only executions of agents on this dataset."),
     ] = None,
+    batch_id: Annotated[
+        RowId | None, EMPTY_IS_NONE, Query(description="Only the items of this batch.")
+    ] = None,
     page: Annotated[
         str | None, Query(description="Page number, from 1, or `last`.", examples=["1"])
     ] = None,
 ) -> ExecutionPage:
-    filters = listing.ExecutionFilters(agent_id=agent_id, status=status, dataset_id=dataset_id)
+    filters = listing.ExecutionFilters(
+        agent_id=agent_id, status=status, dataset_id=dataset_id, batch_id=batch_id
+    )
     size = settings.page_size
     if page == "last":
         # As DRF's paginator: the last page (page 1 when there is nothing).
         total = await listing.count_executions_exactly(session, user, filters)
         number = max(1, -(-total // size))
     else:
-        number = _page_number(page, size)
+        number = page_number(page, size)
     found = await listing.list_executions(
         session,
         user,

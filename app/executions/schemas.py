@@ -106,6 +106,11 @@ class ExecutionOut(BaseModel):
         description="The executions started as retries of this one, oldest first.",
         examples=[[]],
     )
+    batch_id: int | None = Field(
+        default=None,
+        description="The batch this execution is an item of (null: started alone).",
+        examples=[None],
+    )
 
 
 class ExecutionPage(BaseModel):

@@ -83,6 +83,12 @@ async def _earlier_request(
     return await repository.get_execution(session, earlier["id"])
 
 
+async def check_queue(queue: ArqRedis, settings: Settings) -> None:
+    """503, nothing stored, when the queue is down and the settings say to refuse then."""
+    if settings.reject_when_queue_down and not await queue_reachable(queue):
+        raise Unavailable(QUEUE_UNAVAILABLE, headers={"Retry-After": "5"})
+
+
 @dataclass(frozen=True)
 class Started:
     execution: ExecutionRow
@@ -197,6 +203,7 @@ def _new_execution_row(
         "limits": values["limits"],
         "retry_of_id": values["retry_of_id"],
         "resume_from_id": values["resume_from_id"],
+        "batch_id": None,
         "files": [],
         "retried_by": [],
     }
@@ -236,8 +243,7 @@ async def start_execution(
         if earlier is not None:
             return Started(earlier, repeated=True)
     await check_quotas(session, user)
-    if settings.reject_when_queue_down and not await queue_reachable(queue):
-        raise Unavailable(QUEUE_UNAVAILABLE, headers={"Retry-After": "5"})
+    await check_queue(queue, settings)
     store = functools.partial(
         _store_execution,
         session,

@@ -16,12 +16,14 @@ from starlette.datastructures import UploadFile
 
 from app.agents.models import Agent
 from app.auth.models import User
+from app.budgets.limits import Limits, parse_limits
 from app.conversations.extraction_process import TextExtractor
 from app.conversations.file_types import UnsupportedFile, detect_content_type
 from app.conversations.storage import Upload, link_stored
 from app.core.config import Settings
 from app.core.errors import Conflict, Invalid, PayloadTooLarge, field_errors
 from app.core.json_input import check_json, parse_json
+from app.definitions.base import ExecutionDefinition
 from app.definitions.registry import definitions_for, find_definition
 from app.executions import repository
 from app.executions.repository import ExecutionRow
@@ -51,6 +53,19 @@ def parse_form_input(raw: str | None, settings: Settings) -> Any:
         raise Invalid({"input": [str(exc)]}) from None
 
 
+def parse_form_limits(raw: Any, settings: Settings) -> Limits | None:
+    """``limits`` of a multipart form: a JSON-encoded object, as ``input`` is."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        raise Invalid({"limits": {"detail": "Expected a JSON-encoded object, got a file."}})
+    try:
+        parsed = parse_json(raw[: settings.max_input_bytes + 1], settings.max_json_depth)
+    except ValueError as exc:
+        raise Invalid({"limits": {"detail": str(exc)}}) from None
+    return parse_limits(parsed)
+
+
 def field_error(field: str, message: str, detail: str | None = None) -> Invalid:
     """A 400 in the shape Enthusiast's web client reads: ``detail`` (a string) and the field's
     messages as a list of strings."""
@@ -75,6 +90,18 @@ def execution_key_of(agent: Agent, raw: Any) -> str:
     raise field_error("execution_key", message, detail)
 
 
+def definition_of(agent: Agent, execution_key: str) -> ExecutionDefinition:
+    """The agent's definition of ``execution_key``, else a 400 naming the keys it has."""
+    definition = find_definition(agent.agent_type, execution_key)
+    if definition is None:
+        known = ", ".join(d.key for d in definitions_for(agent.agent_type)) or "none"
+        raise Invalid(
+            f"Unknown execution_key {execution_key!r} for this agent "
+            f"(agent type {agent.agent_type!r}). Available: {known}."
+        )
+    return definition
+
+
 def validate_input(
     agent: Agent, execution_key: str, raw_input: Any, settings: Settings
 ) -> dict[str, Any]:
@@ -83,13 +110,7 @@ def validate_input(
     Refused first when it nests deeper than the limit or holds a non-finite number (which the
     dump would turn into null); then when its JSON is over the size limit.
     """
-    definition = find_definition(agent.agent_type, execution_key)
-    if definition is None:
-        known = ", ".join(d.key for d in definitions_for(agent.agent_type)) or "none"
-        raise Invalid(
-            f"Unknown execution_key {execution_key!r} for this agent "
-            f"(agent type {agent.agent_type!r}). Available: {known}."
-        )
+    definition = definition_of(agent, execution_key)
     if not isinstance(raw_input, dict):
         raise Invalid({"input": ["Expected a JSON object."]})
     check_json(raw_input, settings.max_json_depth, "input")

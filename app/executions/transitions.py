@@ -18,7 +18,7 @@ so workers' clocks need not agree.
 
 import functools
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -207,7 +207,6 @@ async def mark_failed(
 async def cancel_pending(session: AsyncSession, execution_id: int, username: str) -> bool:
     """``pending → failed`` with code ``cancelled``, at ``username``'s request (who asked and
     when are kept as ``cancel_requested_by``/``cancel_requested_at``)."""
-    now = utcnow()
     return await _moved(
         session,
         update(AgenticExecution)
@@ -215,15 +214,20 @@ async def cancel_pending(session: AsyncSession, execution_id: int, username: str
             AgenticExecution.id == execution_id,
             AgenticExecution.status == ExecutionStatus.PENDING,
         )
-        .values(
-            status=ExecutionStatus.FAILED,
-            failure_code=CANCELLED,
-            failure_explanation=cancelled_explanation(username),
-            finished_at=now,
-            cancel_requested_at=now,
-            cancel_requested_by=username,
-        ),
+        .values(_cancelled_now(username, utcnow())),
     )
+
+
+def _cancelled_now(username: str, now: datetime) -> dict[str, Any]:
+    """The values of a pending execution cancelled at ``username``'s request."""
+    return {
+        "status": ExecutionStatus.FAILED,
+        "failure_code": CANCELLED,
+        "failure_explanation": cancelled_explanation(username),
+        "finished_at": now,
+        "cancel_requested_at": now,
+        "cancel_requested_by": username,
+    }
 
 
 async def request_cancellation(session: AsyncSession, execution_id: int, username: str) -> None:
@@ -353,3 +357,47 @@ def conclusion_values(
         values["outcome_code"] = failure_code or "unknown"
         values["outcome_explanation"] = failure_explanation
     return values
+
+
+# A batch's items (app/batches): cancelled in two statements, whatever their number.
+
+
+async def cancel_pending_items(
+    session: AsyncSession, batch_id: int, username: str, now: datetime
+) -> int:
+    """``pending → failed`` (``cancelled``) for every pending item of the batch, in one
+    UPDATE (the batch's status index finds them); how many."""
+    result = await session.execute(
+        update(AgenticExecution)
+        .where(
+            AgenticExecution.batch_id == batch_id,
+            AgenticExecution.status == ExecutionStatus.PENDING,
+        )
+        .values(_cancelled_now(username, now)),
+        execution_options={"synchronize_session": False},
+    )
+    return cast(CursorResult[Any], result).rowcount
+
+
+async def request_cancel_of_running_items(
+    session: AsyncSession, batch_id: int, username: str, now: datetime
+) -> list[int]:
+    """Mark every running item of the batch ``cancel_requested_at`` (an item asked already
+    keeps its first request), as ``cancel_execution`` does one; their ids, for their jobs to
+    be aborted once the request is committed. Run before ``cancel_pending_items``: the rows
+    are locked in the order the workers lock them (an item, then its batch), never the
+    batch first."""
+    result = await session.execute(
+        update(AgenticExecution)
+        .where(
+            AgenticExecution.batch_id == batch_id,
+            AgenticExecution.status == ExecutionStatus.IN_PROGRESS,
+        )
+        .values(
+            cancel_requested_at=func.coalesce(AgenticExecution.cancel_requested_at, now),
+            cancel_requested_by=func.coalesce(AgenticExecution.cancel_requested_by, username),
+        )
+        .returning(AgenticExecution.id),
+        execution_options={"synchronize_session": False},
+    )
+    return list(result.scalars().all())

@@ -56,25 +56,36 @@ def message_id(execution_id: int, sequence: int) -> str:
     return f"msg_{execution_id}_{sequence}"
 
 
-def _timestamp(moment: datetime) -> str:
+def timestamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-async def _subscribers(
-    session: AsyncSession, user_id: int, execution_id: int, agent_id: int, kind: WebhookEvent
+async def subscribers(
+    session: AsyncSession,
+    user_id: int,
+    execution_id: int | None,
+    agent_id: int,
+    kind: WebhookEvent,
 ) -> Sequence[Row[int, bool]]:
     """The endpoints that receive the event: their id, and whether each is an A2A push
-    notification config."""
+    notification config. ``execution_id`` None: an event of no execution (a batch's), which
+    only endpoints of all executions receive."""
     query = (
-        select(WebhookEndpoint.id, WebhookEndpoint.a2a_push_config.is_not(None).label("a2a"))
+        select(
+            WebhookEndpoint.id, WebhookEndpoint.a2a_push_config_encrypted.is_not(None).label("a2a")
+        )
         .join(User, User.id == WebhookEndpoint.user_id)
         .where(
             WebhookEndpoint.enabled.is_(True),
             literal(kind.value) == any_(WebhookEndpoint.events),
             or_(WebhookEndpoint.agent_id.is_(None), WebhookEndpoint.agent_id == agent_id),
-            or_(
-                WebhookEndpoint.execution_id.is_(None),
-                WebhookEndpoint.execution_id == execution_id,
+            (
+                WebhookEndpoint.execution_id.is_(None)
+                if execution_id is None
+                else or_(
+                    WebhookEndpoint.execution_id.is_(None),
+                    WebhookEndpoint.execution_id == execution_id,
+                )
             ),
             or_(User.is_admin.is_(True), User.id == user_id),
             User.is_active.is_(True),
@@ -132,7 +143,7 @@ async def _deliveries_of(
     kind = webhook_event(event.payload or {})
     if kind is None:
         return
-    endpoints = await _subscribers(session, event.user_id, event.execution_id, event.agent_id, kind)
+    endpoints = await subscribers(session, event.user_id, event.execution_id, event.agent_id, kind)
     if not endpoints:
         return
     shown = await repository.get_execution(session, event.execution_id)
@@ -140,7 +151,7 @@ async def _deliveries_of(
     in_status = execution_in_status(shown, event.payload)
     body = {
         "type": kind.value,
-        "timestamp": _timestamp(event.created_at),
+        "timestamp": timestamp(event.created_at),
         "data": execution_out(in_status, root_path).model_dump(mode="json"),
     }
     # What an A2A client's push notification receiver reads: a StreamResponse, the task.

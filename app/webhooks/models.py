@@ -30,6 +30,8 @@ class WebhookEvent(enum.StrEnum):
     FINISHED = "execution.finished"
     FAILED = "execution.failed"
     CANCELLED = "execution.cancelled"
+    # Every item of a batch ended (app/batches): sent once, the batch as its data.
+    BATCH_FINISHED = "batch.finished"
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -49,9 +51,10 @@ class WebhookEndpoint(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     # Why it was disabled by the service (failing for too long); None when a user did it.
     disabled_reason: Mapped[str | None] = mapped_column(Text)
-    secret: Mapped[str] = mapped_column(String(100))
+    # The signing secret, encrypted (app/webhooks/stored_secrets.py): shown once, at creation.
+    secret_encrypted: Mapped[str] = mapped_column(Text)
     # The secret before the last rotation, still signing beside the new one until it expires.
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None]
     # The first failed attempt since the last success: past the limit, the endpoint is disabled.
     failing_since: Mapped[datetime | None]
@@ -61,9 +64,9 @@ class WebhookEndpoint(Base):
     execution_id: Mapped[int | None] = mapped_column(
         ForeignKey("agentic_executions.id", ondelete="CASCADE"), index=True
     )
-    # That config as its user set it (id, url, token, authentication): its deliveries carry
-    # an A2A StreamResponse, and the token and Authorization it asks for.
-    a2a_push_config: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # That config as its user set it (id, url, token, authentication) and the headers its
+    # deliveries carry (the token and Authorization it asks for), as JSON, encrypted.
+    a2a_push_config_encrypted: Mapped[str | None] = mapped_column(Text)
 
 
 _STATUS_VALUES = ", ".join(f"'{status.value}'" for status in DeliveryStatus)
@@ -75,6 +78,14 @@ class WebhookDelivery(Base):
         CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),
         # One delivery an event and endpoint: a dispatcher that runs twice adds none.
         UniqueConstraint("endpoint_id", "execution_id", "event_sequence"),
+        # One batch.finished delivery a batch and endpoint.
+        Index(
+            "ix_webhook_deliveries_endpoint_batch",
+            "endpoint_id",
+            "batch_id",
+            unique=True,
+            postgresql_where="batch_id IS NOT NULL",
+        ),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
         # The deliveries due, for the workers.
         Index(
@@ -86,9 +97,14 @@ class WebhookDelivery(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
-    execution_id: Mapped[int] = mapped_column(
+    # The execution whose status event it delivers; null for a batch's event (``batch_id``).
+    execution_id: Mapped[int | None] = mapped_column(
         ForeignKey("agentic_executions.id", ondelete="CASCADE")
     )
+    batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agentic_execution_batches.id", ondelete="CASCADE")
+    )
+    # The event's sequence in its execution's log (1 for a batch's one event).
     event_sequence: Mapped[int]
     event: Mapped[str] = mapped_column(String(40))
     message_id: Mapped[str] = mapped_column(String(64))

@@ -40,8 +40,8 @@ def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
     return EndpointOut.model_validate(endpoint, from_attributes=True)
 
 
-def with_secret(endpoint: WebhookEndpoint) -> EndpointWithSecret:
-    return EndpointWithSecret.model_validate(endpoint, from_attributes=True)
+def with_secret(endpoint: WebhookEndpoint, secret: str) -> EndpointWithSecret:
+    return EndpointWithSecret(**endpoint_out(endpoint).model_dump(), secret=secret)
 
 
 def delivery_out(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryOut:
@@ -50,6 +50,7 @@ def delivery_out(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> D
         event=delivery.event,
         webhook_id=delivery.message_id,
         execution_id=delivery.execution_id,
+        batch_id=delivery.batch_id,
         status=DeliveryStatus(delivery.status),
         next_attempt_at=delivery.next_attempt_at,
         created_at=delivery.created_at,
@@ -79,10 +80,10 @@ def _links(request: Request, page: int, total: int, size: int) -> tuple[str | No
 async def create_endpoint(
     body: CreateEndpoint, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> EndpointWithSecret:
-    endpoint = await service.create_endpoint(
+    endpoint, secret = await service.create_endpoint(
         session, settings, user, url=body.url, events=body.events, agent_id=body.agent_id
     )
-    return with_secret(endpoint)
+    return with_secret(endpoint, secret)
 
 
 @router.get("/", summary="List your webhook endpoints", responses=INVALID_PAGE)
@@ -150,10 +151,10 @@ async def delete_endpoint(endpoint_id: RowId, session: SessionDep, user: Current
     responses=NOT_FOUND,
 )
 async def rotate_secret(
-    endpoint_id: RowId, session: SessionDep, user: CurrentUser
+    endpoint_id: RowId, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> EndpointWithSecret:
     endpoint = await service.get_endpoint(session, user, endpoint_id)
-    return with_secret(await service.rotate_secret(session, endpoint))
+    return with_secret(*await service.rotate_secret(session, settings, endpoint))
 
 
 @router.get(

@@ -63,7 +63,8 @@ class DeliveryOut(BaseModel):
     id: int
     event: str
     webhook_id: str = Field(description="The `webhook-id` header: the same on every attempt.")
-    execution_id: int
+    execution_id: int | None = Field(description="The execution of the event; null for a batch's.")
+    batch_id: int | None = Field(description="The batch of a `batch.finished` event; else null.")
     status: DeliveryStatus
     next_attempt_at: Timestamp | None
     created_at: Timestamp

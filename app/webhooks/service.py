@@ -20,6 +20,7 @@ from app.webhooks.models import (
     WebhookEvent,
 )
 from app.webhooks.signing import new_secret
+from app.webhooks.stored_secrets import seal_secret
 from app.webhooks.urls import RefusedUrl, check_url
 
 # How long a rotated secret still signs deliveries beside the new one.
@@ -42,22 +43,24 @@ async def create_endpoint(
     url: str,
     events: Sequence[WebhookEvent],
     agent_id: int | None,
-) -> WebhookEndpoint:
+) -> tuple[WebhookEndpoint, str]:
+    """The new endpoint and its secret (stored encrypted; the answer shows it this once)."""
     await _checked_url(url, settings)
     if agent_id is not None and not await repository.agent_usable_by(session, user, agent_id):
         raise Invalid({"agent_id": [f"No agent {agent_id} you may use."]})
+    secret = new_secret()
     endpoint = WebhookEndpoint(
         user_id=user.id,
         url=url,
         events=sorted({event.value for event in events}),
         agent_id=agent_id,
         enabled=True,
-        secret=new_secret(),
+        secret_encrypted=seal_secret(settings.keyring, secret),
     )
     session.add(endpoint)
     # Its id and defaults for the answer; the request commits.
     await session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 async def list_endpoints(
@@ -102,13 +105,17 @@ async def delete_endpoint(session: AsyncSession, endpoint: WebhookEndpoint) -> N
     await repository.delete_endpoint(session, endpoint.id)
 
 
-async def rotate_secret(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookEndpoint:
-    """A new secret; the old one keeps signing beside it for 24 hours."""
-    endpoint.previous_secret = endpoint.secret
+async def rotate_secret(
+    session: AsyncSession, settings: Settings, endpoint: WebhookEndpoint
+) -> tuple[WebhookEndpoint, str]:
+    """A new secret (answered this once); the old one keeps signing beside it for 24 hours."""
+    secret = new_secret()
+    sealed = seal_secret(settings.keyring, secret)
+    endpoint.previous_secret_encrypted = endpoint.secret_encrypted
     endpoint.previous_secret_expires_at = utcnow() + PREVIOUS_SECRET_VALIDITY
-    endpoint.secret = new_secret()
+    endpoint.secret_encrypted = sealed
     await session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 @dataclass(frozen=True)

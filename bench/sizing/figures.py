@@ -21,6 +21,7 @@ SCENARIOS = (
     "streams",
     "submit",
     "protocols",
+    "batches",
     "journal",
     "list",
 )

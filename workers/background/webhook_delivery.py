@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,10 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import utcnow
+from app.core.encryption import Keyring, NoEncryptionKey
+from app.webhooks.batch_dispatch import dispatch_batch_events
 from app.webhooks.dispatch import BATCH, dispatch_events
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks.pinned_transport import PinnedTransport
 from app.webhooks.signing import signature_header
-from app.webhooks.urls import RefusedUrl, check_url
+from app.webhooks.stored_secrets import push_config_of, signing_secrets
+from app.webhooks.urls import RefusedUrl, check_syntax
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +73,13 @@ class Answer:
         return self.status is not None and 200 <= self.status < 300
 
 
-def _secrets(endpoint: WebhookEndpoint) -> tuple[str, ...]:
-    expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret and expires is not None and expires > utcnow():
-        return (endpoint.secret, endpoint.previous_secret)
-    return (endpoint.secret,)
-
-
-def _extra_headers(endpoint: WebhookEndpoint) -> dict[str, str]:
-    config = endpoint.a2a_push_config or {}
-    return {str(name): str(value) for name, value in config.get("headers", {}).items()}
+def _extra_headers(keyring: Keyring, endpoint: WebhookEndpoint) -> dict[str, str]:
+    push = push_config_of(keyring, endpoint)
+    return push.headers if push else {}
 
 
 async def claim_due(
-    session: AsyncSession, limit: int, busy: dict[int, int], per_endpoint: int
+    session: AsyncSession, keyring: Keyring, limit: int, busy: dict[int, int], per_endpoint: int
 ) -> list[Claimed]:
     """Claim up to ``limit`` due deliveries of enabled endpoints, at most ``per_endpoint`` an
     endpoint counting the ``busy`` ones (endpoint id → attempts under way)."""
@@ -109,16 +107,23 @@ async def claim_due(
                 continue
             taken[endpoint.id] = taken.get(endpoint.id, 0) + 1
             delivery.next_attempt_at = utcnow() + LEASE
+            try:
+                secrets = signing_secrets(keyring, endpoint)
+                headers = _extra_headers(keyring, endpoint)
+            except NoEncryptionKey as exc:
+                # Left pending: tried again once the lease is over, when the key may be back.
+                logger.error("webhook delivery %s: %s", delivery.id, exc.body["detail"])
+                continue
             claimed.append(
                 Claimed(
                     delivery_id=delivery.id,
                     endpoint_id=endpoint.id,
                     url=endpoint.url,
-                    secrets=_secrets(endpoint),
+                    secrets=secrets,
                     message_id=delivery.message_id,
                     payload=delivery.payload,
                     attempts=delivery.attempts,
-                    headers=_extra_headers(endpoint),
+                    headers=headers,
                 )
             )
     return claimed
@@ -133,7 +138,7 @@ async def _read_start(response: httpx.Response) -> str:
     return kept[:RESPONSE_BODY_BYTES].decode(errors="replace")
 
 
-async def send(client: httpx.AsyncClient, claimed: Claimed, settings: Settings) -> Answer:
+async def send(client: httpx.AsyncClient, claimed: Claimed) -> Answer:
     """One attempt: POST the signed body, within ``TIMEOUT``, following no redirect."""
     started = time.monotonic()
     body = json.dumps(claimed.payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -148,10 +153,9 @@ async def send(client: httpx.AsyncClient, claimed: Claimed, settings: Settings) 
     }
     try:
         async with asyncio.timeout(TIMEOUT):
-            # Again before each attempt: the name may resolve elsewhere since it was saved.
-            await check_url(
-                claimed.url, allow_private_networks=settings.webhook_allow_private_networks
-            )
+            # The client's transport checks the addresses again and connects to those it
+            # checked (PinnedTransport): the name may resolve elsewhere since it was saved.
+            check_syntax(claimed.url)
             async with client.stream("POST", claimed.url, content=body, headers=headers) as r:
                 text = await _read_start(r)
                 return Answer(r.status_code, None, text, time.monotonic() - started)
@@ -218,10 +222,21 @@ async def record(
 class WebhookSender:
     """The deliveries one worker sends: claimed in turns, each sent by a task of its own."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        *,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.client = httpx.AsyncClient(follow_redirects=False, timeout=TIMEOUT, trust_env=False)
+        transport = PinnedTransport(
+            allow_private_networks=settings.webhook_allow_private_networks, verify=verify
+        )
+        self.client = httpx.AsyncClient(
+            transport=transport, follow_redirects=False, timeout=TIMEOUT, trust_env=False
+        )
         self.busy: dict[int, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -229,6 +244,10 @@ class WebhookSender:
         while True:
             async with self.sessionmaker() as session:
                 if await dispatch_events(session, self.settings.root_path) < BATCH:
+                    break
+        while True:
+            async with self.sessionmaker() as session:
+                if await dispatch_batch_events(session, self.settings.root_path) < BATCH:
                     return
 
     async def send_due(self) -> int:
@@ -237,7 +256,11 @@ class WebhookSender:
             return 0
         async with self.sessionmaker() as session:
             claimed = await claim_due(
-                session, room, self.busy, self.settings.webhook_concurrency_per_endpoint
+                session,
+                self.settings.keyring,
+                room,
+                self.busy,
+                self.settings.webhook_concurrency_per_endpoint,
             )
         for delivery in claimed:
             self.busy[delivery.endpoint_id] = self.busy.get(delivery.endpoint_id, 0) + 1
@@ -248,7 +271,7 @@ class WebhookSender:
 
     async def _attempt(self, claimed: Claimed) -> None:
         try:
-            answer = await send(self.client, claimed, self.settings)
+            answer = await send(self.client, claimed)
             async with self.sessionmaker() as session:
                 await record(session, claimed, answer, self.settings.webhook_retry_schedule)
         except Exception:

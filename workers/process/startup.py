@@ -43,6 +43,7 @@ from app.core.logging import configure_logging
 from app.core.memory import keep_large_buffers_returnable
 from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
+from app.webhooks.stored_secrets import refuse_to_start_without_keys
 from workers.background.reconciler import keep_reconciling
 from workers.background.webhook_delivery import keep_delivering_webhooks
 from workers.process.execution_worker import ExecutionWorker
@@ -107,6 +108,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     # the first job does not wait for a connection to be opened.
     async with engine.connect():
         pass
+    # Stored webhook secrets it could not open: stop here, naming the setting.
+    await refuse_to_start_without_keys(create_sessionmaker(engine), settings.keyring)
     # The heartbeat's own connection: runs holding every connection of the pool (500 runs, 20
     # connections) must not keep it from beating, or their executions are taken for orphans
     # and run twice. Its statement is cancelled after one heartbeat interval: a beat never
@@ -152,6 +155,10 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if STATE_KEY not in ctx:
+        # Stopped (Ctrl-C, SIGTERM) before start-up finished: no state to close, and the
+        # process is on its way out.
+        return
     state = state_of(ctx)
     for task in state.background:
         task.cancel()
@@ -199,11 +206,11 @@ def run_worker(settings: Settings) -> None:
     configure_logging(settings)
     try:
         # Port 0 turns the endpoint off (start_http_server would pick a random port).
-        if settings.worker_metrics_port:
-            start_http_server(settings.worker_metrics_port)
+        if settings.metrics_port:
+            start_http_server(settings.metrics_port)
     except OSError as exc:
         # Two workers on one host: the second runs without its own metrics endpoint.
-        logger.warning("metrics port %s unavailable: %s", settings.worker_metrics_port, exc)
+        logger.warning("metrics port %s unavailable: %s", settings.metrics_port, exc)
     # arq runs on the current event loop; uvloop's, as uvicorn gives the API.
     asyncio.set_event_loop(uvloop.new_event_loop())
     ExecutionWorker(**worker_settings(settings)).run()

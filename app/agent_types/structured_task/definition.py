@@ -24,6 +24,7 @@ from app.agent_types.structured_task.output_schema import (
     check_depth,
     compile_schema,
     errors_of,
+    schema_problem,
 )
 from app.definitions.base import FREE_OBJECT, ExecutionDefinition, files_paragraph
 from app.definitions.run import STORED_INPUT, ExecutionRun
@@ -59,12 +60,11 @@ class StructuredTaskAgenticExecutionInput(BaseModel):
     ) -> dict[str, Any] | None:
         # Checked again when the run is prepared (a stored row then fails with its own code).
         if schema is not None and info.context != STORED_INPUT:
-            try:
-                compile_schema(schema)
-            except UnsafeSchema as exc:
+            problem = schema_problem(schema)
+            if problem is not None:
                 raise PydanticCustomError(
-                    "output_schema", "output_schema {reason}", {"reason": str(exc)}
-                ) from None
+                    "output_schema", "output_schema {reason}", {"reason": problem}
+                )
         return schema
 
 

@@ -143,7 +143,7 @@ class ExecutionsRequestHandler(RequestHandler):
                 raise InvalidParamsError(executions.describe(exc)) from None
 
             async def set_push_config(session: AsyncSession, execution: ExecutionRow) -> None:
-                await push.set_config(session, user, execution, asked)
+                await push.set_config(session, settings.keyring, user, execution, asked)
 
         try:
             await check_rate_limit(
@@ -312,17 +312,22 @@ class ExecutionsRequestHandler(RequestHandler):
     ) -> TaskPushNotificationConfig:
         caller = _caller(context)
         execution = await self._visible(caller, params.task_id)
+        keyring = self.services.settings.keyring
         try:
             await push.check(params, self.services.settings)
             async with self.services.transaction() as session:
-                return await push.set_config(session, caller.authenticated.user, execution, params)
+                return await push.set_config(
+                    session, keyring, caller.authenticated.user, execution, params
+                )
         except DomainError as exc:
             raise InvalidParamsError(executions.describe(exc)) from None
 
     async def _configs(self, caller: Caller, task_id: str) -> list[TaskPushNotificationConfig]:
         execution = await self._visible(caller, task_id)
         async with self.services.transaction() as session:
-            return await push.list_configs(session, caller.authenticated.user, execution)
+            return await push.list_configs(
+                session, self.services.settings.keyring, caller.authenticated.user, execution
+            )
 
     async def on_get_task_push_notification_config(
         self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
@@ -345,7 +350,13 @@ class ExecutionsRequestHandler(RequestHandler):
         caller = _caller(context)
         execution = await self._visible(caller, params.task_id)
         async with self.services.transaction() as session:
-            await push.delete_config(session, caller.authenticated.user, execution, params.id)
+            await push.delete_config(
+                session,
+                self.services.settings.keyring,
+                caller.authenticated.user,
+                execution,
+                params.id,
+            )
 
     async def on_get_extended_agent_card(
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext

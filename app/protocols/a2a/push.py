@@ -11,7 +11,6 @@ Standard Webhooks secret (``whsec_…``) signs the deliveries instead, and is th
 
 import base64
 import binascii
-from typing import Any
 
 from a2a.server.tasks.push_notification_config_store import normalize_push_notification_config
 from a2a.types.a2a_pb2 import TaskPushNotificationConfig
@@ -20,11 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import User
 from app.core.config import Settings
+from app.core.encryption import Keyring
 from app.core.errors import Invalid
 from app.executions.repository import ExecutionRow
 from app.webhooks import repository
 from app.webhooks.models import WebhookEndpoint, WebhookEvent
 from app.webhooks.signing import PREFIX, new_secret
+from app.webhooks.stored_secrets import PushConfig, push_config_of, seal_push_config, seal_secret
 from app.webhooks.urls import RefusedUrl, check_url
 
 TOKEN_HEADER = "X-A2A-Notification-Token"
@@ -68,18 +69,19 @@ def _headers(config: TaskPushNotificationConfig, signs: bool) -> dict[str, str]:
     return headers
 
 
-def config_of(endpoint: WebhookEndpoint) -> TaskPushNotificationConfig:
-    stored: dict[str, Any] = (endpoint.a2a_push_config or {}).get("config", {})
+def config_of(keyring: Keyring, endpoint: WebhookEndpoint) -> TaskPushNotificationConfig:
+    """The config as its user set it (stored encrypted: it holds his credentials)."""
+    stored = push_config_of(keyring, endpoint)
     config = TaskPushNotificationConfig()
-    json_format.ParseDict(stored, config)
+    json_format.ParseDict(stored.config if stored else {}, config)
     return config
 
 
 async def list_configs(
-    session: AsyncSession, user: User, execution: ExecutionRow
+    session: AsyncSession, keyring: Keyring, user: User, execution: ExecutionRow
 ) -> list[TaskPushNotificationConfig]:
     endpoints = await repository.execution_endpoints(session, execution["id"], user.id)
-    return [config_of(endpoint) for endpoint in endpoints]
+    return [config_of(keyring, endpoint) for endpoint in endpoints]
 
 
 async def check(config: TaskPushNotificationConfig, settings: Settings) -> None:
@@ -93,19 +95,26 @@ async def check(config: TaskPushNotificationConfig, settings: Settings) -> None:
 
 
 async def set_config(
-    session: AsyncSession, user: User, execution: ExecutionRow, config: TaskPushNotificationConfig
+    session: AsyncSession,
+    keyring: Keyring,
+    user: User,
+    execution: ExecutionRow,
+    config: TaskPushNotificationConfig,
 ) -> TaskPushNotificationConfig:
     """Store a config that passed ``check`` (its ``id`` defaults to the task's), replacing the
     user's config of the same id on this task."""
     config = normalize_push_notification_config(str(execution["id"]), config)
     existing = await repository.execution_endpoints(session, execution["id"], user.id)
-    others = [endpoint for endpoint in existing if config_of(endpoint).id != config.id]
+    others = [endpoint for endpoint in existing if config_of(keyring, endpoint).id != config.id]
     if len(others) >= MAX_CONFIGS_PER_TASK:
         raise Invalid({"id": [f"At most {MAX_CONFIGS_PER_TASK} configs a task."]})
     for endpoint in existing:
         if endpoint not in others:
             await session.delete(endpoint)
     secret = _signing_secret(config.token)
+    stored = PushConfig(
+        config=json_format.MessageToDict(config), headers=_headers(config, signs=secret is not None)
+    )
     session.add(
         WebhookEndpoint(
             user_id=user.id,
@@ -114,11 +123,8 @@ async def set_config(
             agent_id=execution["agent_id"],
             execution_id=execution["id"],
             enabled=True,
-            secret=secret or new_secret(),
-            a2a_push_config={
-                "config": json_format.MessageToDict(config),
-                "headers": _headers(config, signs=secret is not None),
-            },
+            secret_encrypted=seal_secret(keyring, secret or new_secret()),
+            a2a_push_config_encrypted=seal_push_config(keyring, stored),
         )
     )
     await session.flush()
@@ -126,9 +132,9 @@ async def set_config(
 
 
 async def delete_config(
-    session: AsyncSession, user: User, execution: ExecutionRow, config_id: str
+    session: AsyncSession, keyring: Keyring, user: User, execution: ExecutionRow, config_id: str
 ) -> None:
     for endpoint in await repository.execution_endpoints(session, execution["id"], user.id):
-        if config_of(endpoint).id == config_id:
+        if config_of(keyring, endpoint).id == config_id:
             await session.delete(endpoint)
     await session.flush()
