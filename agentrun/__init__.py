@@ -2,8 +2,8 @@
 
 A plugin registers an ``ExecutionDefinition`` instance under the entry-point group
 ``agentrun.execution_definitions``; its tools and validators see the run as an
-``ExecutionRun``. ``agentrun.testing`` runs a definition in tests. Nothing of the service
-imports this package: it is an entry layer over ``app`` (docs/plugins.md).
+``ExecutionRun``. ``agentrun.testing`` runs a definition in tests. Neither ``app`` nor
+``workers`` imports this package: it is an entry layer over them (docs/plugins.md).
 """
 
 from app.definitions.base import ExecutionDefinition, files_paragraph
