@@ -37,6 +37,9 @@ RUN /usr/local/bin/uv sync --frozen --no-install-project
 # in a checkout.
 COPY app ./app
 COPY workers ./workers
+# The public package plugins import (agentrun, agentrun.testing): an image a plugin is
+# installed into has it.
+COPY agentrun ./agentrun
 RUN /usr/local/bin/uv sync --frozen
 
 
@@ -55,6 +58,7 @@ WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /app/app ./app
 COPY --from=builder /app/workers ./workers
+COPY --from=builder /app/agentrun ./agentrun
 COPY alembic.ini ./
 COPY migrations ./migrations
 

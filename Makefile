@@ -18,7 +18,7 @@ SYNC   := sync --frozen --compile-bytecode --extra dev --extra docs
 UV_VERSION = $(shell $(BIN)/python -c 'import tomllib; print(next(p["version"] for p in tomllib.load(open("uv.lock", "rb"))["package"] if p["name"] == "uv"))')
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install lock-check upgrade docs lint typecheck test test-fast migrate api worker dev bench clean console-screenshot
+.PHONY: help venv install lock-check upgrade docs lint typecheck test test-fast test-examples migrate api worker dev bench clean console-screenshot
 
 help:
 	@echo "make install    create .venv and install the project with dev tools, from uv.lock"
@@ -29,6 +29,7 @@ help:
 	@echo "make docs       build the documentation site (mkdocs.yml, docs/) into build/site/, strict"
 	@echo "make test       install, lock check, lint, typecheck, docs, then pytest (what CI runs)"
 	@echo "make test-fast  pytest without the slow fault tests (-m 'not faults')"
+	@echo "make test-examples  the example plugin's own tests (examples/ticket-triage)"
 	@echo "make migrate    alembic upgrade head (AGENTRUN_DATABASE_URL)"
 	@echo "make api        serve the API on http://127.0.0.1:8000"
 	@echo "make worker     run an arq worker"
@@ -80,6 +81,17 @@ docs: $(STAMP)
 # so "no tests" is a failure here, as it should be.
 test: $(STAMP) lock-check lint typecheck docs
 	$(BIN)/pytest
+	$(MAKE) test-examples
+
+# The example plugin, installed beside the service only while its own tests run: installed, it
+# adds a fourth agent type to every listing and its schemas to the OpenAPI document, which the
+# service's suite pins. Uninstalled after, pass or fail. --no-deps: its one dependency is the
+# service itself, already here (uv sync would remove it anyway: the lock does not name it).
+EXAMPLE := examples/ticket-triage
+test-examples: $(STAMP)
+	$(UV) pip install -q -e $(EXAMPLE) --no-deps
+	cd $(EXAMPLE) && ../../$(BIN)/pytest; status=$$?; \
+		../../$(UV) pip uninstall -q agentrun-ticket-triage; exit $$status
 
 # The fault tests (tests/faults/, marked `faults`) start, kill and starve real processes:
 # most of the suite's time. Leave them to `make test` while iterating.

@@ -1,4 +1,5 @@
-"""Scripted models, a handle on the worker's job, and reading back the outcome."""
+"""Scripted models (agentrun.testing's, the plugin authors' own), a handle on the worker's job,
+and reading back the outcome."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -7,12 +8,11 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
-from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agentrun.testing import Script, Step, answer, call
 from app.conversations.models import Message
 from app.core.config import Settings
 from app.definitions.run import ExecutionRun
@@ -22,48 +22,17 @@ from workers.process.startup import job_timeout_seconds, shutdown, startup
 from workers.run.jobs import run_execution
 from workers.run.state import STATE_KEY, WorkerState, state_of
 
-Step = ModelResponse | Callable[[list[ModelMessage], AgentInfo], ModelResponse]
-
-
-def call(tool_name: str, **args: Any) -> ModelResponse:
-    """A model turn calling one tool."""
-    return ModelResponse(parts=[ToolCallPart(tool_name, args)])
-
-
-def answer(result: Any) -> Step:
-    """A model turn giving ``result`` through the run's result tool."""
-
-    def step(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, result)])
-
-    return step
-
-
-class Script:
-    """A FunctionModel playing the given turns in order. The failure-summary request (no
-    result tool, text allowed) is answered with ``summary``, or fails if that is an exception."""
-
-    def __init__(self, *steps: Step, summary: str | Exception = "The summary.") -> None:
-        self.steps = list(steps)
-        self.summary = summary
-        self.requests: list[list[ModelMessage]] = []
-        self.summary_requests = 0
-
-    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        if not info.output_tools:
-            self.summary_requests += 1
-            if isinstance(self.summary, Exception):
-                raise self.summary
-            return ModelResponse(parts=[TextPart(self.summary)])
-        # A copy: the run's own list grows after the call.
-        self.requests.append(list(messages))
-        assert self.steps, "the model was asked more often than the script foresaw"
-        step = self.steps.pop(0)
-        return step if isinstance(step, ModelResponse) else step(messages, info)
-
-    @property
-    def model(self) -> FunctionModel:
-        return FunctionModel(self)
+__all__ = [
+    "Script",
+    "Step",
+    "Worker",
+    "answer",
+    "call",
+    "reload",
+    "roles",
+    "trace",
+    "worker_context",
+]
 
 
 class GatedModel:
