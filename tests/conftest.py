@@ -113,7 +113,7 @@ def settings(
         # Webhook receivers of the tests listen on loopback (the SSRF tests turn it off).
         webhook_allow_private_networks=True,
         # No operator port: test runs side by side would contend for 9100 (tests that scrape
-        # start an app of their own on a free port, tests/test_observability.py).
+        # start an app of their own on a free port, tests/core/test_observability.py).
         metrics_port=0,
         # Stored webhook secrets are encrypted under it (app/core/encryption.py).
         encryption_keys=[SecretStr(new_key())],

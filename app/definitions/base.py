@@ -61,7 +61,8 @@ class ExecutionDefinition:
     name: ClassVar[str]
     description: ClassVar[str | None] = None
     # Recorded on every execution as ``definition_version``. Bump it whenever ``Input``
-    # changes incompatibly (tests/test_definition_versions.py holds the built-ins to it).
+    # changes incompatibly (tests/definitions/test_definition_versions.py holds the built-ins
+    # to it).
     # Unset: the version of the distribution that ships the definition.
     version: ClassVar[str]
     Input: ClassVar[type[BaseModel]]

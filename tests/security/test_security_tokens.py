@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import service
 from app.core.config import Settings
 from app.core.errors import Invalid
+from tests.cli.test_cli import agentrun, last_line
 from tests.factories import Factory
-from tests.test_cli import agentrun, last_line
 
 TOKEN_FIELDS = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
 

@@ -3,8 +3,8 @@
 from httpx import AsyncClient
 
 from app.core.config import Settings
+from tests.cli.test_cli import agentrun
 from tests.factories import Factory
-from tests.test_cli import agentrun
 
 START = {"execution_key": "structured-task", "input": {"instructions": "Hi."}}
 

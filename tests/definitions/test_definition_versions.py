@@ -1,7 +1,8 @@
 """A built-in type's ``Input`` may change incompatibly only with a new ``version``.
 
-tests/definition_inputs.json records each built-in type's version and ``Input`` schema. Refresh
-it after a deliberate change with ``.venv/bin/python -m tests.test_definition_versions``.
+tests/definitions/definition_inputs.json records each built-in type's version and ``Input``
+schema. Refresh it after a deliberate change with
+``.venv/bin/python -m tests.definitions.test_definition_versions``.
 """
 
 import json
@@ -17,7 +18,7 @@ from app.definitions.compatibility import incompatibilities
 from app.definitions.registry import all_definitions
 
 RECORDED = Path(__file__).resolve().parent / "definition_inputs.json"
-REFRESH = "refresh it with `.venv/bin/python -m tests.test_definition_versions`"
+REFRESH = "refresh it with `.venv/bin/python -m tests.definitions.test_definition_versions`"
 
 
 def built_in() -> list[ExecutionDefinition]:
@@ -114,7 +115,7 @@ def test_a_definition_without_a_version_has_its_distributions() -> None:
         key = agent_type = name = "unversioned"
         Input = _NewOptionalField
 
-    # This module is in no installed distribution (a plugin's: tests/test_typed_api.py).
+    # This module is in no installed distribution (a plugin's: tests/definitions/test_typed_api.py).
     assert Unversioned.version == "0"
 
 

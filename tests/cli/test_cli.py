@@ -16,7 +16,7 @@ from tests.conftest import SERVER_URL
 from tests.factories import Factory
 from tests.worker.harness import reload
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

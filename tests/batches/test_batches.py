@@ -16,8 +16,8 @@ from app.core.config import Settings
 from app.events.models import ExecutionEvent
 from app.executions import transitions
 from app.executions.models import AgenticExecution
+from tests.executions.test_limits_and_quotas import set_quotas
 from tests.factories import Account, Factory, client_with_settings
-from tests.test_limits_and_quotas import set_quotas
 
 KEY = "catalog-enrichment"
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli_remote import agentrun, running_worker
 from tests.factories import Factory
-from tests.test_cli_remote import agentrun, running_worker
 
 __all__ = ["running_worker"]
 

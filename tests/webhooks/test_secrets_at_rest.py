@@ -42,7 +42,7 @@ from workers.process.startup import startup
 
 __all__ = ["connect", "worker", "worker_ctx"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _libpq_url(database_url: str) -> str:

@@ -277,7 +277,7 @@ async def test_an_admin_sets_a_users_weight_which_the_dispatcher_uses(
 async def test_the_cli_sets_a_users_weight(
     client: AsyncClient, factory: Factory, settings: Settings
 ) -> None:
-    from tests.test_cli import agentrun
+    from tests.cli.test_cli import agentrun
 
     admin = await factory.account(admin=True)
     alice = await factory.account(username="alice")
@@ -296,7 +296,7 @@ async def test_the_cli_sets_a_users_weight(
 async def test_metrics_give_the_pending_executions_by_priority(
     settings: Settings, factory: Factory
 ) -> None:
-    from tests.test_observability import operator_port
+    from tests.core.test_observability import operator_port
 
     agent, (alice, bob) = await shop(factory, "alice", "bob")
     await backlog(factory, agent, alice, 3, priority=ExecutionPriority.BATCH)

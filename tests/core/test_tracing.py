@@ -28,7 +28,7 @@ from tests.console.test_console_pages import sign_in
 from tests.factories import Factory
 from tests.worker.harness import Script, Worker, answer, call, worker_context
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # In the input, the model's tool arguments and its answer: content an operator may not export.
 SECRET_INSTRUCTIONS = "Mention the confidential launch date 2027-03-14."
 SECRET_DESCRIPTION = "A mug for the confidential launch."

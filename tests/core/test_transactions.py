@@ -15,7 +15,7 @@ from app.core.db import after_commit
 from app.core.dependencies import SessionDep
 from app.core.errors import Invalid
 from app.main import create_app
-from tests.test_cli import agentrun, last_line
+from tests.cli.test_cli import agentrun, last_line
 
 
 async def test_a_command_refused_halfway_stores_nothing(
