@@ -100,7 +100,8 @@ async def test_worker_started_later_runs_executions_whose_enqueue_was_lost(
     async with sessionmaker() as session, session.begin():
         row = await session.get(AgenticExecution, execution.id)
         assert row is not None
-        row.started_at = utcnow() - timedelta(minutes=2)
+        # Released to the workers then too (the API released it at insert).
+        row.started_at = row.dispatched_at = utcnow() - timedelta(minutes=2)
 
     async with arq_worker(settings, TestModel(call_tools=[])):
         done = await until_terminal(sessionmaker, execution.id)
@@ -128,6 +129,7 @@ async def test_reconciler_enqueues_only_executions_stuck_without_a_job(
             row = await session.get(AgenticExecution, executions[name].id)
             assert row is not None
             row.status, row.started_at = status, utcnow() - age
+            row.dispatched_at = row.started_at
             row.heartbeat_at = None if beat is None else utcnow() - beat
 
     enqueued = await worker.reconcile(queue)

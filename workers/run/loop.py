@@ -92,6 +92,16 @@ def _deliberate_failure(exc: Exception) -> ExecutionFailed | None:
     return None
 
 
+def _raised_by_the_database(exc: BaseException) -> bool:
+    """Whether ``exc`` came up through the database driver (asyncpg, SQLAlchemy)."""
+    frame = exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_globals.get("__name__", "").startswith(("asyncpg", "sqlalchemy")):
+            return True
+        frame = frame.tb_next
+    return False
+
+
 def _database_lost(exc: BaseException) -> bool:
     # A tool that could not be run again, or a read of the definition (prepare, a validator)
     # that failed with PostgreSQL; tools called in parallel report it inside a group.
@@ -99,8 +109,11 @@ def _database_lost(exc: BaseException) -> bool:
         return True
     if is_database_outage(exc):
         # A bare TimeoutError is the run's own time limit, or a tool's, more often than a
-        # connection to PostgreSQL timing out: not taken for one.
-        return type(exc) is not TimeoutError
+        # connection to PostgreSQL timing out: not taken for one. Nor is a socket error
+        # raised elsewhere than in the database driver: a model provider down, say.
+        if type(exc) is TimeoutError:
+            return False
+        return not isinstance(exc, OSError) or _raised_by_the_database(exc)
     if isinstance(exc, BaseExceptionGroup):
         return any(_database_lost(inner) for inner in exc.exceptions)
     return False
