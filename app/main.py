@@ -45,6 +45,7 @@ from app.executions.router import router as executions_router
 from app.protocols.a2a.endpoint import a2a_mount
 from app.protocols.mcp.endpoint import PATH as MCP_PATH
 from app.protocols.mcp.endpoint import McpEndpoint, run_mcp
+from app.schedules.router import router as schedules_router
 from app.webhooks.router import router as webhooks_router
 from app.webhooks.stored_secrets import refuse_to_start_without_keys
 
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Idempotent-Replayed", "Retry-After"],
         )
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         definitions_router,
         executions_router,
         batches_router,
+        schedules_router,
         retry_router,
         events_router,
         webhooks_router,

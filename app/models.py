@@ -9,12 +9,14 @@ from app.core.db import Base
 from app.events.models import ExecutionEvent
 from app.executions.models import AgenticExecution
 from app.journal.models import ExecutionStep
+from app.schedules.models import AgenticExecutionSchedule, ScheduleTick
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Agent",
     "AgenticExecution",
     "AgenticExecutionBatch",
+    "AgenticExecutionSchedule",
     "ApiToken",
     "Base",
     "Conversation",
@@ -25,6 +27,7 @@ __all__ = [
     "ExecutionStep",
     "Message",
     "Product",
+    "ScheduleTick",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

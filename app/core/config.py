@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     # (JSON, or the multipart form with its JSONL file); past either, a 413 naming the limit.
     max_batch_items: int = Field(default=10_000, ge=1)
     max_batch_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Schedules (app/schedules): how many one user may have; how often each worker looks for
+    # due ticks (a tick runs at most this late).
+    max_schedules_per_user: int = Field(default=100, ge=1)
+    schedule_poll_seconds: float = Field(default=5.0, gt=0)
     # Levels of arrays and objects in an `input` or a product's `properties`.
     max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
     # In a list page, an execution's `input` or `result` whose JSON is larger than this is

@@ -56,10 +56,17 @@ class ExecutionFilters:
     status: ExecutionStatus | None = None
     dataset_id: int | None = None
     batch_id: int | None = None
+    schedule_id: int | None = None
 
 
 def visible_ids(
-    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool = False
+    *,
+    admin: bool,
+    agent: bool,
+    status: bool,
+    dataset: bool,
+    batch: bool = False,
+    schedule: bool = False,
 ) -> Select[Any]:
     """The ids a user may see, filtered; the values are bound parameters of the same names."""
     query = select(_executions.c.id)
@@ -75,6 +82,9 @@ def visible_ids(
     if batch:
         # A batch's items (at most max_batch_items) from its index, then sorted.
         query = query.where(_executions.c.batch_id == bindparam("batch_id", type_=Integer))
+    if schedule:
+        # A schedule's executions, newest first from their index.
+        query = query.where(_executions.c.schedule_id == bindparam("schedule_id", type_=Integer))
     return query
 
 
@@ -87,6 +97,7 @@ def _shape(user: User, filters: ExecutionFilters) -> dict[str, bool]:
         "status": filters.status is not None,
         "dataset": filters.dataset_id is not None,
         "batch": filters.batch_id is not None,
+        "schedule": filters.schedule_id is not None,
     }
 
 
@@ -102,6 +113,8 @@ def _values(user: User, filters: ExecutionFilters) -> dict[str, Any]:
         values["dataset_id"] = filters.dataset_id
     if filters.batch_id is not None:
         values["batch_id"] = filters.batch_id
+    if filters.schedule_id is not None:
+        values["schedule_id"] = filters.schedule_id
     return values
 
 
@@ -148,14 +161,22 @@ def _bounded_fields() -> tuple[LateralFromClause, list[ColumnElement[Any]]]:
 
 
 def page_query(
-    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool = False
+    *,
+    admin: bool,
+    agent: bool,
+    status: bool,
+    dataset: bool,
+    batch: bool = False,
+    schedule: bool = False,
 ) -> Select[Any]:
     """A page of visible executions, newest first, with their files and a capped count.
 
     Parameters: the filters' (see visible_ids), ``offset``, ``limit``, ``count_limit`` and
     ``max_field_bytes`` (see _bounded_fields).
     """
-    visible = visible_ids(admin=admin, agent=agent, status=status, dataset=dataset, batch=batch)
+    visible = visible_ids(
+        admin=admin, agent=agent, status=status, dataset=dataset, batch=batch, schedule=schedule
+    )
     capped = visible.limit(bindparam("count_limit", type_=Integer)).subquery()
     count = select(func.count()).select_from(capped).scalar_subquery().label("capped_count")
     page_ids = (
@@ -175,10 +196,12 @@ def page_query(
 
 @functools.cache
 def _page_statement(
-    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool
+    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool, schedule: bool
 ) -> Select[Any]:
     # Built once a shape: SQLAlchemy's compiled cache then finds it by identity.
-    return page_query(admin=admin, agent=agent, status=status, dataset=dataset, batch=batch)
+    return page_query(
+        admin=admin, agent=agent, status=status, dataset=dataset, batch=batch, schedule=schedule
+    )
 
 
 @dataclass(frozen=True)
@@ -252,10 +275,17 @@ class _Explain(Executable, ClauseElement):
 
 @functools.cache
 def _explain_statement(
-    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool
+    *, admin: bool, agent: bool, status: bool, dataset: bool, batch: bool, schedule: bool
 ) -> _Explain:
     return _Explain(
-        visible_ids(admin=admin, agent=agent, status=status, dataset=dataset, batch=batch)
+        visible_ids(
+            admin=admin,
+            agent=agent,
+            status=status,
+            dataset=dataset,
+            batch=batch,
+            schedule=schedule,
+        )
     )
 
 

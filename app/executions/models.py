@@ -156,6 +156,14 @@ class AgenticExecution(Base):
             "status",
             postgresql_where=text("batch_id IS NOT NULL"),
         ),
+        # A schedule's executions, newest first (the list filtered by schedule).
+        Index(
+            "ix_agentic_executions_schedule_started",
+            "schedule_id",
+            "started_at",
+            "id",
+            postgresql_where=text("schedule_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -218,6 +226,10 @@ class AgenticExecution(Base):
         ForeignKey("agentic_execution_batches.id", ondelete="CASCADE")
     )
     batch_item: Mapped[int | None]
+    # Set on an execution a schedule started (app/schedules); NULL again once it is deleted.
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agentic_execution_schedules.id", ondelete="SET NULL")
+    )
     # The W3C traceparent of the start request's span (00-<trace id>-<span id>-<flags>), set
     # only when tracing is on (app/core/tracing.py): the worker's run span is its child, however
     # the job reaches the queue (the API, or the reconciler from this row).

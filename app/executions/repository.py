@@ -60,6 +60,7 @@ SHOWN_COLUMNS = (
     _executions.c.retry_of_id,
     _executions.c.resume_from_id,
     _executions.c.batch_id,
+    _executions.c.schedule_id,
     _executions.c.traceparent,
 )
 
@@ -210,6 +211,7 @@ _NEW_EXECUTION = {
     "resume_from_id": bindparam("resume_from_id", type_=Integer),
     "priority": bindparam("priority", type_=_executions.c.priority.type),
     "traceparent": bindparam("traceparent"),
+    "schedule_id": bindparam("schedule_id", type_=Integer),
 }
 # Released to the workers at insert (app/executions/dispatch.py): when nothing waits for the
 # dispatcher, or always with fair share off (first in, first out).
@@ -354,7 +356,7 @@ async def insert_execution(
 ) -> Inserted:
     """A new pending execution (``values``: agent_id, user_id, dataset_id, execution_key,
     input, idempotency_key, request_sha256, definition_version, limits, retry_of_id,
-    resume_from_id, priority, traceparent) in ``conversation_id``, or in a new locked
+    resume_from_id, priority, traceparent, schedule_id) in ``conversation_id``, or in a new locked
     conversation inserted by the same statement. Released at once unless executions wait for
     the dispatcher (or always, ``fair_share`` off)."""
     in_conversation, with_conversation = _INSERTS[fair_share]

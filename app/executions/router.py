@@ -202,12 +202,21 @@ async def list_executions(
     batch_id: Annotated[
         RowId | None, EMPTY_IS_NONE, Query(description="Only the items of this batch.")
     ] = None,
+    schedule_id: Annotated[
+        RowId | None,
+        EMPTY_IS_NONE,
+        Query(description="Only the executions this schedule started."),
+    ] = None,
     page: Annotated[
         str | None, Query(description="Page number, from 1, or `last`.", examples=["1"])
     ] = None,
 ) -> ExecutionPage:
     filters = listing.ExecutionFilters(
-        agent_id=agent_id, status=status, dataset_id=dataset_id, batch_id=batch_id
+        agent_id=agent_id,
+        status=status,
+        dataset_id=dataset_id,
+        batch_id=batch_id,
+        schedule_id=schedule_id,
     )
     size = settings.page_size
     if page == "last":

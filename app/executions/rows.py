@@ -41,6 +41,7 @@ class ExecutionRow:
     retry_of_id: int | None
     resume_from_id: int | None
     batch_id: int | None
+    schedule_id: int | None
     # The start request's W3C trace context, when tracing was on (app/core/tracing.py).
     traceparent: str | None
     # Each {"id", "filename", "storage_key", "content_type"}, in upload order.
@@ -74,6 +75,7 @@ class ExecutionRow:
             retry_of_id=row["retry_of_id"],
             resume_from_id=row["resume_from_id"],
             batch_id=row["batch_id"],
+            schedule_id=row["schedule_id"],
             traceparent=row["traceparent"],
             files=row["files"],
             retried_by=row["retried_by"],

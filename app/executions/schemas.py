@@ -114,6 +114,12 @@ class ExecutionOut(BaseModel):
         description="The batch this execution is an item of (null: started alone).",
         examples=[None],
     )
+    schedule_id: int | None = Field(
+        default=None,
+        description="The schedule that started this execution at one of its ticks (null: "
+        "none, or the schedule was deleted).",
+        examples=[None],
+    )
     trace_id: str | None = Field(
         default=None,
         description="The OpenTelemetry trace id of the request that started it (32 hex "
@@ -157,5 +163,6 @@ def execution_out(execution: ExecutionRow, root_path: str) -> ExecutionOut:
         resume_from=execution.resume_from_id,
         retried_by=execution.retried_by,
         batch_id=execution.batch_id,
+        schedule_id=execution.schedule_id,
         trace_id=trace_id_of(execution.traceparent),
     )

@@ -23,7 +23,8 @@ every item before it stores any):
 A door that stores many starts at once (a batch) validates each with ``validate_start`` (the
 same field errors), then builds its rows with ``start_store.execution_values`` and
 ``start_store.request_digest`` and enqueues each after commit; a door that starts on a
-user's behalf later (a schedule) keeps the command's values and calls ``start_execution``.
+user's behalf later (a schedule) keeps the command's values and calls ``start_execution``;
+should it be refused, ``store_refused_start`` records a failed execution that says why.
 """
 
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ from app.executions.start_request import (
     input_too_large,
     read_uploads,
 )
-from app.executions.start_store import store_start
+from app.executions.start_store import store_refused_start, store_start
 
 __all__ = [
     "Origin",
@@ -63,6 +64,7 @@ __all__ = [
     "definition_of",
     "read_files",
     "start_execution",
+    "store_refused_start",
     "store_start",
     "validate_start",
 ]
@@ -142,6 +144,7 @@ def validate_start(command: StartExecution, settings: Settings) -> ValidStart:
         idempotency_key=command.idempotency_key,
         retry=command.retry,
         files=command.files,
+        schedule_id=command.schedule_id,
     )
 
 

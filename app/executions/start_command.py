@@ -48,6 +48,8 @@ class StartExecution:
     idempotency_key: str | None = None
     # A retry's link to the execution it retries (app.executions.retry).
     retry: Retry | None = None
+    # The schedule whose tick this start is (app.schedules), stored on the execution.
+    schedule_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ValidStart:
     idempotency_key: str | None
     retry: Retry | None
     files: Sequence[UploadFile]
+    schedule_id: int | None = None
 
     @property
     def execution_key(self) -> str:

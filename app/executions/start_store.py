@@ -15,11 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
+from app.budgets.limits import parse_limits
 from app.conversations.storage import Upload, remove_stored, write_upload
 from app.core.config import Settings
 from app.core.database_errors import is_unique_violation
 from app.core.db import after_commit, on_rollback, utcnow
-from app.core.errors import Conflict, Unavailable
+from app.core.errors import Conflict, Invalid, Unavailable
 from app.core.tracing import current_traceparent
 from app.executions import repository
 from app.executions.dispatch import hand_to_workers, wake_workers_safely
@@ -28,8 +29,9 @@ from app.executions.queue import queue_reachable
 from app.executions.quotas import check_quotas
 from app.executions.repository import StoredUpload
 from app.executions.rows import ExecutionRow
-from app.executions.start_command import Started, ValidStart
+from app.executions.start_command import Started, StartExecution, ValidStart
 from app.executions.start_request import CopyFiles
+from app.executions.transitions import mark_failed
 
 # A repeat of a request with the same Idempotency-Key within this window answers the first
 # execution; after it the key is free again.
@@ -98,6 +100,7 @@ def execution_values(valid: ValidStart, digest: str) -> dict[str, Any]:
         "priority": ExecutionPriority.INTERACTIVE,
         # The start request's span (tracing on): the worker's run joins its trace.
         "traceparent": current_traceparent(),
+        "schedule_id": valid.schedule_id,
     }
 
 
@@ -196,6 +199,7 @@ def _new_execution_row(
         retry_of_id=values["retry_of_id"],
         resume_from_id=values["resume_from_id"],
         batch_id=None,
+        schedule_id=values["schedule_id"],
         traceparent=values["traceparent"],
         files=[],
         retried_by=[],
@@ -211,6 +215,45 @@ def request_digest(valid: ValidStart, uploads: Sequence[Upload] = ()) -> str:
         asked["retry_of"] = valid.retry.of.id
         asked["resume"] = valid.retry.resume
     return request_sha256(valid.agent, valid.execution_key, valid.input, uploads, asked)
+
+
+async def store_refused_start(
+    session: AsyncSession, command: StartExecution, code: str, explanation: str
+) -> ExecutionRow:
+    """A start that was refused, recorded as an execution failed with ``code`` and
+    ``explanation``: for a door that starts on a user's behalf while nobody waits for the
+    answer (a schedule's tick), where a refusal must not vanish. Its input and limits are
+    stored as the command has them (limits only if they are still valid); nothing is
+    enqueued."""
+    agent = command.agent
+    try:
+        limits = parse_limits(command.limits)
+    except Invalid:
+        limits = None
+    values = {
+        "limits": None if limits is None else limits.stored(),
+        "retry_of_id": None,
+        "resume_from_id": None,
+        "definition_version": None,
+        "agent_id": agent.id,
+        "user_id": command.user.id,
+        "dataset_id": agent.dataset_id,
+        "execution_key": str(command.execution_key),
+        "input": command.raw_input if isinstance(command.raw_input, dict) else {},
+        "idempotency_key": None,
+        "request_sha256": None,
+        "priority": ExecutionPriority.INTERACTIVE,
+        "traceparent": current_traceparent(),
+        "schedule_id": command.schedule_id,
+    }
+    # Inserted as released (no dispatcher's turn to wait for), then failed at once.
+    inserted = await repository.insert_execution(
+        session, conversation_id=None, values=values, now=utcnow(), fair_share=False
+    )
+    await mark_failed(session, inserted.id, code, explanation)
+    found = await repository.get_execution(session, inserted.id)
+    assert found is not None
+    return found
 
 
 async def check_queue(queue: ArqRedis, settings: Settings) -> None:

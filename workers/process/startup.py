@@ -46,6 +46,7 @@ from app.definitions.registry import all_definitions
 from app.executions.queue import RUN_EXECUTION_JOB, redis_settings
 from app.webhooks.stored_secrets import refuse_to_start_without_keys
 from workers.background.reconciler import keep_reconciling
+from workers.background.schedule_ticks import keep_ticking_schedules
 from workers.background.webhook_delivery import keep_delivering_webhooks
 from workers.process.execution_worker import ExecutionWorker
 from workers.run.agent_builder import AgentCache
@@ -156,6 +157,8 @@ async def startup(ctx: dict[str, Any]) -> None:
         state.background.append(asyncio.create_task(reconciling, name="reconciler"))
         webhooks = keep_delivering_webhooks(state.sessionmaker, settings)
         state.background.append(asyncio.create_task(webhooks, name="webhooks"))
+        ticking = keep_ticking_schedules(state.sessionmaker, queue, settings)
+        state.background.append(asyncio.create_task(ticking, name="schedules"))
     settle_after_startup()
     keep_large_buffers_returnable()
 
