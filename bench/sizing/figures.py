@@ -22,6 +22,7 @@ SCENARIOS = (
     "submit",
     "protocols",
     "batches",
+    "schedules",
     "journal",
     "list",
     "fairness",
