@@ -29,7 +29,8 @@ from app.agents.service import get_visible_agent
 from app.auth.models import User
 from app.core.config import Settings
 from app.core.db import owned_session
-from app.core.errors import DomainError, Invalid, NotFound, PayloadTooLarge, RateLimited
+from app.core.errors import DomainError, Invalid, NotFound, PayloadTooLarge
+from app.executions.quotas import QuotaExceeded
 from app.executions.rows import ExecutionRow
 from app.executions.start import (
     Origin,
@@ -93,7 +94,7 @@ def refusal(exc: DomainError) -> tuple[str, str]:
             f"type may have changed since the schedule was made): {said}. Change the "
             "schedule's input (PATCH) to match."
         )
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, QuotaExceeded):
         return QUOTA_EXCEEDED, f"The schedule's owner is over a daily quota: {said}"
     return START_REFUSED, f"The start was refused ({exc.status_code}): {said}"
 
