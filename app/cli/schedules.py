@@ -9,7 +9,8 @@ from typing import Any
 
 from app.cli.remote import RemoteError, _checked, _client, _connection_options
 
-ROW = "{:>5}  {:>5}  {:<20}  {:<15}  {:<16}  {:<7}  {:<20}  {}"
+# Widths are the least a column takes: a longer cron expression or time zone is shown whole.
+ROW = "{:>5}  {:>5}  {:<20}  {:<15}  {:<16}  {:<7}  {:<18}  {}"
 
 
 def _json_object(option: str, text: str) -> dict[str, Any]:
@@ -73,8 +74,8 @@ def list_schedules(args: argparse.Namespace) -> None:
                 s["id"],
                 s["agent"],
                 s["execution_key"][:20],
-                s["cron"][:15],
-                s["timezone"][:16],
+                s["cron"],
+                s["timezone"],
                 "yes" if s["enabled"] else "no",
                 _short(s["next_run_at"]),
                 _short(s["last_run_at"]),

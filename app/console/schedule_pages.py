@@ -113,7 +113,9 @@ def _form_page(
             "timing_errors": timing_errors or {},
             "errors": errors or [],
             # The API's descriptions, without their Markdown.
-            "cron_help": CRON_DESCRIPTION.replace("`", ""),
+            "cron_help": CRON_DESCRIPTION.replace("`timezone`", "the time zone below").replace(
+                "`", ""
+            ),
             "timezone_help": TIMEZONE_DESCRIPTION.replace("`", ""),
         },
         status_code,
@@ -145,7 +147,7 @@ def _end_at(text: str, timezone: str) -> datetime | None:
         return None
 
 
-def posted_schedule(key: str, posted: PostedInput, form: FormData) -> ScheduleIn:
+def _posted_schedule(key: str, posted: PostedInput, form: FormData) -> ScheduleIn:
     """The schedule the form describes, as the API's body would; Invalid naming the fields
     that cannot even be read (bad JSON in an input field, an end that is no date)."""
     if posted.errors:
@@ -164,7 +166,7 @@ def posted_schedule(key: str, posted: PostedInput, form: FormData) -> ScheduleIn
         raise Invalid(field_errors(exc.errors())) from None
 
 
-def schedule_messages(body: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], list[str]]:
+def _messages(body: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """An error body as the form shows it: by input field, by timing field, the rest."""
     timing = {
         name: "; ".join(map(str, message)) if isinstance(message, list) else str(message)
@@ -191,10 +193,10 @@ async def create(
     definition = execution_definition(agent, key)
     posted = posted_input(input_fields(definition.input_schema()), form)
     try:
-        new = posted_schedule(key, posted, form)
+        new = _posted_schedule(key, posted, form)
         schedule = await service.create_schedule(session, settings, user, agent, new)
     except (Invalid, PayloadTooLarge, Conflict) as error:
-        by_field, timing, general = schedule_messages(error.body)
+        by_field, timing, general = _messages(error.body)
         return _form_page(
             request,
             user,

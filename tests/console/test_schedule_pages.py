@@ -5,6 +5,7 @@ another user's schedule a 404 page."""
 import re
 from datetime import UTC, datetime
 
+import pytest
 from arq.connections import ArqRedis
 from httpx import AsyncClient, Response
 from sqlalchemy import update
@@ -19,9 +20,9 @@ from tests.factories import Account, Factory
 
 
 def field_error(page: Response, field: str) -> str:
-    """The message shown under a field of the form."""
+    """The message shown under a field of the form: ``when-cron``, ``field-instructions``."""
     found = re.search(
-        rf'<p class="field-error" id="field-{re.escape(field)}-error">([^<]*)</p>', page.text
+        rf'<p class="field-error" id="{re.escape(field)}-error">([^<]*)</p>', page.text
     )
     assert found, page.text
     return found.group(1)
@@ -139,21 +140,40 @@ async def test_bad_cron_time_zone_end_and_input_are_shown_on_their_fields(
     forged = await client.post(url, data=good | {"csrf_token": "forged"})
 
     assert bad_cron.status_code == 400
-    assert "Expected five fields" in field_error(bad_cron, "cron")
+    assert "Expected five fields" in field_error(bad_cron, "when-cron")
     # What was typed stays in the form.
     assert 'value="every day at two"' in bad_cron.text
     assert "Name a colour." in bad_cron.text
     assert bad_zone.status_code == 400
-    assert "Unknown time zone" in field_error(bad_zone, "timezone")
+    assert "Unknown time zone" in field_error(bad_zone, "when-timezone")
     assert bad_end.status_code == 400
-    assert "Expected a date and time" in field_error(bad_end, "end_at")
+    assert "Expected a date and time" in field_error(bad_end, "when-end_at")
     assert bad_json.status_code == 400
-    assert "Invalid JSON" in field_error(bad_json, "output_schema")
+    assert "Invalid JSON" in field_error(bad_json, "field-output_schema")
     assert bad_input.status_code == 400
-    assert field_error(bad_input, "instructions")
+    assert field_error(bad_input, "field-instructions")
     assert forged.status_code == 403
     listed = await client.get("/api/agentic-execution-schedules/", headers=alice.headers)
     assert listed.json()["count"] == 0
+
+
+async def test_past_the_most_schedules_the_form_says_so(
+    client: AsyncClient, factory: Factory, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "max_schedules_per_user", 1)
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice))
+    await sign_in(client, alice)
+    url = f"/ui/agents/{agent.id}/schedule/catalog-enrichment/"
+    data = {"csrf_token": csrf_of(await client.get(url)), "input.skus": "A-1", "cron": "@daily"}
+
+    first = await client.post(url, data=data)
+    second = await client.post(url, data=data)
+
+    assert first.status_code == 303
+    assert second.status_code == 409
+    assert "AGENTRUN_MAX_SCHEDULES_PER_USER=1" in second.text
+    assert 'name="input.skus"' in second.text
 
 
 async def test_another_users_schedule_is_not_found_and_an_admin_sees_every_one(
@@ -235,3 +255,18 @@ async def test_a_schedules_page_shows_its_ticks_and_links_its_executions(
         executions.text
     )
     assert f'/ui/schedules/{schedule_id}/">#{schedule_id}</a>' in execution.text
+
+    # Paused by the service: the list and the page say why.
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(AgenticExecutionSchedule)
+            .where(AgenticExecutionSchedule.id == schedule_id)
+            .values(enabled=False, next_run_at=None, paused_reason="agent_not_visible")
+        )
+    listed = await client.get("/ui/schedules/")
+    paused = await client.get(f"/ui/schedules/{schedule_id}/")
+
+    assert ">paused</span>" in listed.text
+    assert "its owner may no longer use the agent" in listed.text
+    assert "its owner may no longer use the agent" in paused.text
+    assert "Resume" in paused.text
