@@ -40,6 +40,7 @@ from bench.scenarios import (
     overhead,
     protocols,
     pydantic_ai,
+    schedules,
     streams,
     submit,
 )
@@ -59,6 +60,7 @@ SCENARIOS: dict[str, Callable[[BenchRun], Awaitable[Result]]] = {
     "submit": submit.run,
     "protocols": protocols.run,
     "batches": batches.run,
+    "schedules": schedules.run,
     "journal": journal.run,
     "list": listing.run,
     "fairness": fairness.run,

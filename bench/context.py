@@ -44,6 +44,7 @@ class Sizes:
     pydantic_ai_executions: int = 200
     fleet_workers: tuple[int, ...] = (1, 2, 4, 8)
     batch_items: int = 10_000
+    schedules: int = 1000
 
 
 FULL = Sizes()
@@ -61,6 +62,7 @@ QUICK = Sizes(
     fleet_slots=40,
     pydantic_ai_executions=60,
     fleet_workers=(1, 2, 4),
+    schedules=200,
 )
 
 

@@ -256,9 +256,9 @@ class Stack:
             "floor-api", "bench.floor_app:app", env=self.bare_env(queue_name), ready_path="/healthz"
         )
 
-    async def start_worker(self) -> Process:
+    async def start_worker(self, **extra: str) -> Process:
         """A worker process, returned once it polls the queue (its health-check key is set)."""
-        process = self.start("worker", [str(BIN / "agentrun"), "worker"], env=self.env())
+        process = self.start("worker", [str(BIN / "agentrun"), "worker"], env=self.env(**extra))
         redis: Redis = Redis.from_url(REDIS_URL)
         key = f"{self.queue_name}:health-check"
         deadline = time.monotonic() + START_TIMEOUT_SECONDS

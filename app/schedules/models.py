@@ -47,7 +47,8 @@ class AgenticExecutionSchedule(Base):
     enabled: Mapped[bool]
     end_at: Mapped[datetime | None]
     next_run_at: Mapped[datetime | None]
-    # Why the service paused it (enabled set false): "owner_disabled", "agent_not_visible".
+    # Why the service paused it (enabled set false): "owner_disabled", "agent_not_visible",
+    # "tick_error".
     paused_reason: Mapped[str | None] = mapped_column(String(32))
     last_run_at: Mapped[datetime | None]
     # The execution its last tick started (no foreign key: the execution may be deleted).

@@ -85,7 +85,8 @@ class ScheduleOut(BaseModel):
     last_execution_id: int | None = Field(description="The execution the last tick started.")
     paused_reason: str | None = Field(
         description="Set when the service paused it: `owner_disabled` (its owner's account "
-        "was disabled) or `agent_not_visible` (its owner may no longer use the agent); "
+        "was disabled), `agent_not_visible` (its owner may no longer use the agent) or "
+        "`tick_error` (starting a tick failed unexpectedly; its tick says more); "
         'cleared by `{"enabled": true}`.'
     )
     created_at: Timestamp

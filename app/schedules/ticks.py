@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.agents.service import get_visible_agent
 from app.auth.models import User
 from app.core.config import Settings
+from app.core.database_errors import is_database_outage
 from app.core.db import owned_session
 from app.core.errors import DomainError, Invalid, NotFound, PayloadTooLarge
 from app.executions.quotas import QuotaExceeded
@@ -54,6 +55,7 @@ SKIPPED = "skipped"
 
 OWNER_DISABLED = "owner_disabled"
 AGENT_NOT_VISIBLE = "agent_not_visible"
+TICK_ERROR = "tick_error"
 
 _tick_table = cast(Table, ScheduleTick.__table__)
 _DUE = (
@@ -158,17 +160,43 @@ async def _start(
     return STARTED, started.execution, None
 
 
+class TickFailed(Exception):
+    """A tick raised what no rule answers (a plugin's bug, a cron expression the library no
+    longer reads): its schedule is set aside, so that it cannot hold up the ones due after it."""
+
+    def __init__(self, schedule_id: int, due: datetime) -> None:
+        super().__init__(f"schedule {schedule_id}: tick {due.isoformat()} failed")
+        self.schedule_id = schedule_id
+        self.due = due
+
+
 async def run_one_due_tick(
     session: AsyncSession, queue: ArqRedis, settings: Settings
 ) -> TickRun | None:
-    """The earliest due tick no other worker holds, run; None when nothing is due."""
+    """The earliest due tick no other worker holds, run; None when nothing is due. Raises
+    TickFailed for an error that is not the database's."""
     found = (await session.execute(_DUE)).first()
     if found is None:
         return None
     schedule: AgenticExecutionSchedule = found[0]
-    now: datetime = found.now
     due = schedule.next_run_at
     assert due is not None
+    try:
+        return await _run_tick(session, queue, settings, schedule, due, found.now)
+    except Exception as exc:
+        if is_database_outage(exc):
+            raise
+        raise TickFailed(schedule.id, due) from exc
+
+
+async def _run_tick(
+    session: AsyncSession,
+    queue: ArqRedis,
+    settings: Settings,
+    schedule: AgenticExecutionSchedule,
+    due: datetime,
+    now: datetime,
+) -> TickRun:
     plan = plan_due_tick(Timing.of(schedule.cron, schedule.timezone), due, now, schedule.end_at)
     schedule.next_run_at = plan.next_run_at
     if plan.skipped_from is not None:
@@ -197,6 +225,26 @@ async def run_one_due_tick(
     return TickRun(schedule.id, plan.run_at, outcome, execution_id)
 
 
+async def set_aside(session: AsyncSession, failed: TickFailed) -> TickRun:
+    """Pause the schedule of a tick that failed (``paused_reason`` ``tick_error``), recording
+    the tick as skipped, unless the schedule moved on meanwhile."""
+    paused = await session.execute(
+        update(AgenticExecutionSchedule)
+        .where(
+            AgenticExecutionSchedule.id == failed.schedule_id,
+            AgenticExecutionSchedule.next_run_at == failed.due,
+        )
+        .values(enabled=False, next_run_at=None, paused_reason=TICK_ERROR)
+    )
+    if paused.rowcount:  # type: ignore[attr-defined]
+        detail = (
+            f"Paused: starting the tick failed ({type(failed.__cause__).__name__}); the "
+            "operators' worker log has the details. Resume it once the cause is mended."
+        )
+        await _claim(session, failed.schedule_id, failed.due, SKIPPED, detail)
+    return TickRun(failed.schedule_id, failed.due, SKIPPED)
+
+
 async def run_due_ticks(
     sessionmaker: async_sessionmaker[AsyncSession],
     queue: ArqRedis,
@@ -207,8 +255,13 @@ async def run_due_ticks(
     """Every tick due now (up to ``most``), each in a transaction of its own."""
     ran: list[TickRun] = []
     while len(ran) < most:
-        async with owned_session(sessionmaker) as session:
-            run = await run_one_due_tick(session, queue, settings)
+        try:
+            async with owned_session(sessionmaker) as session:
+                run = await run_one_due_tick(session, queue, settings)
+        except TickFailed as failed:
+            logger.exception("%s; the schedule is paused", failed)
+            async with owned_session(sessionmaker) as session:
+                run = await set_aside(session, failed)
         if run is None:
             break
         ran.append(run)

@@ -40,7 +40,7 @@ async def test_start_answers_202_with_the_contracts_fields_and_queues_the_job(
         "id", "agent", "execution_key", "conversation", "status", "input", "result",
         "failure_code", "failure_explanation", "celery_task_id", "started_at", "finished_at",
         "duration_seconds", "files", "definition_version", "usage", "limits", "retry_of",
-        "resume_from", "retried_by", "batch_id", "trace_id",
+        "resume_from", "retried_by", "batch_id", "schedule_id", "trace_id",
     ]  # fmt: skip
     assert body["agent"] == agent.id
     assert body["execution_key"] == "catalog-enrichment"

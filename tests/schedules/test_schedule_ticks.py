@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from arq.connections import ArqRedis
 from httpx import AsyncClient
 from sqlalchemy import select, update
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.executions.queue import job_id_for
+from app.schedules import ticks
 from app.schedules.models import AgenticExecutionSchedule
 from app.schedules.ticks import run_due_ticks
 from tests.factories import Account, Factory
@@ -310,3 +312,48 @@ async def test_deleting_a_schedule_keeps_its_executions(
     assert deleted.status_code == 204
     kept = await client.get(f"/api/agentic-executions/{execution['id']}/", headers=owner.headers)
     assert (kept.status_code, kept.json()["schedule_id"]) == (200, None)
+
+
+async def test_a_tick_that_raises_pauses_its_schedule_and_the_others_still_tick(
+    client: AsyncClient,
+    factory: Factory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    owner, agent_id = await owner_and_agent(factory)
+    broken = await create(client, owner, agent_id, cron="* * * * *")
+    healthy = await create(client, owner, agent_id, cron="* * * * *")
+    tick = this_minute()
+    # The broken one is due first, so that it would hold up every pass.
+    await make_due(sessionmaker, broken["id"], tick - timedelta(seconds=30))
+    await make_due(sessionmaker, healthy["id"], tick)
+    real_start = ticks.start_execution
+
+    async def start_or_fail(*args: Any, **kwargs: Any) -> Any:
+        command = args[3]
+        if command.schedule_id == broken["id"]:
+            raise RuntimeError("an execution type's bug")
+        return await real_start(*args, **kwargs)
+
+    monkeypatch.setattr(ticks, "start_execution", start_or_fail)
+
+    ran = await run_due_ticks(sessionmaker, queue, settings)
+
+    assert [(run.schedule_id, run.outcome) for run in ran] == [
+        (broken["id"], "skipped"), (healthy["id"], "started"),
+    ]  # fmt: skip
+    paused = (
+        await client.get(f"/api/agentic-execution-schedules/{broken['id']}/", headers=owner.headers)
+    ).json()
+    assert (paused["enabled"], paused["paused_reason"], paused["next_run_at"]) == (
+        False,
+        "tick_error",
+        None,
+    )
+    [tick_row] = await ticks_of(client, owner, broken["id"])
+    assert tick_row["outcome"] == "skipped"
+    assert "RuntimeError" in tick_row["detail"]
+    assert await executions_of(client, owner, broken["id"]) == []
+    assert len(await executions_of(client, owner, healthy["id"])) == 1
