@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
+from app.access.router import router as access_router
 from app.agents.definitions_router import router as definitions_router
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agents_router,
         catalog_router,
         auth_router,
+        access_router,
         quota_router,
     ):
         app.include_router(router, prefix="/api")

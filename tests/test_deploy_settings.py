@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from app.core.config import Settings
-from app.core.metrics import QUEUE_DEPTH
+from app.core.metrics import EXECUTIONS_PENDING
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,11 +48,28 @@ def test_compose_trusts_no_forwarding_proxy() -> None:
     assert _trusted_proxies(environment) == ["127.0.0.1", "::1"]
 
 
-def test_the_workers_scale_on_the_queue_depth_the_api_serves() -> None:
-    [_deployment, autoscaler] = _load("deploy/worker.yaml")
+def _adapter_rules() -> list[dict[str, Any]]:
+    """The prometheus-adapter rules deploy/README.md tells the operator to install."""
+    readme = (ROOT / "deploy/README.md").read_text()
+    section = readme[readme.index("## Workers on the backlog") :]
+    block = section[section.index("```yaml") + len("```yaml") : section.index("```\n")]
+    rules: list[dict[str, Any]] = yaml.safe_load(block)["rules"]["external"]
+    return rules
 
-    [queue_metric] = [m for m in autoscaler["spec"]["metrics"] if m["type"] == "External"]
-    assert queue_metric["external"]["metric"]["name"] == QUEUE_DEPTH._name
+
+def test_the_workers_scale_on_the_pending_executions_the_api_serves() -> None:
+    # With fair share the backlog waits in PostgreSQL: the queue's depth stays near 0.
+    [_deployment, autoscaler] = _load("deploy/worker.yaml")
+    [rule] = _adapter_rules()
+
+    [backlog] = [m for m in autoscaler["spec"]["metrics"] if m["type"] == "External"]
+    assert backlog["external"]["metric"]["name"] == EXECUTIONS_PENDING._name
+    assert rule["seriesQuery"] == EXECUTIONS_PENDING._name
+    assert rule["name"]["as"] == EXECUTIONS_PENDING._name
+    # Each API pod reports the whole count: the max over the pods, summed over the gauge's
+    # labels (all of them: the HPA reads one number).
+    assert EXECUTIONS_PENDING._labelnames == ("priority",)
+    assert rule["metricsQuery"] == "sum(max by (priority) (<<.Series>>{<<.LabelMatchers>>}))"
 
 
 def test_the_pgbouncer_piece_pools_transactions_the_service_can_run_through() -> None:

@@ -13,15 +13,12 @@ from app.auth.schemas import (
     TokenOut,
     UserCreate,
     UserOut,
-    UserUpdate,
     new_token_out,
     token_out,
     user_out,
 )
-from app.core.dependencies import QueueDep, SessionDep, SettingsDep
+from app.core.dependencies import SessionDep
 from app.core.ids import RowId
-from app.core.query import CancelRunning
-from app.executions.revocation import revoke_user_work
 
 router = APIRouter(tags=["users"])
 
@@ -78,51 +75,6 @@ async def create_user(body: UserCreate, session: SessionDep, _: AdminUser) -> Ne
     user = await service.create_user(session, body.username, is_admin=body.is_admin)
     token = await service.issue_token(session, user, body.token_name)
     return NewUserOut(user=user_out(user), token=new_token_out(token))
-
-
-@router.patch(
-    "/users/{user_id}/",
-    summary="Disable or enable a user",
-    description=(
-        '`{"is_active": false}` disables the user: every request with one of his tokens is '
-        "refused (401, as an invalid token) from now on, in every API process, and his "
-        "executions not started yet end `failed` with code `cancelled`. His running "
-        "executions finish, unless `?cancel_running=true`: then each is cancelled as a single "
-        "cancel does. `true` enables him again, with the same tokens (those not revoked); "
-        "what was cancelled stays cancelled. An admin cannot disable himself. Admins only."
-    ),
-    responses={
-        **ADMIN_ONLY,
-        400: {
-            "description": "Invalid body (fields named), or an admin disabling himself.",
-            "content": {
-                "application/json": {"example": {"is_active": "You cannot disable your own user."}}
-            },
-        },
-        **USER_NOT_FOUND,
-    },
-)
-async def update_user(
-    user_id: int,
-    body: UserUpdate,
-    session: SessionDep,
-    admin: AdminUser,
-    queue: QueueDep,
-    settings: SettingsDep,
-    cancel_running: CancelRunning = False,
-) -> UserOut:
-    user = await service.get_user(session, user_id)
-    await service.set_user_active(session, user, is_active=body.is_active, by=admin)
-    if not body.is_active:
-        await revoke_user_work(
-            session,
-            user,
-            by=admin.username,
-            cancel_running=cancel_running,
-            queue=queue,
-            settings=settings,
-        )
-    return user_out(user)
 
 
 @router.get(

@@ -30,6 +30,7 @@ from app.auth.models import User
 from app.batches.models import AgenticExecutionBatch
 from app.conversations.models import Conversation
 from app.executions.models import AgenticExecution, ExecutionPriority, ExecutionStatus
+from app.executions.rows import KeyedRequest
 
 _batches = cast(Table, AgenticExecutionBatch.__table__)
 _executions = cast(Table, AgenticExecution.__table__)
@@ -106,13 +107,11 @@ _BY_IDEMPOTENCY_KEY = select(_batches.c.id, _batches.c.created_at, _batches.c.re
 
 async def find_by_idempotency_key(
     session: AsyncSession, user_id: int, idempotency_key: str
-) -> Mapping[str, Any] | None:
-    """The id, ``created_at`` and ``request_sha256`` of the batch the key submitted."""
+) -> KeyedRequest | None:
+    """The batch the key submitted, if any."""
     values = {"user_id": user_id, "idempotency_key": idempotency_key}
-    return cast(
-        Mapping[str, Any] | None,
-        (await session.execute(_BY_IDEMPOTENCY_KEY, values)).mappings().first(),
-    )
+    row = (await session.execute(_BY_IDEMPOTENCY_KEY, values)).first()
+    return None if row is None else KeyedRequest(*row)
 
 
 async def release_idempotency_key(session: AsyncSession, batch_id: int) -> None:

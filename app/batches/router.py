@@ -3,7 +3,7 @@ app/batches/service.py; what the document says: app/batches/openapi.py)."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
@@ -65,14 +65,7 @@ async def submit_batch(
     settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
-        Header(
-            alias="Idempotency-Key",
-            json_schema_extra={
-                "minLength": 1,
-                "maxLength": start_request.IDEMPOTENCY_KEY_MAX_LENGTH,
-            },
-            description="A repeat within 24 hours answers the first batch.",
-        ),
+        start_request.idempotency_key_header("A repeat within 24 hours answers the first batch."),
     ] = None,
 ) -> BatchOut:
     agent = caller.agent

@@ -27,7 +27,7 @@ from app.executions.dispatch import wake_workers_safely
 from app.executions.models import AgenticExecution
 from app.executions.queue import abort_execution_job, enqueue_executions
 from app.executions.quotas import check_quotas
-from app.executions.start_store import IDEMPOTENCY_WINDOW, check_queue
+from app.executions.start_store import IdempotencyKeys, check_queue
 
 
 def request_sha256(
@@ -43,22 +43,12 @@ def request_sha256(
     return digest.hexdigest()
 
 
-async def _earlier_batch(
-    session: AsyncSession, user_id: int, idempotency_key: str, digest: str
-) -> BatchRow | None:
-    """The batch a live Idempotency-Key already submitted, or None (an expired key is freed)."""
-    earlier = await repository.find_by_idempotency_key(session, user_id, idempotency_key)
-    if earlier is None:
-        return None
-    if earlier["created_at"] <= utcnow() - IDEMPOTENCY_WINDOW:
-        await repository.release_idempotency_key(session, earlier["id"])
-        return None
-    if earlier["request_sha256"] != digest:
-        raise Conflict(
-            f"Idempotency-Key {idempotency_key!r} was used in the last 24 hours for a different "
-            f"batch ({earlier['id']}); send a new key for a new request."
-        )
-    return await repository.get_batch(session, earlier["id"])
+_BATCH_KEYS = IdempotencyKeys(
+    find=repository.find_by_idempotency_key,
+    release=repository.release_idempotency_key,
+    read=repository.get_batch,
+    named=lambda batch_id: f"batch ({batch_id})",
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +127,7 @@ async def submit_batch(
     stored_limits = None if limits is None else limits.stored()
     digest = request_sha256(agent, definition.key, inputs, stored_limits)
     if idempotency_key is not None:
-        earlier = await _earlier_batch(session, user.id, idempotency_key, digest)
+        earlier = await _BATCH_KEYS.earlier_request(session, user.id, idempotency_key, digest)
         if earlier is not None:
             return Submitted(earlier, repeated=True)
     await check_quotas(session, user, new_executions=len(inputs))
@@ -162,7 +152,7 @@ async def submit_batch(
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise
-            earlier = await _earlier_batch(session, user.id, idempotency_key, digest)
+            earlier = await _BATCH_KEYS.earlier_request(session, user.id, idempotency_key, digest)
             if earlier is None:
                 raise
             return Submitted(earlier, repeated=True)

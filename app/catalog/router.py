@@ -15,12 +15,10 @@ from app.catalog.schemas import (
     parse_products,
     product_out,
 )
-from app.core.dependencies import QueueDep, SessionDep, SettingsDep
+from app.core.dependencies import SessionDep, SettingsDep
 from app.core.errors import Forbidden, error_responses
 from app.core.ids import RowId
 from app.core.json_input import parse_json_body
-from app.core.query import CancelRunning
-from app.executions.revocation import revoke_user_work
 
 router = APIRouter(tags=["datasets"])
 
@@ -84,52 +82,6 @@ async def add_member(
     if not await service.add_member(session, dataset_id, body.user_id):
         response.status_code = status.HTTP_200_OK
     return MemberOut(dataset=dataset_id, user=body.user_id)
-
-
-@router.delete(
-    "/datasets/{dataset_id}/members/{user_id}/",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Remove a member from a dataset",
-    description=(
-        "From the next request on, the user no longer sees the dataset, its products or its "
-        "agents (404), so he can start no execution on them; his executions on the dataset "
-        "not started yet end `failed` with code `cancelled`. Those running finish, unless "
-        "`?cancel_running=true`: then each is cancelled as a single cancel does. The "
-        "executions he started stay his to read. Admins keep seeing every dataset (an "
-        "admin's executions are left alone)."
-    ),
-    responses={
-        **ADMIN_ONLY,
-        404: {
-            "description": "No such dataset or user, or the user is not a member.",
-            "content": {
-                "application/json": {
-                    "example": {"detail": "The user is not a member of this dataset."}
-                }
-            },
-        },
-    },
-)
-async def remove_member(
-    dataset_id: int,
-    user_id: int,
-    session: SessionDep,
-    admin: AdminUser,
-    queue: QueueDep,
-    settings: SettingsDep,
-    cancel_running: CancelRunning = False,
-) -> Response:
-    user = await service.remove_member(session, dataset_id, user_id)
-    await revoke_user_work(
-        session,
-        user,
-        by=admin.username,
-        dataset_id=dataset_id,
-        cancel_running=cancel_running,
-        queue=queue,
-        settings=settings,
-    )
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(

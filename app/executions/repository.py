@@ -34,7 +34,7 @@ from app.auth.service import Authenticated, authenticate_with
 from app.conversations.models import Conversation, ConversationFile, Message
 from app.executions.dispatch import NOTHING_WAITS
 from app.executions.models import AgenticExecution, ExecutionStatus
-from app.executions.rows import ExecutionRow
+from app.executions.rows import ExecutionRow, KeyedRequest
 
 _executions = cast(Table, AgenticExecution.__table__)
 _files = cast(Table, ConversationFile.__table__)
@@ -249,22 +249,13 @@ _INSERTS = {
 }
 
 
-@dataclass(frozen=True)
-class KeyedStart:
-    """The execution an Idempotency-Key started: when, and the digest of what it asked."""
-
-    id: int
-    started_at: datetime
-    request_sha256: str | None
-
-
 async def find_by_idempotency_key(
     session: AsyncSession, user_id: int, idempotency_key: str
-) -> KeyedStart | None:
-    """The execution the key started, if any."""
+) -> KeyedRequest | None:
+    """The execution the key started (its ``started_at`` as ``created_at``), if any."""
     values = {"user_id": user_id, "idempotency_key": idempotency_key}
     row = (await session.execute(_BY_IDEMPOTENCY_KEY, values)).first()
-    return None if row is None else KeyedStart(*row)
+    return None if row is None else KeyedRequest(*row)
 
 
 async def release_idempotency_key(session: AsyncSession, execution_id: int) -> None:

@@ -3,7 +3,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.dependencies import CurrentUser
@@ -71,14 +71,7 @@ async def retry_execution(
     body: RetryRequest | None = None,
     idempotency_key: Annotated[
         str | None,
-        Header(
-            alias="Idempotency-Key",
-            json_schema_extra={
-                "minLength": 1,
-                "maxLength": start_request.IDEMPOTENCY_KEY_MAX_LENGTH,
-            },
-            description="Makes retries of this request safe, as for a start.",
-        ),
+        start_request.idempotency_key_header("Makes retries of this request safe, as for a start."),
     ] = None,
 ) -> ExecutionOut:
     if idempotency_key is not None:

@@ -5,7 +5,7 @@ import dataclasses
 import functools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from starlette.datastructures import FormData, UploadFile
 
 from app.agents.dependencies import AgentRequestDep
@@ -84,15 +84,9 @@ async def start_execution(
     extractor: TextExtractorDep,
     idempotency_key: Annotated[
         str | None,
-        Header(
-            alias="Idempotency-Key",
-            # Checked below, to answer in the shape of the endpoint's other field errors.
-            json_schema_extra={
-                "minLength": 1,
-                "maxLength": start_request.IDEMPOTENCY_KEY_MAX_LENGTH,
-            },
-            description="Makes retries safe: a repeat within 24 hours answers the first "
-            "execution instead of starting another.",
+        start_request.idempotency_key_header(
+            "Makes retries safe: a repeat within 24 hours answers the first execution "
+            "instead of starting another."
         ),
     ] = None,
 ) -> ExecutionOut:

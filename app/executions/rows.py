@@ -86,3 +86,13 @@ class ExecutionRow:
     @property
     def terminal(self) -> bool:
         return self.status.terminal
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRequest:
+    """What an Idempotency-Key stored, an execution or a batch: the row's id, when it was made,
+    and the digest of what its request asked (read by ``start_store.IdempotencyKeys``)."""
+
+    id: int
+    created_at: datetime
+    request_sha256: str | None

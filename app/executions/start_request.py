@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi import params
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
@@ -66,6 +67,18 @@ def field_error(field: str, message: str, detail: str | None = None) -> Invalid:
     """A 400 in the shape Enthusiast's web client reads: ``detail`` (a string) and the field's
     messages as a list of strings."""
     return Invalid({"detail": detail or message, field: [message]})
+
+
+def idempotency_key_header(description: str) -> params.Header:
+    """The ``Idempotency-Key`` header of a door that starts work (``Annotated[str | None,
+    idempotency_key_header(...)] = None``), described for its route. Its length is in the
+    schema for the document only: ``check_idempotency_key`` checks it, to answer in the shape
+    of the endpoint's other field errors."""
+    return params.Header(
+        alias="Idempotency-Key",
+        json_schema_extra={"minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+        description=description,
+    )
 
 
 def check_idempotency_key(key: str) -> None:

@@ -6,9 +6,10 @@ import asyncio
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from arq.connections import ArqRedis
 from sqlalchemy.exc import IntegrityError
@@ -28,7 +29,7 @@ from app.executions.models import ExecutionPriority, ExecutionStatus
 from app.executions.queue import queue_reachable
 from app.executions.quotas import check_quotas
 from app.executions.repository import StoredUpload
-from app.executions.rows import ExecutionRow
+from app.executions.rows import ExecutionRow, KeyedRequest
 from app.executions.start_command import Started, StartExecution, ValidStart
 from app.executions.start_request import CopyFiles
 from app.executions.transitions import mark_failed
@@ -62,22 +63,45 @@ def request_sha256(
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 
-async def _earlier_request(
-    session: AsyncSession, user_id: int, idempotency_key: str, digest: str
-) -> ExecutionRow | None:
-    """The execution a live Idempotency-Key already started, or None (an expired key is freed)."""
-    earlier = await repository.find_by_idempotency_key(session, user_id, idempotency_key)
-    if earlier is None:
-        return None
-    if earlier.started_at <= utcnow() - IDEMPOTENCY_WINDOW:
-        await repository.release_idempotency_key(session, earlier.id)
-        return None
-    if earlier.request_sha256 != digest:
-        raise Conflict(
-            f"Idempotency-Key {idempotency_key!r} was used in the last 24 hours for a different "
-            f"request (execution {earlier.id}); send a new key for a new request."
-        )
-    return await repository.get_execution(session, earlier.id)
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True)
+class IdempotencyKeys(Generic[Row]):
+    """Where a kind of request keeps its Idempotency-Keys (a start's: ``_START_KEYS``; a
+    batch's: app.batches.service), and how a 409 names what an earlier request made."""
+
+    find: Callable[[AsyncSession, int, str], Awaitable[KeyedRequest | None]]
+    release: Callable[[AsyncSession, int], Awaitable[None]]
+    read: Callable[[AsyncSession, int], Awaitable[Row | None]]
+    # "... was used in the last 24 hours for a different {named(id)}; ..."
+    named: Callable[[int], str]
+
+    async def earlier_request(
+        self, session: AsyncSession, user_id: int, idempotency_key: str, digest: str
+    ) -> Row | None:
+        """What a live Idempotency-Key of the user already made, or None (an expired key is
+        freed); 409 when the key was used for a request with another digest."""
+        keyed = await self.find(session, user_id, idempotency_key)
+        if keyed is None:
+            return None
+        if keyed.created_at <= utcnow() - IDEMPOTENCY_WINDOW:
+            await self.release(session, keyed.id)
+            return None
+        if keyed.request_sha256 != digest:
+            raise Conflict(
+                f"Idempotency-Key {idempotency_key!r} was used in the last 24 hours for a "
+                f"different {self.named(keyed.id)}; send a new key for a new request."
+            )
+        return await self.read(session, keyed.id)
+
+
+_START_KEYS = IdempotencyKeys(
+    find=repository.find_by_idempotency_key,
+    release=repository.release_idempotency_key,
+    read=repository.get_execution,
+    named=lambda execution_id: f"request (execution {execution_id})",
+)
 
 
 def execution_values(valid: ValidStart, digest: str) -> dict[str, Any]:
@@ -279,7 +303,7 @@ async def store_start(
     user, idempotency_key = valid.user, valid.idempotency_key
     digest = request_digest(valid, uploads)
     if idempotency_key is not None:
-        earlier = await _earlier_request(session, user.id, idempotency_key, digest)
+        earlier = await _START_KEYS.earlier_request(session, user.id, idempotency_key, digest)
         if earlier is not None:
             return Started(earlier, repeated=True)
     await check_quotas(session, user)
@@ -299,7 +323,7 @@ async def store_start(
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise
-            earlier = await _earlier_request(session, user.id, idempotency_key, digest)
+            earlier = await _START_KEYS.earlier_request(session, user.id, idempotency_key, digest)
             if earlier is None:
                 raise
             return Started(earlier, repeated=True)
