@@ -16,6 +16,7 @@ from app.cli.batches import add_batch_commands
 from app.cli.budgets import add_budget_commands
 from app.cli.keys import add_key_commands
 from app.cli.remote import add_remote_commands, run_remote
+from app.cli.schedules import add_schedule_commands
 from app.cli.session import CommandError, run_in_session
 from app.core.config import Settings, get_settings
 from app.executions.revocation import revoke_user_work
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_remote_commands(commands)
     add_batch_commands(commands)
+    add_schedule_commands(commands)
     return parser
 
 

@@ -43,7 +43,9 @@ def _number(raw: str, field: str) -> int | None:
     return int(raw)
 
 
-def _filters(agent: str, status: str, dataset: str, batch: str = "") -> listing.ExecutionFilters:
+def _filters(
+    agent: str, status: str, dataset: str, batch: str = "", schedule: str = ""
+) -> listing.ExecutionFilters:
     try:
         status_value = ExecutionStatus(status) if status else None
     except ValueError:
@@ -53,6 +55,7 @@ def _filters(agent: str, status: str, dataset: str, batch: str = "") -> listing.
         status=status_value,
         dataset_id=_number(dataset, "dataset"),
         batch_id=_number(batch, "batch"),
+        schedule_id=_number(schedule, "schedule"),
     )
 
 
@@ -66,10 +69,11 @@ async def list_page(
     status: str = "",
     dataset: str = "",
     batch: str = "",
+    schedule: str = "",
     page: str = "1",
     rows_only: bool = False,
 ) -> Response:
-    filters = _filters(agent, status, dataset, batch)
+    filters = _filters(agent, status, dataset, batch, schedule)
     number = _number(page, "page") or 1
     size = settings.page_size
     found = await listing.list_executions(
@@ -86,7 +90,13 @@ async def list_page(
     context = {
         "user": user,
         "executions": [execution_out(row, root_path) for row in found.executions],
-        "filters": {"agent": agent, "status": status, "dataset": dataset, "batch": batch},
+        "filters": {
+            "agent": agent,
+            "status": status,
+            "dataset": dataset,
+            "batch": batch,
+            "schedule": schedule,
+        },
     }
     if rows_only:
         # What the list's script swaps in every few seconds while the page is open.

@@ -8,7 +8,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from app.auth.service import authenticate_token, hash_key
-from app.console import admin_pages, batch_pages, execution_pages, start_pages, webhook_pages
+from app.console import (
+    admin_pages,
+    batch_pages,
+    execution_pages,
+    schedule_pages,
+    start_pages,
+    webhook_pages,
+)
 from app.console.cookies import ConsoleKeys, clear_session, set_session
 from app.console.web import ConsoleRoute, ConsoleUser, checked_form, redirect, render, text_field
 from app.core.config import Settings
@@ -74,6 +81,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         router,
         execution_pages.router,
         batch_pages.router,
+        schedule_pages.router,
         start_pages.router,
         webhook_pages.router,
         admin_pages.router,

@@ -29,7 +29,7 @@ async def choose(request: Request, session: SessionDep, user: ConsoleUser) -> Re
     return render(request, "start_choose.html", {"user": user, "choices": choices})
 
 
-def _definition(agent: Agent, key: str) -> ExecutionDefinition:
+def execution_definition(agent: Agent, key: str) -> ExecutionDefinition:
     definition = find_definition(agent.agent_type, key)
     if definition is None:
         raise Invalid(f"The agent {agent.name!r} has no execution type {key!r}.")
@@ -71,7 +71,7 @@ async def form(
     agent_id: RowId, key: str, request: Request, session: SessionDep, user: ConsoleUser
 ) -> Response:
     agent = await get_visible_agent(session, user, agent_id)
-    return _form_page(request, user, agent, _definition(agent, key))
+    return _form_page(request, user, agent, execution_definition(agent, key))
 
 
 @router.post("/agents/{agent_id}/start/{key}/", name="console_start_post")
@@ -86,7 +86,7 @@ async def start(
     user: ConsoleUser,
 ) -> Response:
     agent = await get_visible_agent(session, user, agent_id)
-    definition = _definition(agent, key)
+    definition = execution_definition(agent, key)
     fields = input_fields(definition.input_schema())
     max_part_size = max(settings.max_input_bytes + 1, 1024 * 1024)
     async with request.form(

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -64,9 +65,21 @@ def moment(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def moment_in(value: datetime | None, zone: str) -> str:
+    """A time as read in a time zone (a schedule's): ``2026-03-29 03:00 CEST``."""
+    if value is None:
+        return "—"
+    try:
+        local = value.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return moment(value)
+    return local.strftime("%Y-%m-%d %H:%M %Z")
+
+
 TEMPLATES.env.filters["pretty_json"] = pretty_json
 TEMPLATES.env.filters["duration"] = duration
 TEMPLATES.env.filters["moment"] = moment
+TEMPLATES.env.filters["moment_in"] = moment_in
 
 
 class SignInRequired(Exception):
