@@ -77,3 +77,20 @@ async def test_redoc_renders_the_start_body_as_one_member_per_type(
     # ReDoc's switch between the union's members, then the first member's typed input.
     assert "execution_key required string " + " ".join(TYPES) in text
     assert "input object (CatalogEnrichmentAgenticExecutionInput)" in text
+
+
+SUBMIT_BATCH_OPERATION = (
+    "agentic%20execution%20batches/"
+    "submit_batch_api_agents__agent_id__agentic_execution_batches__post"
+)
+
+
+async def test_swagger_ui_renders_the_batch_submit_body(live_url: str, tmp_path: object) -> None:
+    # Its items are the BatchItem component, its limits the Limits one: references resolved.
+    dom = await rendered_dom(f"{live_url}/docs#/{SUBMIT_BATCH_OPERATION}", tmp_path)
+    text = text_of(dom)
+
+    assert "Unable to render this definition" not in dom
+    assert "Could not resolve reference" not in text
+    # The example value: a list of items, each with its input (a component's property).
+    assert '"items" : [ { "input" :' in text

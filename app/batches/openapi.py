@@ -2,48 +2,17 @@
 
 from typing import Any
 
-from pydantic import BaseModel
-
 from app.batches.schemas import BatchOut, ResultLine, SubmitBatchForm, SubmitBatchRequest
 from app.executions.openapi import QUOTA_RESPONSE
 
-COMPONENTS = "#/components/schemas/"
-# Models the document has as components already (the execution routes'): referenced there.
-SHARED_COMPONENTS = frozenset({"Limits", "ExecutionStatus"})
-
-
-def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    """``model``'s JSON schema for a place in the OpenAPI document: a ``$ref`` into its own
-    ``$defs`` would be read against the document's root, where there is none, so nested
-    models are inlined, or referenced as the document's components where it has them."""
-    schema = model.model_json_schema()
-    defs: dict[str, Any] = schema.pop("$defs", {})
-
-    def resolved(node: Any) -> Any:
-        if isinstance(node, list):
-            return [resolved(value) for value in node]
-        if not isinstance(node, dict):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            name = ref.removeprefix("#/$defs/")
-            rest = {key: resolved(value) for key, value in node.items() if key != "$ref"}
-            if name in SHARED_COMPONENTS:
-                return {**rest, "$ref": COMPONENTS + name}
-            return {**resolved(defs[name]), **rest}
-        return {key: resolved(value) for key, value in node.items()}
-
-    resolved_schema: dict[str, Any] = resolved(schema)
-    return resolved_schema
-
-
+# Given as pydantic writes them: app.core.openapi makes their $defs the document's components.
 SUBMIT_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": _schema(SubmitBatchRequest)},
+            "application/json": {"schema": SubmitBatchRequest.model_json_schema()},
             "multipart/form-data": {
-                "schema": _schema(SubmitBatchForm),
+                "schema": SubmitBatchForm.model_json_schema(),
                 "encoding": {"items": {"contentType": "application/x-ndjson"}},
             },
         },
@@ -109,7 +78,7 @@ RESULTS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {
             "application/x-ndjson": {
-                "schema": _schema(ResultLine),
+                "schema": ResultLine.model_json_schema(),
                 "example": '{"item":0,"execution_id":41,"status":"finished","result":{},'
                 '"failure_code":null,"failure_explanation":null}\n',
             }
