@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from arq.connections import ArqRedis
 from httpx import AsyncClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
@@ -357,3 +358,37 @@ async def test_a_tick_that_raises_pauses_its_schedule_and_the_others_still_tick(
     assert "RuntimeError" in tick_row["detail"]
     assert await executions_of(client, owner, broken["id"]) == []
     assert len(await executions_of(client, owner, healthy["id"])) == 1
+
+
+async def test_a_connection_lost_mid_tick_leaves_nothing_and_the_next_pass_runs_it_once(
+    client: AsyncClient,
+    factory: Factory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    owner, agent_id = await owner_and_agent(factory)
+    schedule = await create(client, owner, agent_id, cron="* * * * *")
+    tick = this_minute()
+    await make_due(sessionmaker, schedule["id"], tick)
+    real_start = ticks.start_execution
+
+    async def start_then_lose_the_server(session: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+        started = await real_start(session, *args, **kwargs)
+        # As PostgreSQL restarting does: the tick's connection is gone before its commit.
+        await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return started
+
+    monkeypatch.setattr(ticks, "start_execution", start_then_lose_the_server)
+    with pytest.raises(DBAPIError):
+        await run_due_ticks(sessionmaker, queue, settings)
+
+    # Nothing of the tick was stored: no execution, no claim, the schedule still due.
+    assert await executions_of(client, owner, schedule["id"]) == []
+    assert await ticks_of(client, owner, schedule["id"]) == []
+    monkeypatch.setattr(ticks, "start_execution", real_start)
+    [run] = await run_due_ticks(sessionmaker, queue, settings)
+    assert (run.tick_at, run.outcome) == (tick, "started")
+    assert len(await executions_of(client, owner, schedule["id"])) == 1
+    assert await run_due_ticks(sessionmaker, queue, settings) == []
