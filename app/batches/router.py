@@ -28,10 +28,10 @@ from app.batches.schemas import BatchOut, BatchPage
 from app.budgets.limits import parse_limits
 from app.core.body_limit import capped_request, read_body
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
-from app.core.errors import Invalid, NotFound, UnsupportedMediaType
+from app.core.errors import Invalid, UnsupportedMediaType
 from app.core.ids import RowId
 from app.core.json_input import parse_json_body
-from app.core.query import page_number, previous_page_url
+from app.core.query import Paging
 from app.events.stream import STREAM_HEADERS
 from app.executions import start, start_request
 
@@ -133,19 +133,10 @@ async def list_batches(
     settings: SettingsDep,
     page: Annotated[str | None, Query(description="Page number, from 1.", examples=["1"])] = None,
 ) -> BatchPage:
-    size = settings.page_size
-    number = page_number(page, size)
-    found = await service.list_batches(session, user, offset=(number - 1) * size, limit=size)
-    if number > 1 and not found.batches:
-        raise NotFound("Invalid page.")
+    paging = Paging.of(page, settings.page_size)
+    found = await service.list_batches(session, user, offset=paging.offset, limit=paging.size)
     return BatchPage(
-        count=found.count,
-        next=(
-            str(request.url.include_query_params(page=number + 1))
-            if number * size < found.count
-            else None
-        ),
-        previous=previous_page_url(request, number),
+        **paging.links(request, found.count, len(found.batches)),
         results=[batch_out(batch, request) for batch in found.batches],
     )
 

@@ -11,9 +11,8 @@ from app.batches.results import result_lines
 from app.batches.schemas import BatchOut
 from app.console.web import ConsoleRoute, ConsoleUser, checked_form, redirect, render
 from app.core.dependencies import QueueDep, SessionDep, SettingsDep
-from app.core.errors import NotFound
 from app.core.ids import RowId
-from app.core.query import page_number
+from app.core.query import Paging
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -35,11 +34,9 @@ def _shown(batch: BatchRow, request: Request) -> BatchOut:
 async def list_page(
     request: Request, session: SessionDep, settings: SettingsDep, user: ConsoleUser, page: str = "1"
 ) -> Response:
-    size = settings.page_size
-    number = page_number(page, size)
-    found = await service.list_batches(session, user, offset=(number - 1) * size, limit=size)
-    if number > 1 and not found.batches:
-        raise NotFound("Invalid page.")
+    paging = Paging.of(page, settings.page_size)
+    found = await service.list_batches(session, user, offset=paging.offset, limit=paging.size)
+    paging.check_found(len(found.batches))
     return render(
         request,
         "batches.html",
@@ -47,8 +44,8 @@ async def list_page(
             "user": user,
             "batches": [_shown(batch, request) for batch in found.batches],
             "count": found.count,
-            "page": number,
-            "has_next": number * size < found.count,
+            "page": paging.number,
+            "has_next": paging.has_next(found.count),
         },
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
@@ -17,10 +18,11 @@ from app.auth.models import User
 from app.console.start_form import PostedInput, field_messages, input_fields, posted_input
 from app.console.start_pages import execution_definition
 from app.console.web import ConsoleRoute, ConsoleUser, checked_form, redirect, render, text_field
+from app.core.config import Settings
 from app.core.dependencies import SessionDep, SettingsDep
-from app.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge, field_errors
+from app.core.errors import Conflict, Invalid, PayloadTooLarge, field_errors
 from app.core.ids import RowId
-from app.core.query import page_number
+from app.core.query import Paging
 from app.definitions.base import ExecutionDefinition
 from app.definitions.registry import definitions_for
 from app.schedules import service
@@ -52,11 +54,9 @@ def _shown(schedule: AgenticExecutionSchedule, request: Request) -> ScheduleOut:
 async def list_page(
     request: Request, session: SessionDep, settings: SettingsDep, user: ConsoleUser, page: str = "1"
 ) -> Response:
-    size = settings.page_size
-    number = page_number(page, size)
-    found = await service.list_schedules(session, user, offset=(number - 1) * size, limit=size)
-    if number > 1 and not found.schedules:
-        raise NotFound("Invalid page.")
+    paging = Paging.of(page, settings.page_size)
+    found = await service.list_schedules(session, user, offset=paging.offset, limit=paging.size)
+    paging.check_found(len(found.schedules))
     return render(
         request,
         "schedules.html",
@@ -64,8 +64,8 @@ async def list_page(
             "user": user,
             "schedules": [_shown(schedule, request) for schedule in found.schedules],
             "count": found.count,
-            "page": number,
-            "has_next": number * size < found.count,
+            "page": paging.number,
+            "has_next": paging.has_next(found.count),
         },
     )
 
@@ -221,13 +221,11 @@ async def schedule_page(
     page: str = "1",
 ) -> Response:
     schedule = await service.get_visible_schedule(session, user, schedule_id)
-    size = settings.page_size
-    number = page_number(page, size)
+    paging = Paging.of(page, settings.page_size)
     ticks = await service.list_ticks(
-        session, user, schedule_id, offset=(number - 1) * size, limit=size
+        session, user, schedule_id, offset=paging.offset, limit=paging.size
     )
-    if number > 1 and not ticks.ticks:
-        raise NotFound("Invalid page.")
+    paging.check_found(len(ticks.ticks))
     return render(
         request,
         "schedule.html",
@@ -236,10 +234,20 @@ async def schedule_page(
             "schedule": _shown(schedule, request),
             "ticks": ticks.ticks,
             "count": ticks.count,
-            "page": number,
-            "has_next": number * size < ticks.count,
+            "page": paging.number,
+            "has_next": paging.has_next(ticks.count),
         },
     )
+
+
+async def _set_enabled(
+    request: Request, session: AsyncSession, settings: Settings, user: User, schedule_id: int,
+    *, enabled: bool,
+) -> Response:  # fmt: skip
+    await checked_form(request)
+    change = ScheduleChange(enabled=enabled)
+    await service.change_schedule(session, settings, user, schedule_id, change)
+    return redirect(request, "console_schedule", schedule_id=schedule_id)
 
 
 @router.post("/schedules/{schedule_id}/pause", name="console_schedule_pause")
@@ -250,11 +258,7 @@ async def pause(
     settings: SettingsDep,
     user: ConsoleUser,
 ) -> Response:
-    await checked_form(request)
-    await service.change_schedule(
-        session, settings, user, schedule_id, ScheduleChange(enabled=False)
-    )
-    return redirect(request, "console_schedule", schedule_id=schedule_id)
+    return await _set_enabled(request, session, settings, user, schedule_id, enabled=False)
 
 
 @router.post("/schedules/{schedule_id}/resume", name="console_schedule_resume")
@@ -266,11 +270,7 @@ async def resume(
     user: ConsoleUser,
 ) -> Response:
     """From the next tick after now: the ticks missed while paused are not run."""
-    await checked_form(request)
-    await service.change_schedule(
-        session, settings, user, schedule_id, ScheduleChange(enabled=True)
-    )
-    return redirect(request, "console_schedule", schedule_id=schedule_id)
+    return await _set_enabled(request, session, settings, user, schedule_id, enabled=True)
 
 
 @router.post("/schedules/{schedule_id}/delete", name="console_schedule_delete")

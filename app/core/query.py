@@ -1,6 +1,7 @@
 """Query-parameter helpers shared by several endpoints."""
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Query
 from pydantic import BeforeValidator
@@ -35,6 +36,42 @@ def page_number(raw: str | None, page_size: int) -> int:
     if number < 1 or number * page_size >= INT32_MAX:
         raise NotFound("Invalid page.")
     return number
+
+
+@dataclass(frozen=True)
+class Paging:
+    """A list's ``?page=`` (25 a page, newest first, as DRF pages them): what the query reads
+    (``offset``, ``size``) and what the answer links to. One way for every paged list."""
+
+    number: int
+    size: int
+
+    @classmethod
+    def of(cls, raw: str | None, size: int) -> "Paging":
+        """``?page=`` as asked; 404 "Invalid page." for one that is no page number."""
+        return cls(page_number(raw, size), size)
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+    def has_next(self, count: int) -> bool:
+        return self.number * self.size < count
+
+    def check_found(self, shown: int) -> None:
+        """404 "Invalid page." for a page past the end (page 1 of nothing is an empty page)."""
+        if self.number > 1 and not shown:
+            raise NotFound("Invalid page.")
+
+    def links(self, request: Request, count: int, shown: int) -> dict[str, Any]:
+        """``count``, ``next``, ``previous`` of the page's answer (after ``check_found``)."""
+        self.check_found(shown)
+        following = request.url.include_query_params(page=self.number + 1)
+        return {
+            "count": count,
+            "next": str(following) if self.has_next(count) else None,
+            "previous": previous_page_url(request, self.number),
+        }
 
 
 # The query parameter of the doors that take access away (`?cancel_running=true`).

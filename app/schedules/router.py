@@ -8,9 +8,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 from app.agents.dependencies import AgentRequestDep
 from app.auth.dependencies import CurrentUser
 from app.core.dependencies import SessionDep, SettingsDep
-from app.core.errors import NotFound
 from app.core.ids import RowId
-from app.core.query import page_number, previous_page_url
+from app.core.query import Paging
 from app.schedules import service
 from app.schedules.models import AgenticExecutionSchedule
 from app.schedules.schemas import (
@@ -41,10 +40,6 @@ def schedule_out(schedule: AgenticExecutionSchedule, request: Request) -> Schedu
     executions = request.url_for("list_executions").include_query_params(schedule_id=schedule.id)
     ticks = request.url_for("list_schedule_ticks", schedule_id=schedule.id)
     return ScheduleOut.of(schedule, executions=str(executions), ticks=str(ticks))
-
-
-def _next(request: Request, number: int, size: int, count: int) -> str | None:
-    return str(request.url.include_query_params(page=number + 1)) if number * size < count else None
 
 
 @router.post(
@@ -87,15 +82,10 @@ async def list_schedules(
     settings: SettingsDep,
     page: PageParameter = None,
 ) -> SchedulePage:
-    size = settings.page_size
-    number = page_number(page, size)
-    found = await service.list_schedules(session, user, offset=(number - 1) * size, limit=size)
-    if number > 1 and not found.schedules:
-        raise NotFound("Invalid page.")
+    paging = Paging.of(page, settings.page_size)
+    found = await service.list_schedules(session, user, offset=paging.offset, limit=paging.size)
     return SchedulePage(
-        count=found.count,
-        next=_next(request, number, size, found.count),
-        previous=previous_page_url(request, number),
+        **paging.links(request, found.count, len(found.schedules)),
         results=[schedule_out(schedule, request) for schedule in found.schedules],
     )
 
@@ -160,16 +150,11 @@ async def list_schedule_ticks(
     settings: SettingsDep,
     page: PageParameter = None,
 ) -> TickPage:
-    size = settings.page_size
-    number = page_number(page, size)
+    paging = Paging.of(page, settings.page_size)
     found = await service.list_ticks(
-        session, user, schedule_id, offset=(number - 1) * size, limit=size
+        session, user, schedule_id, offset=paging.offset, limit=paging.size
     )
-    if number > 1 and not found.ticks:
-        raise NotFound("Invalid page.")
     return TickPage(
-        count=found.count,
-        next=_next(request, number, size, found.count),
-        previous=previous_page_url(request, number),
+        **paging.links(request, found.count, len(found.ticks)),
         results=[TickOut.of(tick) for tick in found.ticks],
     )
