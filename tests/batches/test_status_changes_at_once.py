@@ -1,7 +1,7 @@
 """Many status changes in one statement (a revocation, a batch's cancel) log and announce what a
-single change does: each execution's
-status events in order, after its transaction's trace entries, and each batch touched finished
-once its last item ended, also when its last two end at once in two transactions."""
+single change does: each execution's status events in order, after its transaction's trace
+entries, and each batch touched finished once its last item ended, also when its last two end
+at once in two transactions."""
 
 import asyncio
 from typing import Any
