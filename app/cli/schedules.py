@@ -51,9 +51,10 @@ def create(args: argparse.Namespace) -> None:
         body["end_at"] = args.end_at
     if args.limits is not None:
         body["limits"] = _json_object("--limits", args.limits)
+    headers = {} if args.idempotency_key is None else {"Idempotency-Key": args.idempotency_key}
     with _client(args) as client:
         path = f"/api/agents/{args.agent_id}/agentic-execution-schedules/"
-        schedule = _checked(client.post(path, json=body))
+        schedule = _checked(client.post(path, json=body, headers=headers))
     print(f"created {_summary(schedule)}", file=sys.stderr)
     print(json.dumps(schedule, indent=2))
 
@@ -136,6 +137,9 @@ def add_schedule_commands(commands: Any) -> None:
         "--limits", help="usage limits of each execution, as a JSON object or @file"
     )
     creating.add_argument("--disabled", action="store_true", help="create it paused")
+    creating.add_argument(
+        "--idempotency-key", help="makes a repeat (a retried command) answer the first schedule"
+    )
     _connection_options(creating)
     creating.set_defaults(remote=create)
 

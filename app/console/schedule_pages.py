@@ -194,7 +194,7 @@ async def create(
     posted = posted_input(input_fields(definition.input_schema()), form)
     try:
         new = _posted_schedule(key, posted, form)
-        schedule = await service.create_schedule(session, settings, user, agent, new)
+        created = await service.create_schedule(session, settings, user, agent, new)
     except (Invalid, PayloadTooLarge, Conflict) as error:
         by_field, timing, general = _messages(error.body)
         return _form_page(
@@ -208,7 +208,7 @@ async def create(
             errors=general,
             status_code=error.status_code,
         )
-    return redirect(request, "console_schedule", schedule_id=schedule.id)
+    return redirect(request, "console_schedule", schedule_id=created.schedule.id)
 
 
 @router.get("/schedules/{schedule_id}/", name="console_schedule")

@@ -12,7 +12,7 @@ execution whatever the number of processes, and Redis has no part in it.
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,6 +32,8 @@ class AgenticExecutionSchedule(Base):
             "next_run_at",
             postgresql_where=text("next_run_at IS NOT NULL"),
         ),
+        # One schedule per (user, Idempotency-Key): a concurrent repeat fails to insert.
+        UniqueConstraint("user_id", "idempotency_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,6 +57,10 @@ class AgenticExecutionSchedule(Base):
     last_execution_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # As a start's: a repeat of the creation within 24 h of created_at answers this schedule,
+    # so that a client retrying it never makes a second one (two executions a tick).
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class ScheduleTick(Base):

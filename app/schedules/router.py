@@ -10,6 +10,7 @@ from app.auth.dependencies import CurrentUser
 from app.core.dependencies import SessionDep, SettingsDep
 from app.core.ids import RowId
 from app.core.query import Paging
+from app.executions.start_request import idempotency_key_header
 from app.schedules import service
 from app.schedules.models import AgenticExecutionSchedule
 from app.schedules.schemas import (
@@ -55,18 +56,33 @@ def schedule_out(schedule: AgenticExecutionSchedule, request: Request) -> Schedu
     responses={
         **INVALID,
         404: {"description": "No such agent, or not one you may use."},
-        409: {"description": "You have as many schedules as the service allows."},
+        409: {
+            "description": "You have as many schedules as the service allows, or the "
+            "Idempotency-Key was used in the last 24 hours for a different schedule."
+        },
     },
 )
 async def create_schedule(
     caller: AgentRequestDep,
     body: ScheduleIn,
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        idempotency_key_header(
+            "Makes retries safe: a repeat within 24 hours answers the first schedule instead "
+            "of making another (which would start a second execution at every tick)."
+        ),
+    ] = None,
 ) -> ScheduleOut:
-    schedule = await service.create_schedule(session, settings, caller.user, caller.agent, body)
-    return schedule_out(schedule, request)
+    created = await service.create_schedule(
+        session, settings, caller.user, caller.agent, body, idempotency_key
+    )
+    if created.repeated:
+        response.headers["Idempotent-Replayed"] = "true"
+    return schedule_out(created.schedule, request)
 
 
 @router.get(

@@ -3,11 +3,13 @@ later: its execution key and input are checked by the start operation's own ``va
 (the same 400s as a start), and checked again at each tick (app/schedules/ticks.py), as its
 owner, when its executions are started."""
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.models import Agent
@@ -17,7 +19,10 @@ from app.core.config import Settings
 from app.core.db import utcnow
 from app.core.errors import Conflict, Invalid, NotFound
 from app.executions.quota_repository import lock_user
+from app.executions.rows import KeyedRequest
 from app.executions.start import Origin, StartExecution, validate_start
+from app.executions.start_request import check_idempotency_key
+from app.executions.start_store import IdempotencyKeys
 from app.schedules.models import AgenticExecutionSchedule, ScheduleTick
 from app.schedules.schemas import ScheduleChange, ScheduleIn
 from app.schedules.timing import BadTiming, Timing, check_cron, first_run_at, parse_timezone
@@ -63,15 +68,74 @@ def _check_start(
     )
 
 
+def request_sha256(agent: Agent, new: ScheduleIn) -> str:
+    """A digest of what a creation asks for, to tell a true repeat from a reused key."""
+    asked = {"agent": agent.id, **new.model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+
+
+async def _keyed(session: AsyncSession, user_id: int, idempotency_key: str) -> KeyedRequest | None:
+    row = (
+        await session.execute(
+            select(
+                AgenticExecutionSchedule.id,
+                AgenticExecutionSchedule.created_at,
+                AgenticExecutionSchedule.request_sha256,
+            ).where(
+                AgenticExecutionSchedule.user_id == user_id,
+                AgenticExecutionSchedule.idempotency_key == idempotency_key,
+            )
+        )
+    ).first()
+    return None if row is None else KeyedRequest(*row)
+
+
+async def _release_key(session: AsyncSession, schedule_id: int) -> None:
+    await session.execute(
+        update(AgenticExecutionSchedule)
+        .where(AgenticExecutionSchedule.id == schedule_id)
+        .values(idempotency_key=None)
+    )
+
+
+_SCHEDULE_KEYS = IdempotencyKeys(
+    find=_keyed,
+    release=_release_key,
+    read=lambda session, schedule_id: session.get(AgenticExecutionSchedule, schedule_id),
+    named=lambda schedule_id: f"schedule ({schedule_id})",
+)
+
+
+@dataclass(frozen=True)
+class Created:
+    schedule: AgenticExecutionSchedule
+    # True when an earlier request with the same Idempotency-Key made it.
+    repeated: bool = False
+
+
 async def create_schedule(
-    session: AsyncSession, settings: Settings, user: User, agent: Agent, new: ScheduleIn
-) -> AgenticExecutionSchedule:
-    """A schedule of ``user`` for ``agent`` (one he may use). 409 past
-    ``max_schedules_per_user``."""
+    session: AsyncSession,
+    settings: Settings,
+    user: User,
+    agent: Agent,
+    new: ScheduleIn,
+    idempotency_key: str | None = None,
+) -> Created:
+    """A schedule of ``user`` for ``agent`` (one he may use), or the one an earlier request
+    with the same Idempotency-Key made (a client's retry must not make a second schedule, which
+    would start two executions a tick). 409 past ``max_schedules_per_user``."""
+    if idempotency_key is not None:
+        check_idempotency_key(idempotency_key)
     cron, timing = _timing(new.cron, new.timezone)
     _check_start(settings, user, agent, new.execution_key, new.input, new.limits)
-    # Counted with his row locked: two creations at once cannot both take the last place.
+    digest = request_sha256(agent, new)
+    # Counted with his row locked: two creations at once cannot both take the last place (nor
+    # two with one Idempotency-Key both miss the other: the second waits, then finds it).
     await lock_user(session, user.id)
+    if idempotency_key is not None:
+        earlier = await _SCHEDULE_KEYS.earlier_request(session, user.id, idempotency_key, digest)
+        if earlier is not None:
+            return Created(earlier, repeated=True)
     owned = await session.scalar(
         select(func.count()).where(AgenticExecutionSchedule.user_id == user.id)
     )
@@ -95,10 +159,12 @@ async def create_schedule(
         next_run_at=first_run_at(timing, now, new.end_at) if new.enabled else None,
         created_at=now,
         updated_at=now,
+        idempotency_key=idempotency_key,
+        request_sha256=digest,
     )
     session.add(schedule)
     await session.flush()
-    return schedule
+    return Created(schedule)
 
 
 def _visible(user: User) -> Select[AgenticExecutionSchedule]:

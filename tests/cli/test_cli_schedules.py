@@ -111,3 +111,23 @@ async def test_schedule_errors_print_the_apis_body_with_a_failing_exit_code(
     assert not_his[0] == not_his_delete[0] == 1
     assert "HTTP 404" in not_his[2]
     assert "HTTP 404" in not_his_delete[2]
+
+
+async def test_a_retried_create_with_an_idempotency_key_makes_one_schedule(
+    live_url: str, factory: Factory, client: AsyncClient
+) -> None:
+    alice = await factory.account()
+    agent = await factory.agent(await factory.dataset(alice), agent_type="structured-task")
+    create = (
+        "schedules", "create", str(agent.id), "--key", "structured-task",
+        "--input", '{"instructions": "Scan the inbox."}', "--cron", "@hourly",
+        "--idempotency-key", "inbox-hourly",
+    )  # fmt: skip
+
+    first = await agentrun(live_url, alice, *create)
+    again = await agentrun(live_url, alice, *create)
+
+    assert first[0] == again[0] == 0, (first[2], again[2])
+    assert json.loads(first[1])["id"] == json.loads(again[1])["id"]
+    listed = await client.get("/api/agentic-execution-schedules/", headers=alice.headers)
+    assert listed.json()["count"] == 1

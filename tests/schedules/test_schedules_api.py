@@ -1,6 +1,7 @@
 """The schedule routes: create with validation, list, read, pause and resume, change, delete;
 another user's schedule is 404 (app/schedules)."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -249,3 +250,30 @@ async def test_a_user_has_at_most_the_configured_number_of_schedules(
         )
     assert third.status_code == 409
     assert "AGENTRUN_MAX_SCHEDULES_PER_USER" in third.json()["detail"]
+
+
+async def test_a_repeat_with_the_same_idempotency_key_answers_the_first_schedule(
+    client: AsyncClient, factory: Factory
+) -> None:
+    owner, agent_id = await owner_and_agent(factory)
+    url = f"/api/agents/{agent_id}/agentic-execution-schedules/"
+    body = {**GOOD, "cron": "0 2 * * *"}
+    keyed = {**owner.headers, "Idempotency-Key": "nightly-enrichment"}
+
+    # A client retrying at once, several times over (a timeout, a gateway's retry).
+    answers = await asyncio.gather(*(client.post(url, json=body, headers=keyed) for _ in range(5)))
+
+    assert {answer.status_code for answer in answers} == {201}
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert sum(answer.headers.get("Idempotent-Replayed") == "true" for answer in answers) == 4
+    listed = await client.get("/api/agentic-execution-schedules/", headers=owner.headers)
+    assert listed.json()["count"] == 1
+
+    other = await client.post(url, json={**body, "cron": "0 3 * * *"}, headers=keyed)
+    assert other.status_code == 409
+    assert f"schedule ({answers[0].json()['id']})" in other.json()["detail"]
+    too_long = await client.post(
+        url, json=body, headers={**owner.headers, "Idempotency-Key": "k" * 256}
+    )
+    assert too_long.status_code == 400
+    assert "Idempotency-Key" in too_long.json()
