@@ -260,6 +260,10 @@ async def run_due_ticks(
 ) -> list[TickRun]:
     """Every tick due now (up to ``most``), each in a transaction of its own, ``TICK_LANES``
     at a time."""
+    # A tick's execution is stored even while Redis is down (whatever
+    # AGENTRUN_REJECT_WHEN_QUEUE_DOWN says for a client, who can retry): the reconciler
+    # enqueues it later, and the tick is not lost to a refusal nobody would see.
+    settings = settings.model_copy(update={"reject_when_queue_down": False})
     ran: list[TickRun] = []
 
     async def lane() -> None:

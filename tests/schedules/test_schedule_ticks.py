@@ -392,3 +392,27 @@ async def test_a_connection_lost_mid_tick_leaves_nothing_and_the_next_pass_runs_
     assert (run.tick_at, run.outcome) == (tick, "started")
     assert len(await executions_of(client, owner, schedule["id"])) == 1
     assert await run_due_ticks(sessionmaker, queue, settings) == []
+
+
+async def test_a_tick_is_stored_while_redis_is_down_even_where_clients_are_refused(
+    client: AsyncClient,
+    factory: Factory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    owner, agent_id = await owner_and_agent(factory)
+    schedule = await create(client, owner, agent_id, cron="* * * * *")
+    await make_due(sessionmaker, schedule["id"], this_minute())
+    refusing = settings.model_copy(update={"reject_when_queue_down": True})
+    dead_queue = ArqRedis.from_url("redis://127.0.0.1:1/0")
+
+    try:
+        [run] = await run_due_ticks(sessionmaker, dead_queue, refusing)
+    finally:
+        await dead_queue.aclose()
+
+    # Stored (the reconciler enqueues it once Redis is back), not refused with a 503 nobody
+    # would read.
+    assert run.outcome == "started"
+    [execution] = await executions_of(client, owner, schedule["id"])
+    assert execution["status"] == "pending"

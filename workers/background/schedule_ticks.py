@@ -21,13 +21,10 @@ async def keep_ticking_schedules(
     sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis, settings: Settings
 ) -> None:
     """From startup to shutdown; the first pass at once."""
-    # A tick's execution is stored even while Redis is down: the reconciler enqueues it
-    # later, and the tick is not lost to a refusal nobody would see.
-    tick_settings = settings.model_copy(update={"reject_when_queue_down": False})
     while True:
         try:
             async with asyncio.timeout(PASS_TIMEOUT_SECONDS):
-                await run_due_ticks(sessionmaker, queue, tick_settings)
+                await run_due_ticks(sessionmaker, queue, settings)
         except Exception as exc:
             logger.warning("schedules: pass failed (%s: %s)", type(exc).__name__, exc)
         await asyncio.sleep(settings.schedule_poll_seconds)
