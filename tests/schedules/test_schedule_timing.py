@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.schedules.timing import BadTiming, Timing, check_cron, parse_timezone, plan_due_tick
+from app.schedules.timing import (
+    MAX_COUNTED_SKIPS,
+    BadTiming,
+    Timing,
+    check_cron,
+    parse_timezone,
+    plan_due_tick,
+)
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 
@@ -116,3 +123,13 @@ def test_nicknames_and_spacing_are_read() -> None:
     assert Timing.of("@hourly", "UTC").next_after(
         datetime(2027, 1, 1, 10, 5, tzinfo=UTC)
     ) == datetime(2027, 1, 1, 11, tzinfo=UTC)
+
+
+def test_a_long_outage_counts_its_skipped_ticks_up_to_a_bound() -> None:
+    timing = Timing.of("* * * * *", "UTC")
+    due = datetime(2027, 1, 1, tzinfo=UTC)
+    # A minutely schedule down for a week: 10,080 ticks missed, one runs.
+    plan = plan_due_tick(timing, due, due + timedelta(days=7, seconds=30), None)
+    assert plan.run_at == due + timedelta(days=7)
+    assert plan.skipped == MAX_COUNTED_SKIPS
+    assert plan.skipped_from == due
